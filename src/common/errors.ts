@@ -1,0 +1,38 @@
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+
+/**
+ * An error meant for a person: one clear sentence, plus the gRPC status it travels with.
+ * Anything that crosses an API boundary should be a ShoalError; other errors become INTERNAL.
+ */
+export class ShoalError extends Error {
+  constructor(
+    readonly code: status,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ShoalError';
+  }
+}
+
+export const invalidArgument = (msg: string) => new ShoalError(status.INVALID_ARGUMENT, msg);
+export const notFound = (msg: string) => new ShoalError(status.NOT_FOUND, msg);
+export const alreadyExists = (msg: string) => new ShoalError(status.ALREADY_EXISTS, msg);
+export const failedPrecondition = (msg: string) => new ShoalError(status.FAILED_PRECONDITION, msg);
+export const aborted = (msg: string) => new ShoalError(status.ABORTED, msg);
+export const unavailable = (msg: string) => new ShoalError(status.UNAVAILABLE, msg);
+export const internal = (msg: string) => new ShoalError(status.INTERNAL, msg);
+
+/** Converts any thrown value into what a gRPC handler passes to its callback. */
+export function toServiceError(err: unknown): Partial<ServiceError> {
+  if (err instanceof ShoalError) return { code: err.code, details: err.message, metadata: new Metadata() };
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: status.INTERNAL, details: `internal error: ${message}`, metadata: new Metadata() };
+}
+
+/** Converts an error from a gRPC call back into a ShoalError, keeping the server's sentence. */
+export function fromServiceError(err: unknown): ShoalError {
+  if (err instanceof ShoalError) return err;
+  const e = err as Partial<ServiceError>;
+  if (typeof e?.code === 'number') return new ShoalError(e.code, e.details || e.message || 'unknown error');
+  return new ShoalError(status.UNKNOWN, err instanceof Error ? err.message : String(err));
+}
