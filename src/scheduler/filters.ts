@@ -1,0 +1,64 @@
+import type { Task__Output } from '../gen/shoal/v1/Task';
+import { NodeState } from '../gen/shoal/v1/NodeState';
+import { constraintMatches, parseConstraint, type Constraint } from './constraints';
+import type { NodeInfo } from './node-info';
+
+/** One feasibility rule. `explain` is what the user reads when no node is left. */
+export interface Filter {
+  name: string;
+  check(task: Task__Output, node: NodeInfo): boolean;
+  explain(nodesFailed: number): string;
+}
+
+const nodes = (n: number): string => (n === 1 ? '1 node' : `${n} nodes`);
+
+export const readyFilter: Filter = {
+  name: 'ready',
+  check: (_task, info) => info.node.status?.state === NodeState.NODE_READY,
+  explain: (n) => `${nodes(n)} not ready`,
+};
+
+export const availabilityFilter: Filter = {
+  name: 'availability',
+  check: (_task, info) => info.node.spec?.availability === 'active',
+  explain: (n) => `${nodes(n)} paused or drained`,
+};
+
+export const cpuFilter: Filter = {
+  name: 'cpu',
+  check: (task, info) => (task.spec?.resources?.reservations?.nano_cpus ?? 0) <= info.freeCpus,
+  explain: (n) => `insufficient cpu on ${nodes(n)}`,
+};
+
+export const memoryFilter: Filter = {
+  name: 'memory',
+  check: (task, info) => (task.spec?.resources?.reservations?.memory_bytes ?? 0) <= info.freeMemory,
+  explain: (n) => `insufficient memory on ${nodes(n)}`,
+};
+
+export const maxReplicasFilter: Filter = {
+  name: 'max-replicas',
+  check: (task, info) => {
+    const max = task.spec?.placement?.max_replicas ?? 0;
+    return max === 0 || info.tasksOf(task.service_id) < max;
+  },
+  explain: (n) => `max replicas per node reached on ${nodes(n)}`,
+};
+
+// One filter per constraint, so the explanation can name the constraint that failed.
+export function constraintFilter(c: Constraint): Filter {
+  return {
+    name: `constraint ${c.text}`,
+    check: (_task, info) => constraintMatches(c, info.node),
+    explain: (n) => `constraint ${c.text} not satisfied on ${nodes(n)}`,
+  };
+}
+
+/**
+ * The filters a task must pass, cheapest and static first: a node excluded by a constraint is
+ * then reported as such, not as short of memory. Throws invalidArgument on a bad constraint.
+ */
+export function pipelineFor(task: Task__Output): Filter[] {
+  const constraints = (task.spec?.placement?.constraints ?? []).map((text) => constraintFilter(parseConstraint(text)));
+  return [readyFilter, availabilityFilter, ...constraints, cpuFilter, memoryFilter, maxReplicasFilter];
+}

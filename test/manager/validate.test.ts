@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { validateServiceSpec } from '../../src/manager/validate';
+import type { ServiceSpec } from '../../src/gen/shoal/v1/ServiceSpec';
+import type { TaskSpec } from '../../src/gen/shoal/v1/TaskSpec';
+
+const MiB = 2 ** 20;
+
+const spec = (task: TaskSpec = {}, rest: Partial<ServiceSpec> = {}): ServiceSpec => ({
+  name: 'web',
+  ...rest,
+  task_template: { ...task, container: { image: 'busybox', ...task.container } },
+});
+
+const rejects = (s: ServiceSpec, message: string) => expect(() => validateServiceSpec(s)).toThrow(`invalid service spec: ${message}`);
+
+describe('validateServiceSpec', () => {
+  it('fills defaults into a minimal spec', () => {
+    expect(validateServiceSpec({ name: 'web', task_template: { container: { image: 'busybox' } } })).toEqual({
+      name: 'web',
+      labels: {},
+      mode: { mode: 'replicated', replicated: { replicas: 1 } },
+      task_template: {
+        container: {
+          image: 'busybox',
+          command: [],
+          args: [],
+          env: [],
+          dir: '',
+          user: '',
+          hostname: '',
+          stop_signal: '',
+          stop_grace_period_ms: 10_000,
+          labels: {},
+        },
+        resources: {
+          limits: { nano_cpus: 0, memory_bytes: 0, pids: 0 },
+          reservations: { nano_cpus: 0, memory_bytes: 0, pids: 0 },
+        },
+        restart_policy: { condition: 'any', delay_ms: 5000, max_attempts: 0, window_ms: 0 },
+        placement: { constraints: [], max_replicas: 0 },
+      },
+    });
+  });
+
+  it('keeps given values and normalizes int64 strings and signal names', () => {
+    const out = validateServiceSpec(
+      spec(
+        {
+          container: { image: 'nginx:1.25', env: ['A=1', 'B='], stop_signal: 'quit', stop_grace_period_ms: 0 },
+          resources: { limits: { memory_bytes: '67108864', nano_cpus: 1e9 }, reservations: { memory_bytes: 32 * MiB } },
+          restart_policy: { condition: 'on-failure', delay_ms: 100, max_attempts: 3, window_ms: 60_000 },
+          placement: { constraints: ['node.labels.zone==a'], max_replicas: 2 },
+        },
+        { labels: { team: 'x' }, mode: { replicated: { replicas: '3' } } },
+      ),
+    );
+    expect(out.mode).toEqual({ mode: 'replicated', replicated: { replicas: 3 } });
+    expect(out.labels).toEqual({ team: 'x' });
+    expect(out.task_template!.container).toMatchObject({ env: ['A=1', 'B='], stop_signal: 'SIGQUIT', stop_grace_period_ms: 0 });
+    expect(out.task_template!.resources!.limits).toEqual({ nano_cpus: 1e9, memory_bytes: 64 * MiB, pids: 0 });
+    expect(out.task_template!.restart_policy).toEqual({ condition: 'on-failure', delay_ms: 100, max_attempts: 3, window_ms: 60_000 });
+    expect(out.task_template!.placement).toEqual({ constraints: ['node.labels.zone==a'], max_replicas: 2 });
+  });
+
+  it('accepts global mode, as the loader decodes it or as a client writes it', () => {
+    expect(validateServiceSpec(spec({}, { mode: { global: {} } })).mode).toEqual({ mode: 'global', global: {} });
+    expect(validateServiceSpec(spec({}, { mode: { mode: 'global', global: {}, replicated: null } })).mode).toEqual({ mode: 'global', global: {} });
+    expect(validateServiceSpec(spec({}, { mode: { replicated: { replicas: 0 } } })).mode).toEqual({ mode: 'replicated', replicated: { replicas: 0 } });
+  });
+
+  it('accepts signal numbers and names with SIG', () => {
+    expect(validateServiceSpec(spec({ container: { stop_signal: 'SIGUSR1' } })).task_template!.container!.stop_signal).toBe('SIGUSR1');
+    expect(validateServiceSpec(spec({ container: { stop_signal: '15' } })).task_template!.container!.stop_signal).toBe('15');
+  });
+
+  it.each<[string, ServiceSpec, string]>([
+    ['empty name', spec({}, { name: '' }), 'name: must not be empty'],
+    ['long name', spec({}, { name: 'a'.repeat(64) }), 'name: must be at most 63 characters'],
+    ['bad name', spec({}, { name: '-web' }), "name: must start with a letter or digit and contain only letters, digits, '_', '.' and '-'"],
+    ['name with space', spec({}, { name: 'my web' }), 'name: must start with a letter or digit'],
+    ['both modes', spec({}, { mode: { replicated: { replicas: 1 }, global: {} } }), 'mode: set replicated or global, not both'],
+    ['negative replicas', spec({}, { mode: { replicated: { replicas: -1 } } }), 'mode.replicated.replicas: must be a non-negative integer'],
+    ['fractional replicas', spec({}, { mode: { replicated: { replicas: 1.5 } } }), 'mode.replicated.replicas: must be a non-negative integer'],
+    ['non-numeric replicas', spec({}, { mode: { replicated: { replicas: 'x' } } }), 'mode.replicated.replicas: must be a non-negative integer'],
+    ['no image', { name: 'web' }, 'task_template.container.image: must not be empty'],
+    ['image with space', spec({ container: { image: 'bad image' } }), 'task_template.container.image: must not contain whitespace'],
+    ['env without =', spec({ container: { env: ['A=1', 'B'] } }), "task_template.container.env[1]: must be KEY=VALUE with a non-empty KEY without '=' or whitespace"],
+    ['env empty key', spec({ container: { env: ['=1'] } }), 'task_template.container.env[0]: must be KEY=VALUE'],
+    ['env key with space', spec({ container: { env: ['A B=1'] } }), 'task_template.container.env[0]: must be KEY=VALUE'],
+    ['tiny memory limit', spec({ resources: { limits: { memory_bytes: 4 * MiB } } }), 'task_template.resources.limits.memory_bytes: must be 0 (no limit) or at least 6 MiB (6291456 bytes)'],
+    ['negative memory', spec({ resources: { limits: { memory_bytes: -1 } } }), 'task_template.resources.limits.memory_bytes: must be a non-negative integer'],
+    ['memory reservation over limit', spec({ resources: { limits: { memory_bytes: 64 * MiB }, reservations: { memory_bytes: 128 * MiB } } }), 'task_template.resources.reservations.memory_bytes: must not exceed limits.memory_bytes (67108864)'],
+    ['cpu reservation over limit', spec({ resources: { limits: { nano_cpus: 5e8 }, reservations: { nano_cpus: 1e9 } } }), 'task_template.resources.reservations.nano_cpus: must not exceed limits.nano_cpus (500000000)'],
+    ['negative cpus', spec({ resources: { reservations: { nano_cpus: -5 } } }), 'task_template.resources.reservations.nano_cpus: must be a non-negative integer'],
+    ['fractional cpus', spec({ resources: { limits: { nano_cpus: 0.5 } } }), 'task_template.resources.limits.nano_cpus: must be a non-negative integer'],
+    ['negative pids', spec({ resources: { limits: { pids: -1 } } }), 'task_template.resources.limits.pids: must be a non-negative integer'],
+    ['bad restart condition', spec({ restart_policy: { condition: 'always' } }), 'task_template.restart_policy.condition: must be one of any, on-failure, none'],
+    ['negative delay', spec({ restart_policy: { delay_ms: -1 } }), 'task_template.restart_policy.delay_ms: must be a non-negative integer'],
+    ['negative window', spec({ restart_policy: { window_ms: -1 } }), 'task_template.restart_policy.window_ms: must be a non-negative integer'],
+    ['negative attempts', spec({ restart_policy: { max_attempts: -1 } }), 'task_template.restart_policy.max_attempts: must be a non-negative integer'],
+    ['negative grace', spec({ container: { stop_grace_period_ms: -1 } }), 'task_template.container.stop_grace_period_ms: must be a non-negative integer'],
+    ['bad constraint', spec({ placement: { constraints: ['node.labels.zone==a', 'zone=a'] } }), 'task_template.placement.constraints[1]: "zone=a" is not key==value or key!=value'],
+    ['unknown constraint key', spec({ placement: { constraints: ['node.name==a'] } }), 'task_template.placement.constraints[0]: "node.name==a" has an unknown key "node.name": use node.id, node.hostname, node.role, node.platform.os, node.platform.arch or node.labels.<name>'],
+    ['negative max replicas', spec({ placement: { max_replicas: -1 } }), 'task_template.placement.max_replicas: must be a non-negative integer'],
+    ['unknown signal', spec({ container: { stop_signal: 'SIGFOO' } }), 'task_template.container.stop_signal: must be a signal name such as SIGTERM or a number from 1 to 64'],
+    ['signal out of range', spec({ container: { stop_signal: '65' } }), 'task_template.container.stop_signal: must be a signal name such as SIGTERM or a number from 1 to 64'],
+    ['signal zero', spec({ container: { stop_signal: '0' } }), 'task_template.container.stop_signal: must be a signal name'],
+  ])('rejects %s', (_case, s, message) => {
+    rejects(s, message);
+  });
+});
