@@ -1,0 +1,33 @@
+import * as path from 'node:path';
+
+export interface DaemonConfig {
+  dataDir: string;
+  /** The API socket: the CLI's control API and, on this node, the dispatcher. */
+  socket: string;
+  etcdClientPort: number;
+  etcdPeerPort: number;
+  /** cgroup directory under each controller that holds this node's containers. */
+  cgroupParent: string;
+  /** runc's state directory; must be on a tmpfs that does not outlive a reboot. */
+  runcRoot: string;
+  /** Container starts in flight at once. */
+  startConcurrency: number;
+}
+
+export const DEFAULTS = {
+  dataDir: '/var/lib/shoal',
+  socket: '/run/shoal/shoal.sock',
+  etcdClientPort: 4379,
+  etcdPeerPort: 4380,
+  cgroupParent: 'shoal',
+  runcRoot: '/run/shoal/runc',
+};
+
+export const paths = (c: DaemonConfig) => ({
+  etcd: path.join(c.dataDir, 'etcd'),
+  images: path.join(c.dataDir, 'images'),
+  containers: path.join(c.dataDir, 'containers'),
+  logs: path.join(c.dataDir, 'logs'),
+  identity: path.join(c.dataDir, 'node.json'),
+  pidFile: path.join(c.dataDir, 'shoald.pid'),
+});

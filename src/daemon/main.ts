@@ -1,0 +1,73 @@
+import * as os from 'node:os';
+import { Command, InvalidArgumentError } from 'commander';
+import { createLogger } from '../common/logger';
+import { DEFAULTS } from './config';
+import { Daemon, VERSION } from './daemon';
+
+// Shows as "shoald" in ps and /proc/<pid>/cmdline, which the pid-file check relies on.
+process.title = 'shoald';
+
+const port = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('must be a port number 1-65535');
+  return n;
+};
+const positive = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+};
+
+const program = new Command('shoald')
+  .description('the shoal node daemon: runs tasks on this node and, on managers, the control plane')
+  .version(VERSION)
+  .option('--data-dir <dir>', 'where images, containers, logs and the etcd member live', DEFAULTS.dataDir)
+  .option('--socket <path>', 'API socket for the CLI', DEFAULTS.socket)
+  .option('--etcd-client-port <port>', 'loopback port of the etcd member (managers)', port, DEFAULTS.etcdClientPort)
+  .option('--etcd-peer-port <port>', 'raft peer port of the etcd member (managers)', port, DEFAULTS.etcdPeerPort)
+  .option('--cgroup-parent <name>', 'cgroup directory that holds this node’s containers', DEFAULTS.cgroupParent)
+  .option('--runc-root <dir>', 'runc state directory (tmpfs)', DEFAULTS.runcRoot)
+  .option('--start-concurrency <n>', 'container starts in flight at once', positive, Math.max(2, os.cpus().length * 2))
+  .option('--log-level <level>', 'trace, debug, info, warn or error', process.env.SHOAL_LOG_LEVEL ?? 'info')
+  .action(async (opts) => {
+    if (process.getuid?.() !== 0) {
+      process.stderr.write('shoald must run as root: it creates namespaces, cgroups and mounts\n');
+      process.exit(1);
+    }
+    const log = createLogger(opts.logLevel);
+    const daemon = new Daemon(
+      {
+        dataDir: opts.dataDir,
+        socket: opts.socket,
+        etcdClientPort: opts.etcdClientPort,
+        etcdPeerPort: opts.etcdPeerPort,
+        cgroupParent: opts.cgroupParent,
+        runcRoot: opts.runcRoot,
+        startConcurrency: opts.startConcurrency,
+      },
+      log,
+    );
+    let stopping = false;
+    const shutdown = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'stopping');
+      daemon.stop().then(
+        () => process.exit(0),
+        (err) => {
+          log.error({ err }, 'stopping failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    try {
+      await daemon.start();
+    } catch (err) {
+      log.fatal({ err }, `shoald could not start: ${(err as Error).message}`);
+      process.exit(1);
+    }
+  });
+
+program.parseAsync(process.argv);

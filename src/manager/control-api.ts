@@ -1,0 +1,200 @@
+import type { ServerWritableStream } from '@grpc/grpc-js';
+import type { Etcd3 } from 'etcd3';
+import type { ControlHandlers } from '../gen/shoal/v1/Control';
+import type { Service__Output } from '../gen/shoal/v1/Service';
+import type { ServiceSpec, ServiceSpec__Output } from '../gen/shoal/v1/ServiceSpec';
+import type { Task__Output } from '../gen/shoal/v1/Task';
+import type { Node__Output } from '../gen/shoal/v1/Node';
+import type { LogLine } from '../gen/shoal/v1/LogLine';
+import type { ServiceLogsRequest__Output } from '../gen/shoal/v1/ServiceLogsRequest';
+import { aborted, alreadyExists, invalidArgument, notFound, toServiceError, unavailable } from '../common/errors';
+import { unary } from '../common/grpc-handlers';
+import { newId, now, taskName } from '../common/tasks';
+import type { Dispatcher } from './dispatcher/dispatcher';
+import type { Store, Versioned } from './store/store';
+import { validateServiceSpec } from './validate';
+
+export const LEADER_ELECTION = 'shoal/leader';
+
+interface ServiceName extends Versioned {
+  service_id: string;
+}
+
+/** Control API handlers that need the cluster store; the daemon answers Init and Info itself. */
+export type ClusterHandlers = Pick<
+  ControlHandlers,
+  'CreateService' | 'GetService' | 'ListServices' | 'UpdateService' | 'RemoveService' | 'ListTasks' | 'ListNodes' | 'ServiceLogs'
+>;
+
+/**
+ * The cluster-level control API. Every spec is validated before anything is stored, and every
+ * write is a compare-and-swap, so a bad request or a race changes nothing.
+ */
+export class ControlApi {
+  constructor(
+    private readonly store: Store,
+    private readonly etcd: Etcd3,
+    private readonly dispatcher: Dispatcher,
+  ) {}
+
+  handlers(): ClusterHandlers {
+    return {
+      CreateService: unary((req) => this.createService(req.spec)),
+      GetService: unary((req) => this.findService(req.service)),
+      ListServices: unary(() => this.listServices()),
+      UpdateService: unary((req) => this.updateService(req.service, req.version, req.spec)),
+      RemoveService: unary((req) => this.removeService(req.service)),
+      ListTasks: unary((req) => this.listTasks(req.service, req.node_id)),
+      ListNodes: unary(() => this.listNodes()),
+      ServiceLogs: (call) => void this.serviceLogs(call),
+    };
+  }
+
+  private async createService(input: ServiceSpec | null): Promise<Service__Output> {
+    const spec = this.validate(input);
+    const ts = now();
+    const service: Service__Output = { id: newId(), version: 0, spec, spec_version: 1, created_at: ts, updated_at: ts };
+    const name: ServiceName = { id: spec.name, version: 0, service_id: service.id };
+    try {
+      await this.store.commit([
+        { type: 'create', kind: 'service-names', obj: name },
+        { type: 'create', kind: 'services', obj: service },
+      ]);
+    } catch (err) {
+      if (await this.store.get('service-names', spec.name)) throw alreadyExists(`a service named "${spec.name}" already exists`);
+      throw err;
+    }
+    return service;
+  }
+
+  private async updateService(ref: string, version: number, input: ServiceSpec | null): Promise<Service__Output> {
+    const current = await this.findService(ref);
+    if (version !== current.version) {
+      throw aborted(`service ${current.spec!.name} changed since it was read (version ${version}, now ${current.version}); retry`);
+    }
+    const spec = this.validate(input);
+    const templateChanged = JSON.stringify(spec.task_template) !== JSON.stringify(current.spec!.task_template);
+    const updated: Service__Output = {
+      ...current,
+      spec,
+      spec_version: current.spec_version + (templateChanged ? 1 : 0),
+      updated_at: now(),
+    };
+    const ops: Parameters<Store['commit']>[0] = [{ type: 'update', kind: 'services', obj: updated }];
+    if (spec.name !== current.spec!.name) {
+      const oldName = await this.store.mustGet<ServiceName>('service-names', current.spec!.name, 'service name');
+      ops.push({ type: 'delete', kind: 'service-names', id: oldName.id, version: oldName.version });
+      ops.push({ type: 'create', kind: 'service-names', obj: { id: spec.name, version: 0, service_id: current.id } as ServiceName });
+    }
+    try {
+      await this.store.commit(ops);
+    } catch (err) {
+      if (spec.name !== current.spec!.name && (await this.store.get('service-names', spec.name))) {
+        throw alreadyExists(`a service named "${spec.name}" already exists`);
+      }
+      throw err;
+    }
+    return updated;
+  }
+
+  private async removeService(ref: string): Promise<{ id: string }> {
+    const service = await this.findService(ref);
+    const ops: Parameters<Store['commit']>[0] = [{ type: 'delete', kind: 'services', id: service.id, version: service.version }];
+    const name = await this.store.get<ServiceName>('service-names', service.spec!.name);
+    if (name?.service_id === service.id) ops.push({ type: 'delete', kind: 'service-names', id: name.id, version: name.version });
+    await this.store.commit(ops);
+    return { id: service.id };
+  }
+
+  private async listServices() {
+    const [services, tasks] = await Promise.all([this.store.list<Service__Output>('services'), this.store.list<Task__Output>('tasks')]);
+    const running = new Map<string, number>();
+    for (const t of tasks) {
+      if (t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING') running.set(t.service_id, (running.get(t.service_id) ?? 0) + 1);
+    }
+    services.sort((a, b) => a.spec!.name.localeCompare(b.spec!.name));
+    return {
+      services: services.map((service) => ({
+        service,
+        running: running.get(service.id) ?? 0,
+        desired: service.spec!.mode!.replicated?.replicas ?? 0,
+      })),
+    };
+  }
+
+  private async listTasks(serviceRef: string, nodeId: string) {
+    const serviceId = serviceRef ? (await this.findService(serviceRef)).id : '';
+    const tasks = (await this.store.list<Task__Output>('tasks')).filter(
+      (t) => (!serviceId || t.service_id === serviceId) && (!nodeId || t.node_id === nodeId),
+    );
+    tasks.sort(
+      (a, b) =>
+        a.service_name.localeCompare(b.service_name) || a.slot - b.slot || b.created_at.localeCompare(a.created_at) || a.id.localeCompare(b.id),
+    );
+    return { tasks };
+  }
+
+  private async listNodes() {
+    const [nodes, leaderId] = await Promise.all([
+      this.store.list<Node__Output>('nodes'),
+      this.etcd
+        .election(LEADER_ELECTION)
+        .leader()
+        .catch(() => undefined),
+    ]);
+    for (const n of nodes) if (n.manager_status) n.manager_status.leader = n.id === leaderId;
+    nodes.sort((a, b) => a.description!.hostname.localeCompare(b.description!.hostname) || a.id.localeCompare(b.id));
+    return { nodes };
+  }
+
+  /** Relays each node's task logs to the client, prefixed with the task; ends when every node has. */
+  private async serviceLogs(call: ServerWritableStream<ServiceLogsRequest__Output, LogLine>): Promise<void> {
+    const unsubscribes: (() => void)[] = [];
+    call.on('cancelled', () => unsubscribes.forEach((u) => u()));
+    try {
+      const service = await this.findService(call.request.service);
+      const tasks = (await this.store.list<Task__Output>('tasks')).filter((t) => t.service_id === service.id && t.node_id);
+      const byNode = new Map<string, Task__Output[]>();
+      for (const t of tasks) byNode.set(t.node_id, [...(byNode.get(t.node_id) ?? []), t]);
+      const names = new Map(tasks.map((t) => [t.id, `${taskName(t)}.${t.id}`]));
+      let open = byNode.size;
+      if (!open) return void call.end();
+      for (const [nodeId, nodeTasks] of byNode) {
+        const sub = { id: newId(), task_ids: nodeTasks.map((t) => t.id), follow: call.request.follow, tail: call.request.tail };
+        unsubscribes.push(
+          this.dispatcher.subscribeLogs(nodeId, sub, (msg) => {
+            for (const line of msg.lines) call.write({ ...line, task_name: names.get(line.task_id) ?? line.task_id });
+            if (msg.err) call.destroy(Object.assign(new Error(msg.err), toServiceError(unavailable(msg.err))));
+            if (msg.close && --open === 0) call.end();
+          }),
+        );
+      }
+    } catch (err) {
+      unsubscribes.forEach((u) => u());
+      call.destroy(Object.assign(new Error((err as Error).message), toServiceError(err)));
+    }
+  }
+
+  /** A service by exact id, then exact name, then unique id prefix, as Docker resolves them. */
+  async findService(ref: string): Promise<Service__Output> {
+    if (!ref) throw invalidArgument('a service name or ID is required');
+    const byId = await this.store.get<Service__Output>('services', ref);
+    if (byId) return byId;
+    const name = await this.store.get<ServiceName>('service-names', ref);
+    if (name) {
+      const s = await this.store.get<Service__Output>('services', name.service_id);
+      if (s) return s;
+    }
+    const matches = (await this.store.list<Service__Output>('services')).filter((s) => s.id.startsWith(ref));
+    if (matches.length === 1) return matches[0];
+    if (matches.length > 1) throw invalidArgument(`service ID prefix "${ref}" is ambiguous: it matches ${matches.length} services`);
+    throw notFound(`service ${ref} not found`);
+  }
+
+  private validate(input: ServiceSpec | null): ServiceSpec__Output {
+    if (!input) throw invalidArgument('invalid service spec: spec: required');
+    const spec = validateServiceSpec(input);
+    if (spec.mode?.global) throw invalidArgument('invalid service spec: mode: global services are not supported yet; use replicated');
+    return spec;
+  }
+}

@@ -1,0 +1,205 @@
+import { status, type ServerWritableStream } from '@grpc/grpc-js';
+import type { DispatcherHandlers } from '../../gen/shoal/v1/Dispatcher';
+import type { Node__Output } from '../../gen/shoal/v1/Node';
+import type { Task__Output } from '../../gen/shoal/v1/Task';
+import type { SessionMessage } from '../../gen/shoal/v1/SessionMessage';
+import type { SessionRequest__Output } from '../../gen/shoal/v1/SessionRequest';
+import type { LogSubscription } from '../../gen/shoal/v1/LogSubscription';
+import type { PublishLogsMessage__Output } from '../../gen/shoal/v1/PublishLogsMessage';
+import type { TaskStatusUpdate__Output } from '../../gen/shoal/v1/TaskStatusUpdate';
+import { failedPrecondition, ShoalError, toServiceError, unavailable } from '../../common/errors';
+import type { Logger } from '../../common/logger';
+import { newId, now, rank } from '../../common/tasks';
+import type { Op, Store } from '../store/store';
+
+export const HEARTBEAT_PERIOD_MS = 5000;
+// A node is down after missing this many heartbeats in a row.
+const HEARTBEAT_MISSES = 3;
+const PUSH_DEBOUNCE_MS = 2;
+const STATUS_RETRIES = 5;
+
+interface Session {
+  id: string;
+  nodeId: string;
+  call: ServerWritableStream<SessionRequest__Output, SessionMessage>;
+  lastHeartbeat: number;
+  /** JSON of the last assignment set sent, so unchanged sets are not re-sent. */
+  lastSent: string;
+}
+
+export type LogListener = (msg: PublishLogsMessage__Output) => void;
+
+/**
+ * The manager's side of worker sessions: registers nodes, pushes each node its task set,
+ * takes batched status reports into etcd, and relays log subscriptions. Workers never see etcd.
+ */
+export class Dispatcher {
+  private readonly sessions = new Map<string, Session>();
+  private readonly logListeners = new Map<string, LogListener>();
+  private unwatch: (() => Promise<void>) | undefined;
+  private pushTimer: NodeJS.Timeout | undefined;
+  private reaper: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    this.unwatch = await this.store.watch((kind) => {
+      if (kind === 'tasks') this.schedulePush();
+    });
+    this.reaper = setInterval(() => void this.expireSessions(), HEARTBEAT_PERIOD_MS);
+    this.reaper.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.reaper) clearInterval(this.reaper);
+    if (this.pushTimer) clearTimeout(this.pushTimer);
+    await this.unwatch?.();
+    for (const s of this.sessions.values()) s.call.end();
+    this.sessions.clear();
+  }
+
+  handlers(): DispatcherHandlers {
+    return {
+      Session: (call) => void this.openSession(call),
+      Heartbeat: (call, cb) => {
+        const s = this.sessions.get(call.request.node_id);
+        if (!s || s.id !== call.request.session_id) return cb(toServiceError(failedPrecondition('session is not current; open a new one')));
+        s.lastHeartbeat = Date.now();
+        cb(null, { period_ms: HEARTBEAT_PERIOD_MS });
+      },
+      UpdateTaskStatus: (call, cb) => {
+        const { node_id, session_id, updates } = call.request;
+        const s = this.sessions.get(node_id);
+        if (!s || s.id !== session_id) return cb(toServiceError(failedPrecondition('session is not current; open a new one')));
+        this.applyStatus(node_id, updates).then(
+          () => cb(null, {}),
+          (err) => cb(toServiceError(err)),
+        );
+      },
+      PublishLogs: (call, cb) => {
+        call.on('data', (msg: PublishLogsMessage__Output) => this.logListeners.get(msg.subscription_id)?.(msg));
+        call.on('end', () => cb(null, {}));
+        call.on('error', () => undefined);
+      },
+    };
+  }
+
+  /** Asks a node's agent for task logs; the listener gets its PublishLogs messages. */
+  subscribeLogs(nodeId: string, sub: LogSubscription, listener: LogListener): () => void {
+    const s = this.sessions.get(nodeId);
+    if (!s) throw unavailable(`node ${nodeId} is not connected, so its task logs cannot be read`);
+    this.logListeners.set(sub.id!, listener);
+    s.call.write({ session_id: s.id, heartbeat_period_ms: HEARTBEAT_PERIOD_MS, log_subscription: sub });
+    return () => {
+      if (!this.logListeners.delete(sub.id!)) return;
+      this.sessions.get(nodeId)?.call.write({ session_id: s.id, heartbeat_period_ms: HEARTBEAT_PERIOD_MS, cancel_log_subscription: sub.id });
+    };
+  }
+
+  private async openSession(call: ServerWritableStream<SessionRequest__Output, SessionMessage>): Promise<void> {
+    const { node_id: nodeId, description, addr } = call.request;
+    try {
+      await this.markNode(nodeId, (n) => ({
+        ...n,
+        description: description ?? n.description,
+        status: { state: 'NODE_READY', message: '', addr, heartbeat_at: now() },
+      }));
+    } catch (err) {
+      call.destroy(err instanceof ShoalError ? Object.assign(new Error(err.message), toServiceError(err)) : (err as Error));
+      return;
+    }
+    const previous = this.sessions.get(nodeId);
+    previous?.call.end();
+    const session: Session = { id: newId(), nodeId, call, lastHeartbeat: Date.now(), lastSent: '' };
+    this.sessions.set(nodeId, session);
+    this.log.info({ nodeId, sessionId: session.id }, 'worker session opened');
+    const closed = () => {
+      if (this.sessions.get(nodeId) !== session) return;
+      this.sessions.delete(nodeId);
+      this.log.warn({ nodeId }, 'worker session closed');
+      void this.markDown(nodeId, 'session closed');
+    };
+    call.on('cancelled', closed);
+    call.on('close', closed);
+    call.on('error', closed);
+    await this.pushAssignments();
+  }
+
+  private schedulePush(): void {
+    if (this.pushTimer) return;
+    this.pushTimer = setTimeout(() => {
+      this.pushTimer = undefined;
+      this.pushAssignments().catch((err) => {
+        this.log.warn({ err }, 'pushing assignments failed; retrying');
+        setTimeout(() => this.schedulePush(), 500).unref();
+      });
+    }, PUSH_DEBOUNCE_MS);
+  }
+
+  /** Sends every connected node its full task set if it changed since the last send. */
+  private async pushAssignments(): Promise<void> {
+    if (!this.sessions.size) return;
+    const tasks = await this.store.list<Task__Output>('tasks');
+    const byNode = new Map<string, Task__Output[]>();
+    for (const t of tasks) if (t.node_id) byNode.set(t.node_id, [...(byNode.get(t.node_id) ?? []), t]);
+    for (const s of this.sessions.values()) {
+      const set = byNode.get(s.nodeId) ?? [];
+      const json = JSON.stringify(set);
+      if (json === s.lastSent) continue;
+      s.lastSent = json;
+      s.call.write({ session_id: s.id, heartbeat_period_ms: HEARTBEAT_PERIOD_MS, assignments: { tasks: set } });
+    }
+  }
+
+  /** Writes status reports that move tasks forward, in one transaction; retries on conflicts. */
+  private async applyStatus(nodeId: string, updates: TaskStatusUpdate__Output[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const tasks = new Map((await this.store.list<Task__Output>('tasks')).map((t) => [t.id, t]));
+      const ops: Op[] = [];
+      for (const u of updates) {
+        const t = tasks.get(u.task_id);
+        if (!t || t.node_id !== nodeId || !u.status) continue;
+        if (rank(u.status.state) <= rank(t.status!.state)) continue;
+        const obj: Task__Output = { ...t, status: u.status };
+        tasks.set(t.id, obj);
+        ops.push({ type: 'update', kind: 'tasks', obj });
+      }
+      try {
+        await this.store.commit(ops);
+        return;
+      } catch (err) {
+        if (attempt >= STATUS_RETRIES || (err as ShoalError).code !== status.ABORTED) throw err;
+      }
+    }
+  }
+
+  private async expireSessions(): Promise<void> {
+    const deadline = Date.now() - HEARTBEAT_PERIOD_MS * HEARTBEAT_MISSES;
+    for (const s of [...this.sessions.values()]) {
+      if (s.lastHeartbeat >= deadline) continue;
+      this.sessions.delete(s.nodeId);
+      s.call.end();
+      await this.markDown(s.nodeId, 'heartbeat failure').catch((err) => this.log.warn({ err }, 'marking node down failed'));
+    }
+  }
+
+  private async markDown(nodeId: string, message: string): Promise<void> {
+    await this.markNode(nodeId, (n) => ({ ...n, status: { ...n.status!, state: 'NODE_DOWN', message } }));
+  }
+
+  private async markNode(nodeId: string, change: (n: Node__Output) => Node__Output): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const node = await this.store.get<Node__Output>('nodes', nodeId);
+      if (!node) throw failedPrecondition(`node ${nodeId} is not part of this cluster`);
+      try {
+        await this.store.commit([{ type: 'update', kind: 'nodes', obj: change(node) }]);
+        return;
+      } catch (err) {
+        if (attempt >= STATUS_RETRIES) throw err;
+      }
+    }
+  }
+}

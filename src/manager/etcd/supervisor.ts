@@ -1,0 +1,167 @@
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Etcd3 } from 'etcd3';
+import { unavailable } from '../../common/errors';
+import type { Logger } from '../../common/logger';
+
+export interface EtcdOptions {
+  /** The member's data lives in <dataDir>/member; pid file and log beside it. */
+  dataDir: string;
+  name: string;
+  clientPort: number;
+  peerPort: number;
+  binary?: string;
+  log: Logger;
+}
+
+const CHECK_INTERVAL_MS = 1000;
+const START_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+/**
+ * Runs this manager's etcd member as a detached process (so a crash of shoald does not take the
+ * cluster's state down with it), adopts a member that is still running from an earlier shoald,
+ * restarts it if it dies, and stops it when the daemon stops.
+ */
+export class EtcdSupervisor {
+  private pid = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private restarting: Promise<void> | undefined;
+
+  constructor(private readonly opts: EtcdOptions) {}
+
+  get clientUrl(): string {
+    return `http://127.0.0.1:${this.opts.clientPort}`;
+  }
+
+  private get pidFile(): string {
+    return path.join(this.opts.dataDir, 'etcd.pid');
+  }
+
+  /** Starts or adopts the member and resolves once it answers requests. */
+  async start(): Promise<void> {
+    fs.mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o700 });
+    const adopted = this.adoptablePid();
+    if (adopted) {
+      this.pid = adopted;
+      this.opts.log.info({ pid: adopted }, 'adopted running etcd member');
+    } else {
+      this.spawn();
+    }
+    await this.waitHealthy();
+    this.stopping = false;
+    this.timer = setInterval(() => this.check(), CHECK_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  /** A member started by an earlier shoald on this data dir, if it is still alive. */
+  private adoptablePid(): number {
+    let pid: number;
+    try {
+      pid = Number(fs.readFileSync(this.pidFile, 'utf8').trim());
+    } catch {
+      return 0;
+    }
+    if (!pid || !isAlive(pid)) return 0;
+    try {
+      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      return cmdline.includes('etcd') && cmdline.includes(path.join(this.opts.dataDir, 'member-data')) ? pid : 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  private spawn(): void {
+    const { dataDir, name, clientPort, peerPort } = this.opts;
+    const peerUrl = `http://127.0.0.1:${peerPort}`;
+    const args = [
+      `--name=${name}`,
+      `--data-dir=${path.join(dataDir, 'member-data')}`,
+      `--listen-client-urls=${this.clientUrl}`,
+      `--advertise-client-urls=${this.clientUrl}`,
+      `--listen-peer-urls=${peerUrl}`,
+      `--initial-advertise-peer-urls=${peerUrl}`,
+      `--initial-cluster=${name}=${peerUrl}`,
+      '--initial-cluster-state=new',
+      '--max-txn-ops=1024',
+      '--log-level=warn',
+      '--logger=zap',
+      // A single member on local disk; snapshots every 10k writes keep the WAL replay short.
+      '--snapshot-count=10000',
+    ];
+    const out = fs.openSync(path.join(dataDir, 'etcd.log'), 'a');
+    const child = spawn(this.opts.binary ?? 'etcd', args, { detached: true, stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    child.unref();
+    if (!child.pid) throw unavailable('could not start etcd: is the etcd-server package installed? (run deploy/setup-host.sh)');
+    this.pid = child.pid;
+    fs.writeFileSync(this.pidFile, `${child.pid}\n`);
+    this.opts.log.info({ pid: child.pid, clientPort, peerPort }, 'started etcd member');
+  }
+
+  private async waitHealthy(): Promise<void> {
+    const client = new Etcd3({ hosts: this.clientUrl, dialTimeout: 1000 });
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    try {
+      for (;;) {
+        try {
+          await client.get('/shoal/health').exec();
+          return;
+        } catch (err) {
+          if (!isAlive(this.pid)) throw unavailable(`etcd exited during start-up; see ${path.join(this.opts.dataDir, 'etcd.log')}`);
+          if (Date.now() > deadline) throw unavailable(`etcd did not become healthy within ${START_TIMEOUT_MS / 1000}s: ${(err as Error).message}`);
+          await sleep(100);
+        }
+      }
+    } finally {
+      client.close();
+    }
+  }
+
+  private check(): void {
+    if (this.stopping || this.restarting || isAlive(this.pid)) return;
+    this.opts.log.warn({ pid: this.pid }, 'etcd member died; restarting it');
+    this.restarting = (async () => {
+      try {
+        this.spawn();
+        await this.waitHealthy();
+      } catch (err) {
+        this.opts.log.error({ err }, 'restarting etcd failed; will retry');
+      } finally {
+        this.restarting = undefined;
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.restarting;
+    if (!this.pid || !isAlive(this.pid)) return;
+    process.kill(this.pid, 'SIGTERM');
+    const deadline = Date.now() + STOP_TIMEOUT_MS;
+    while (isAlive(this.pid) && Date.now() < deadline) await sleep(50);
+    if (isAlive(this.pid)) process.kill(this.pid, 'SIGKILL');
+    fs.rmSync(this.pidFile, { force: true });
+    this.opts.log.info('stopped etcd member');
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie still answers kill(0); it is dead for our purposes.
+  try {
+    return !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

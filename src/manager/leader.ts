@@ -1,0 +1,76 @@
+import type { Campaign, Etcd3 } from 'etcd3';
+import type { Logger } from '../common/logger';
+import { orchestrate } from './orchestrator/pass';
+import { ReconcileLoop } from './reconcile-loop';
+import { schedulePending } from './scheduling';
+import type { Kind, Store } from './store/store';
+
+const ELECTION = 'shoal/leader';
+const LEASE_TTL_S = 5;
+
+/**
+ * Campaigns for leadership through etcd and, while leader, runs the control loops. Exactly one
+ * manager decides; everything it decides is in etcd, so a new leader just starts its loops.
+ */
+export class Leadership {
+  private campaign: Campaign | undefined;
+  private unwatch: (() => Promise<void>) | undefined;
+  private leader = false;
+  private readonly orchestrator: ReconcileLoop;
+  private readonly scheduler: ReconcileLoop;
+
+  constructor(
+    private readonly etcd: Etcd3,
+    private readonly store: Store,
+    private readonly nodeId: string,
+    private readonly log: Logger,
+  ) {
+    this.orchestrator = new ReconcileLoop('orchestrator', () => orchestrate(store), log.child({ component: 'orchestrator' }));
+    this.scheduler = new ReconcileLoop('scheduler', () => schedulePending(store), log.child({ component: 'scheduler' }));
+  }
+
+  get isLeader(): boolean {
+    return this.leader;
+  }
+
+  async start(): Promise<void> {
+    this.unwatch = await this.store.watch((kind) => this.onChange(kind));
+    this.campaignOnce();
+  }
+
+  private campaignOnce(): void {
+    const campaign = this.etcd.election(ELECTION, LEASE_TTL_S).campaign(this.nodeId);
+    this.campaign = campaign;
+    campaign.on('elected', () => {
+      this.leader = true;
+      this.log.info('became leader; starting orchestrator and scheduler');
+      this.orchestrator.start();
+      this.scheduler.start();
+    });
+    campaign.on('error', (err) => {
+      this.log.error({ err }, 'lost leadership or campaign failed; campaigning again');
+      this.stepDown();
+      if (this.campaign === campaign) setTimeout(() => this.campaign === campaign && this.campaignOnce(), 1000).unref();
+    });
+  }
+
+  private onChange(kind: Kind): void {
+    if (!this.leader) return;
+    if (kind === 'services' || kind === 'tasks') this.orchestrator.kick();
+    if (kind === 'tasks' || kind === 'nodes') this.scheduler.kick();
+  }
+
+  private stepDown(): void {
+    this.leader = false;
+    this.orchestrator.stop();
+    this.scheduler.stop();
+  }
+
+  async stop(): Promise<void> {
+    this.stepDown();
+    const campaign = this.campaign;
+    this.campaign = undefined;
+    await this.unwatch?.();
+    await campaign?.resign().catch(() => undefined);
+  }
+}

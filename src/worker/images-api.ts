@@ -1,0 +1,40 @@
+import { PassThrough } from 'node:stream';
+import type { ImagesHandlers } from '../gen/shoal/v1/Images';
+import type { LoadImageChunk__Output } from '../gen/shoal/v1/LoadImageChunk';
+import { toServiceError } from '../common/errors';
+import { unary } from '../common/grpc-handlers';
+import type { Executor } from './executor';
+import type { ImageStore } from './images/store';
+
+/** The node-local image API: images live on each node, not in cluster state. */
+export function imagesHandlers(images: ImageStore, executor: Executor): ImagesHandlers {
+  return {
+    Load: (call, cb) => {
+      const tar = new PassThrough();
+      call.on('data', (chunk: LoadImageChunk__Output) => {
+        if (!tar.write(chunk.data)) {
+          call.pause();
+          tar.once('drain', () => call.resume());
+        }
+      });
+      call.on('end', () => tar.end());
+      call.on('error', (err) => tar.destroy(err));
+      images.load(tar).then(
+        (loaded) => cb(null, { images: loaded.map((i) => ({ ...i, size_bytes: i.sizeBytes, created_at: i.createdAt })) }),
+        (err) => {
+          tar.resume();
+          cb(toServiceError(err));
+        },
+      );
+    },
+    List: unary(async () => ({
+      images: (await images.list()).map((i) => ({
+        ...i,
+        size_bytes: i.sizeBytes,
+        created_at: i.createdAt,
+        containers: executor.imageInUse(i.id) ? 1 : 0,
+      })),
+    })),
+    Remove: unary((req) => images.remove(req.image, (id) => executor.imageInUse(id))),
+  };
+}
