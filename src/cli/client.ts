@@ -1,0 +1,76 @@
+import * as fs from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import type { ControlClient } from '../gen/shoal/v1/Control';
+import type { ImagesClient } from '../gen/shoal/v1/Images';
+import { fromServiceError, ShoalError } from '../common/errors';
+import { grpcTarget, shoalProto } from '../common/proto';
+import { DEFAULTS } from '../daemon/config';
+import type { InitResponse__Output } from '../gen/shoal/v1/InitResponse';
+import type { InfoResponse__Output } from '../gen/shoal/v1/InfoResponse';
+import type { CreateServiceRequest } from '../gen/shoal/v1/CreateServiceRequest';
+import type { Service__Output } from '../gen/shoal/v1/Service';
+import type { ListServicesResponse__Output } from '../gen/shoal/v1/ListServicesResponse';
+import type { UpdateServiceRequest } from '../gen/shoal/v1/UpdateServiceRequest';
+import type { RemoveServiceResponse__Output } from '../gen/shoal/v1/RemoveServiceResponse';
+import type { ListTasksRequest } from '../gen/shoal/v1/ListTasksRequest';
+import type { ListTasksResponse__Output } from '../gen/shoal/v1/ListTasksResponse';
+import type { ListNodesResponse__Output } from '../gen/shoal/v1/ListNodesResponse';
+import type { ListImagesResponse__Output } from '../gen/shoal/v1/ListImagesResponse';
+import type { RemoveImageResponse__Output } from '../gen/shoal/v1/RemoveImageResponse';
+
+/** Where the CLI finds its daemon: -H, then SHOAL_HOST, then the local socket. */
+export function daemonAddress(flag?: string): string {
+  return flag || process.env.SHOAL_HOST || DEFAULTS.socket;
+}
+
+/** A connection to a shoal daemon with promise-returning calls and person-readable errors. */
+export class Client {
+  readonly control: ControlClient;
+  readonly images: ImagesClient;
+
+  constructor(readonly address: string) {
+    const proto = shoalProto();
+    const target = grpcTarget(address);
+    this.control = new proto.Control(target, grpc.credentials.createInsecure());
+    this.images = new proto.Images(target, grpc.credentials.createInsecure(), { channelOverride: this.control.getChannel() });
+  }
+
+  private unary<Res>(client: grpc.Client, method: string, req: object): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      const fn = (client as unknown as Record<string, Function>)[method];
+      fn.call(client, req, { deadline: Date.now() + 60_000 }, (err: grpc.ServiceError | null, res: Res) =>
+        err ? reject(this.explain(err)) : resolve(res),
+      );
+    });
+  }
+
+  init = () => this.unary<InitResponse__Output>(this.control, 'Init', {});
+  info = () => this.unary<InfoResponse__Output>(this.control, 'Info', {});
+  createService = (req: CreateServiceRequest) => this.unary<Service__Output>(this.control, 'CreateService', req);
+  getService = (service: string) => this.unary<Service__Output>(this.control, 'GetService', { service });
+  listServices = () => this.unary<ListServicesResponse__Output>(this.control, 'ListServices', {});
+  updateService = (req: UpdateServiceRequest) => this.unary<Service__Output>(this.control, 'UpdateService', req);
+  removeService = (service: string) => this.unary<RemoveServiceResponse__Output>(this.control, 'RemoveService', { service });
+  listTasks = (req: ListTasksRequest) => this.unary<ListTasksResponse__Output>(this.control, 'ListTasks', req);
+  listNodes = () => this.unary<ListNodesResponse__Output>(this.control, 'ListNodes', {});
+  listImages = () => this.unary<ListImagesResponse__Output>(this.images, 'List', {});
+  removeImage = (image: string) => this.unary<RemoveImageResponse__Output>(this.images, 'Remove', { image });
+
+  explain(err: unknown): ShoalError {
+    const e = fromServiceError(err);
+    if (e.code === grpc.status.UNAVAILABLE && this.address.startsWith('/')) {
+      if (!fs.existsSync(this.address)) {
+        return new ShoalError(e.code, `cannot connect to the shoal daemon at ${this.address}: is shoald running? Start it as root with \`shoald &\``);
+      }
+      return new ShoalError(e.code, `cannot connect to the shoal daemon at ${this.address}: ${e.message}`);
+    }
+    if (e.code === grpc.status.PERMISSION_DENIED || /EACCES/.test(e.message)) {
+      return new ShoalError(e.code, `permission denied on ${this.address}: run shoal as root`);
+    }
+    return e;
+  }
+
+  close(): void {
+    this.control.close();
+  }
+}

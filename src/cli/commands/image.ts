@@ -1,0 +1,73 @@
+import * as fs from 'node:fs';
+import { Command } from 'commander';
+import type { LoadImageResponse__Output } from '../../gen/shoal/v1/LoadImageResponse';
+import { formatBytes } from '../../common/units';
+import type { Client } from '../client';
+import { ago, printJson, printTable } from '../format';
+
+const CHUNK = 1 << 20;
+
+export function imageCommand(connect: () => Client): Command {
+  const image = new Command('image').description('manage images on this node');
+  image
+    .command('load')
+    .description('load an OCI image layout tar or a `docker save` tar')
+    .argument('[file]', 'the tar file (default: standard input)')
+    .option('-i, --input <file>', 'the tar file, as docker load -i')
+    .action(async (file: string | undefined, opts) => {
+      const client = connect();
+      const path = file ?? opts.input;
+      const input = path ? fs.createReadStream(path, { highWaterMark: CHUNK }) : process.stdin;
+      const res = await new Promise<LoadImageResponse__Output>((resolve, reject) => {
+        const call = client.images.Load((err, r) => (err ? reject(client.explain(err)) : resolve(r!)));
+        input.on('data', (data) => {
+          if (!call.write({ data })) {
+            input.pause();
+            call.once('drain', () => input.resume());
+          }
+        });
+        input.on('end', () => call.end());
+        input.on('error', (err) => {
+          call.cancel();
+          reject(new Error(`cannot read ${path ?? 'standard input'}: ${err.message}`));
+        });
+      });
+      for (const i of res.images) process.stdout.write(`Loaded image: ${i.tags.join(', ') || i.id}\n`);
+    });
+
+  image
+    .command('ls')
+    .description('list images')
+    .option('-q, --quiet', 'print only IDs')
+    .option('--format <format>', '"table" or "json"', 'table')
+    .action(async (opts) => {
+      const { images } = await connect().listImages();
+      if (opts.quiet) return void process.stdout.write(images.map((i) => `${i.id}\n`).join(''));
+      if (opts.format === 'json') return printJson(images);
+      const rows: string[][] = [];
+      for (const i of images) {
+        const id = i.id.replace(/^sha256:/, '').slice(0, 12);
+        const tags = i.tags.length ? i.tags : ['<none>:<none>'];
+        for (const t of tags) {
+          const at = t.lastIndexOf(':');
+          rows.push([t.slice(0, at), t.slice(at + 1), id, ago(i.created_at), formatBytes(i.size_bytes)]);
+        }
+      }
+      printTable(['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], rows);
+    });
+
+  image
+    .command('rm')
+    .alias('remove')
+    .description('remove images')
+    .argument('<image...>', 'image references or IDs')
+    .action(async (refs: string[]) => {
+      const client = connect();
+      for (const ref of refs) {
+        const res = await client.removeImage(ref);
+        for (const u of res.untagged) process.stdout.write(`Untagged: ${u}\n`);
+        for (const d of res.deleted) process.stdout.write(`Deleted: ${d}\n`);
+      }
+    });
+  return image;
+}

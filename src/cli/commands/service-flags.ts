@@ -1,0 +1,109 @@
+import { type Command, InvalidArgumentError } from 'commander';
+import type { ServiceSpec__Output } from '../../gen/shoal/v1/ServiceSpec';
+import { parseBytes, parseCpus, parseDuration } from '../../common/units';
+
+/** Commander argument parsers: each names its flag in the error. */
+export const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+export function integer(flag: string) {
+  return (v: string) => {
+    if (!/^-?\d+$/.test(v.trim())) throw new InvalidArgumentError(`${flag} must be a non-negative integer, got "${v}"`);
+    return Number(v);
+  };
+}
+
+const wrap =
+  <T>(parse: (v: string) => T) =>
+  (v: string) => {
+    try {
+      return parse(v);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+
+export const bytes = (flag: string) => wrap((v) => parseBytes(v, flag));
+export const cpus = (flag: string) => wrap((v) => parseCpus(v, flag));
+export const duration = (flag: string) => wrap((v) => parseDuration(v, flag));
+
+/** Options shared by `service create` and `service update`, applied onto a spec. */
+export interface TemplateFlags {
+  limitMemory?: number;
+  limitCpu?: number;
+  limitPids?: number;
+  reserveMemory?: number;
+  reserveCpu?: number;
+  restartCondition?: string;
+  restartDelay?: number;
+  restartMaxAttempts?: number;
+  restartWindow?: number;
+  stopSignal?: string;
+  stopGracePeriod?: number;
+  hostname?: string;
+  workdir?: string;
+  user?: string;
+  replicasMaxPerNode?: number;
+}
+
+export function applyTemplateFlags(spec: ServiceSpec__Output, f: TemplateFlags): void {
+  const t = spec.task_template!;
+  const c = t.container!;
+  const limits = t.resources!.limits!;
+  const reservations = t.resources!.reservations!;
+  const restart = t.restart_policy!;
+  if (f.limitMemory !== undefined) limits.memory_bytes = f.limitMemory;
+  if (f.limitCpu !== undefined) limits.nano_cpus = f.limitCpu;
+  if (f.limitPids !== undefined) limits.pids = f.limitPids;
+  if (f.reserveMemory !== undefined) reservations.memory_bytes = f.reserveMemory;
+  if (f.reserveCpu !== undefined) reservations.nano_cpus = f.reserveCpu;
+  if (f.restartCondition !== undefined) restart.condition = f.restartCondition;
+  if (f.restartDelay !== undefined) restart.delay_ms = f.restartDelay;
+  if (f.restartMaxAttempts !== undefined) restart.max_attempts = f.restartMaxAttempts;
+  if (f.restartWindow !== undefined) restart.window_ms = f.restartWindow;
+  if (f.stopSignal !== undefined) c.stop_signal = f.stopSignal;
+  if (f.stopGracePeriod !== undefined) c.stop_grace_period_ms = f.stopGracePeriod;
+  if (f.hostname !== undefined) c.hostname = f.hostname;
+  if (f.workdir !== undefined) c.dir = f.workdir;
+  if (f.user !== undefined) c.user = f.user;
+  if (f.replicasMaxPerNode !== undefined) t.placement!.max_replicas = f.replicasMaxPerNode;
+}
+
+/** Adds the template options to a command; create and update share them. */
+export function templateOptions(cmd: Command): Command {
+  return cmd
+    .option('--limit-memory <bytes>', 'memory limit (e.g. 64m)', bytes('--limit-memory'))
+    .option('--limit-cpu <cpus>', 'CPU limit (e.g. 0.5)', cpus('--limit-cpu'))
+    .option('--limit-pids <n>', 'maximum number of processes', integer('--limit-pids'))
+    .option('--reserve-memory <bytes>', 'memory reservation, for scheduling', bytes('--reserve-memory'))
+    .option('--reserve-cpu <cpus>', 'CPU reservation, for scheduling', cpus('--reserve-cpu'))
+    .option('--restart-condition <condition>', 'restart when: any, on-failure or none')
+    .option('--restart-delay <duration>', 'delay between restarts (e.g. 5s)', duration('--restart-delay'))
+    .option('--restart-max-attempts <n>', 'maximum restarts before giving up (0: unlimited)', integer('--restart-max-attempts'))
+    .option('--restart-window <duration>', 'window in which restarts count (0: forever)', duration('--restart-window'))
+    .option('--stop-signal <signal>', 'signal that stops a task (default SIGTERM)')
+    .option('--stop-grace-period <duration>', 'time to wait before SIGKILL (default 10s)', duration('--stop-grace-period'))
+    .option('--hostname <name>', 'container hostname')
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <user>', 'user[:group] to run as')
+    .option('--replicas-max-per-node <n>', 'maximum tasks per node (0: unlimited)', integer('--replicas-max-per-node'));
+}
+
+/** A spec with every nested message present and nothing set; the daemon fills in defaults. */
+export function blankSpec(): ServiceSpec__Output {
+  return {
+    name: '',
+    labels: {},
+    mode: { mode: 'replicated', replicated: { replicas: 1 } },
+    task_template: {
+      container: { image: '', command: [], args: [], env: [], dir: '', user: '', hostname: '', stop_signal: '', labels: {} },
+      resources: { limits: { nano_cpus: 0, memory_bytes: 0, pids: 0 }, reservations: { nano_cpus: 0, memory_bytes: 0, pids: 0 } },
+      restart_policy: { condition: 'any', delay_ms: 0, max_attempts: 0, window_ms: 0 },
+      placement: { constraints: [], max_replicas: 0 },
+    },
+  };
+}
+
+/** Parses KEY=VALUE labels into a map. */
+export function labelMap(entries: string[]): Record<string, string> {
+  return Object.fromEntries(entries.map((e) => [e.split('=', 1)[0], e.includes('=') ? e.slice(e.indexOf('=') + 1) : '']));
+}

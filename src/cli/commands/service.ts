@@ -1,0 +1,226 @@
+import { status } from '@grpc/grpc-js';
+import { Command } from 'commander';
+import type { Service__Output } from '../../gen/shoal/v1/Service';
+import type { Task__Output } from '../../gen/shoal/v1/Task';
+import { invalidArgument } from '../../common/errors';
+import { taskName } from '../../common/tasks';
+import type { Client } from '../client';
+import { waitForConvergence } from '../converge';
+import { ago, printJson, printTable, shortId, titleCase } from '../format';
+import { applyTemplateFlags, blankSpec, collect, integer, labelMap, templateOptions } from './service-flags';
+
+type Connect = () => Client;
+
+export function serviceCommand(connect: Connect): Command {
+  const service = new Command('service').description('manage services');
+
+  templateOptions(
+    service
+      .command('create')
+      .description('create a service and wait for it to converge')
+      .argument('<image>', 'image reference, e.g. shoal-test:latest')
+      .argument('[command...]', 'command and arguments (replace the image CMD)')
+      .requiredOption('--name <name>', 'service name')
+      .option('--replicas <n>', 'number of tasks', integer('--replicas'), 1)
+      .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect, [])
+      .option('--entrypoint <cmd>', 'replace the image ENTRYPOINT (space-separated)')
+      .option('--constraint <expr>', 'placement constraint, e.g. node.hostname==a (repeatable)', collect, [])
+      .option('-l, --label <KEY=VALUE>', 'service label (repeatable)', collect, [])
+      .option('--container-label <KEY=VALUE>', 'container label (repeatable)', collect, [])
+      .option('-d, --detach', 'return at once instead of waiting for convergence')
+      .option('-q, --quiet', 'print only the service ID'),
+  )
+    .passThroughOptions()
+    .action(async (image: string, command: string[], opts) => {
+      const client = connect();
+      const spec = blankSpec();
+      spec.name = opts.name;
+      spec.labels = labelMap(opts.label);
+      spec.mode = { mode: 'replicated', replicated: { replicas: opts.replicas } };
+      const c = spec.task_template!.container!;
+      c.image = image;
+      c.args = command;
+      c.env = opts.env;
+      c.labels = labelMap(opts.containerLabel);
+      if (opts.entrypoint !== undefined) c.command = opts.entrypoint.split(/\s+/).filter(Boolean);
+      spec.task_template!.placement!.constraints = opts.constraint;
+      applyTemplateFlags(spec, opts);
+      const created = await client.createService({ spec });
+      process.stdout.write(`${created.id}\n`);
+      if (!opts.detach) await waitForConvergence(client, created.id, !!opts.quiet);
+    });
+
+  service
+    .command('ls')
+    .description('list services')
+    .option('-q, --quiet', 'print only IDs')
+    .option('--format <format>', '"table" or "json"', 'table')
+    .action(async (opts) => {
+      const { services } = await connect().listServices();
+      if (opts.quiet) return void process.stdout.write(services.map((s) => `${s.service!.id}\n`).join(''));
+      if (opts.format === 'json') return printJson(services.map((s) => ({ ...s.service, running: s.running, desired: s.desired })));
+      printTable(
+        ['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE'],
+        services.map(({ service: s, running, desired }) => [shortId(s!.id), s!.spec!.name, 'replicated', `${running}/${desired}`, s!.spec!.task_template!.container!.image]),
+      );
+    });
+
+  service
+    .command('ps')
+    .description('list the tasks of one or more services')
+    .argument('<service...>', 'service names or IDs')
+    .option('-q, --quiet', 'print only task IDs')
+    .option('--format <format>', '"table" or "json"', 'table')
+    .option('--no-trunc', 'do not truncate IDs and errors')
+    .action(async (refs: string[], opts) => {
+      const client = connect();
+      const tasks: Task__Output[] = [];
+      for (const ref of refs) tasks.push(...(await client.listTasks({ service: ref })).tasks);
+      if (opts.quiet) return void process.stdout.write(tasks.map((t) => `${t.id}\n`).join(''));
+      if (opts.format === 'json') return printJson(tasks);
+      const { nodes } = await client.listNodes();
+      const hostnames = new Map(nodes.map((n) => [n.id, n.description!.hostname]));
+      let lastSlot = '';
+      printTable(
+        ['ID', 'NAME', 'IMAGE', 'NODE', 'DESIRED STATE', 'CURRENT STATE', 'ERROR'],
+        tasks.map((t) => {
+          const slot = `${t.service_id}.${t.slot}`;
+          // As Docker does, history rows under a slot's newest task are marked with \_.
+          const name = slot === lastSlot ? ` \\_ ${taskName(t)}` : taskName(t);
+          lastSlot = slot;
+          const err = t.status!.err || t.schedule_error;
+          return [
+            opts.trunc ? shortId(t.id) : t.id,
+            name,
+            t.spec!.container!.image,
+            hostnames.get(t.node_id) ?? '',
+            titleCase(t.desired_state),
+            `${titleCase(t.status!.state)} ${ago(t.status!.timestamp)}`,
+            err ? (opts.trunc && err.length > 60 ? `"${err.slice(0, 57)}…"` : `"${err}"`) : '',
+          ];
+        }),
+      );
+    });
+
+  service
+    .command('inspect')
+    .description('show the full spec and state of services, as JSON')
+    .argument('<service...>', 'service names or IDs')
+    .action(async (refs: string[]) => {
+      const client = connect();
+      const out: unknown[] = [];
+      for (const ref of refs) {
+        const s = await client.getService(ref);
+        const { tasks } = await client.listTasks({ service: s.id });
+        out.push({ ...s, tasks: tasks.map((t) => ({ id: t.id, slot: t.slot, node_id: t.node_id, desired_state: t.desired_state, status: t.status })) });
+      }
+      printJson(out);
+    });
+
+  service
+    .command('scale')
+    .description('set the replica count of services: SERVICE=REPLICAS ...')
+    .argument('<service=replicas...>')
+    .option('-d, --detach', 'return at once instead of waiting for convergence')
+    .action(async (pairs: string[], opts) => {
+      const client = connect();
+      const wanted = pairs.map((p) => {
+        const m = /^([^=]+)=(.*)$/.exec(p);
+        if (!m) throw invalidArgument(`invalid scale argument "${p}": use SERVICE=REPLICAS`);
+        if (!/^\d+$/.test(m[2])) throw invalidArgument(`invalid replicas "${m[2]}" for ${m[1]}: must be a non-negative integer`);
+        return { ref: m[1], replicas: Number(m[2]) };
+      });
+      for (const { ref, replicas } of wanted) {
+        const s = await updateWithRetry(client, ref, (spec) => {
+          spec.mode = { mode: 'replicated', replicated: { replicas } };
+        });
+        process.stdout.write(`${s.spec!.name} scaled to ${replicas}\n`);
+        if (!opts.detach) await waitForConvergence(client, s.id, false);
+      }
+    });
+
+  templateOptions(
+    service
+      .command('update')
+      .description('change a service and wait for it to converge')
+      .argument('<service>', 'service name or ID')
+      .option('--replicas <n>', 'number of tasks', integer('--replicas'))
+      .option('--image <image>', 'new image reference')
+      .option('--args <args>', 'new command arguments (space-separated)')
+      .option('--env-add <KEY=VALUE>', 'add or change an environment variable (repeatable)', collect, [])
+      .option('--env-rm <KEY>', 'remove an environment variable (repeatable)', collect, [])
+      .option('--constraint-add <expr>', 'add a placement constraint (repeatable)', collect, [])
+      .option('--constraint-rm <expr>', 'remove a placement constraint (repeatable)', collect, [])
+      .option('-d, --detach', 'return at once instead of waiting for convergence')
+      .option('-q, --quiet', 'print only the service ID'),
+  ).action(async (ref: string, opts) => {
+    const client = connect();
+    const s = await updateWithRetry(client, ref, (spec) => {
+      const c = spec.task_template!.container!;
+      if (opts.replicas !== undefined) spec.mode = { mode: 'replicated', replicated: { replicas: opts.replicas } };
+      if (opts.image !== undefined) c.image = opts.image;
+      if (opts.args !== undefined) c.args = opts.args.split(/\s+/).filter(Boolean);
+      const removed = new Set<string>([...opts.envRm, ...opts.envAdd.map((e: string) => e.split('=', 1)[0])]);
+      c.env = [...c.env.filter((e) => !removed.has(e.split('=', 1)[0])), ...opts.envAdd];
+      const p = spec.task_template!.placement!;
+      p.constraints = [...p.constraints.filter((x) => !opts.constraintRm.includes(x)), ...opts.constraintAdd];
+      applyTemplateFlags(spec, opts);
+    });
+    process.stdout.write(`${s.id}\n`);
+    if (!opts.detach) await waitForConvergence(client, s.id, !!opts.quiet);
+  });
+
+  service
+    .command('rm')
+    .alias('remove')
+    .description('remove services')
+    .argument('<service...>', 'service names or IDs')
+    .action(async (refs: string[]) => {
+      const client = connect();
+      for (const ref of refs) {
+        await client.removeService(ref);
+        process.stdout.write(`${ref}\n`);
+      }
+    });
+
+  service
+    .command('logs')
+    .description('print the logs of a service’s tasks, each line prefixed with its task')
+    .argument('<service>', 'service name or ID')
+    .option('-f, --follow', 'keep printing new lines')
+    .option('-n, --tail <lines>', 'lines from the end of each task’s log ("all" for everything)', 'all')
+    .option('-t, --timestamps', 'show timestamps')
+    .action(async (ref: string, opts) => {
+      const client = connect();
+      const tail = opts.tail === 'all' ? -1 : integer('--tail')(opts.tail);
+      await new Promise<void>((resolve, reject) => {
+        const call = client.control.ServiceLogs({ service: ref, follow: !!opts.follow, tail });
+        call.on('data', (l) => {
+          const out = l.stream === 'stderr' ? process.stderr : process.stdout;
+          out.write(`${l.task_name}    | ${opts.timestamps ? `${l.timestamp} ` : ''}${l.line}\n`);
+        });
+        call.on('error', (err) => reject(client.explain(err)));
+        call.on('end', () => resolve());
+        process.once('SIGINT', () => {
+          call.cancel();
+          resolve();
+        });
+      });
+    });
+
+  return service;
+}
+
+/** Read-modify-write with compare-and-swap; a concurrent change makes it read again, not overwrite. */
+async function updateWithRetry(client: Client, ref: string, change: (spec: NonNullable<Service__Output['spec']>) => void): Promise<Service__Output> {
+  for (let attempt = 0; ; attempt++) {
+    const current = await client.getService(ref);
+    const spec = structuredClone(current.spec!);
+    change(spec);
+    try {
+      return await client.updateService({ service: current.id, version: current.version, spec });
+    } catch (err) {
+      if (attempt >= 3 || (err as { code?: number }).code !== status.ABORTED) throw err;
+    }
+  }
+}

@@ -1,0 +1,83 @@
+import type { Service__Output } from '../gen/shoal/v1/Service';
+import type { Task__Output } from '../gen/shoal/v1/Task';
+import { ShoalError } from '../common/errors';
+import { isTerminal, taskName, wantsRunning } from '../common/tasks';
+import type { Client } from './client';
+import { status } from '@grpc/grpc-js';
+
+const POLL_MS = 100;
+// A slot whose tasks failed this many times since the wait began is reported as not converging.
+const FAILURES_BEFORE_GIVING_UP = 3;
+
+export interface Progress {
+  running: number;
+  desired: number;
+  /** Tasks asked to stop that still have a container. */
+  stopping: number;
+  converged: boolean;
+  /** Set when waiting longer cannot help: one sentence saying why. */
+  stuck?: string;
+}
+
+/** Reads where a service stands against its spec; pure, so the rules are testable on plain data. */
+export function assess(service: Service__Output, tasks: Task__Output[], failures: Map<number, number>): Progress {
+  const desired = service.spec!.mode!.replicated?.replicas ?? 0;
+  const current = tasks.filter((t) => wantsRunning(t.desired_state) && t.spec_version === service.spec_version && t.slot <= desired);
+  const running = current.filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING').length;
+  const stopping = tasks.filter((t) => !wantsRunning(t.desired_state) && t.node_id && !isTerminal(t.status!.state)).length;
+  const progress: Progress = { running, desired, stopping, converged: running === desired && stopping === 0 };
+  if (progress.converged) return progress;
+
+  const notRunning = current.filter((t) => t.status!.state !== 'RUNNING');
+  // A task that ended and still holds its slot will not be restarted (restart policy).
+  const final = notRunning.filter((t) => t.desired_state === 'RUNNING' && isTerminal(t.status!.state));
+  const hopeless = [...failures].filter(([slot, n]) => n >= FAILURES_BEFORE_GIVING_UP && !current.some((t) => t.slot === slot && t.status!.state === 'RUNNING'));
+  if (final.length && final.length + running >= desired && !notRunning.some((t) => !isTerminal(t.status!.state))) {
+    progress.stuck = `${final.length} task(s) ended and the restart policy does not restart them: ${describe(final[0])}`;
+  } else if (hopeless.length && hopeless.length + running >= desired) {
+    const slot = hopeless[0][0];
+    const last = tasks.filter((t) => t.slot === slot && t.status!.err).sort((a, b) => b.created_at.localeCompare(a.created_at))[0];
+    progress.stuck = `task ${last ? describe(last) : `slot ${slot} keeps failing`} (failed ${hopeless[0][1]} times; still retrying per the restart policy)`;
+  }
+  return progress;
+}
+
+const describe = (t: Task__Output) => `${taskName(t)}: ${t.status!.err || t.status!.message || t.status!.state.toLowerCase()}`;
+
+/**
+ * Waits until the service runs its desired replicas and nothing it asked to stop is left,
+ * printing progress (and each task error once) to stderr. Throws when it cannot converge.
+ */
+export async function waitForConvergence(client: Client, serviceId: string, quiet: boolean): Promise<void> {
+  const tty = process.stderr.isTTY && !quiet;
+  const seenErrors = new Set<string>();
+  const failures = new Map<number, number>();
+  let last = '';
+  const started = new Date().toISOString();
+  for (;;) {
+    const service = await client.getService(serviceId);
+    const { tasks } = await client.listTasks({ service: serviceId });
+    for (const t of tasks) {
+      const failed = t.status!.state === 'FAILED' || t.status!.state === 'REJECTED';
+      if (failed && t.created_at >= started && !seenErrors.has(t.id)) failures.set(t.slot, (failures.get(t.slot) ?? 0) + 1);
+      const err = t.status!.err;
+      if (err && !seenErrors.has(t.id) && t.created_at >= started) {
+        seenErrors.add(t.id);
+        if (!quiet) process.stderr.write(`${tty ? '\r\x1b[K' : ''}${taskName(t)}: ${t.status!.state.toLowerCase()}: ${err}\n`);
+      }
+    }
+    const p = assess(service, tasks, failures);
+    const line = `overall progress: ${p.running} out of ${p.desired} tasks running${p.stopping ? `, ${p.stopping} stopping` : ''}`;
+    if (!quiet && line !== last) process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
+    last = line;
+    if (p.converged) {
+      if (!quiet) process.stderr.write(`${tty ? '\n' : ''}verify: service ${service.spec!.name} converged\n`);
+      return;
+    }
+    if (p.stuck) {
+      if (tty) process.stderr.write('\n');
+      throw new ShoalError(status.FAILED_PRECONDITION, `service ${service.spec!.name} is not converging: ${p.stuck}`);
+    }
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}

@@ -1,0 +1,40 @@
+import Table from 'cli-table3';
+
+/** Prints rows as Docker does: upper-case headers, columns padded by three spaces, no borders. */
+export function printTable(head: string[], rows: (string | number)[][]): void {
+  const table = new Table({
+    head,
+    chars: {
+      top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
+      left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '',
+    },
+    style: { 'padding-left': 0, 'padding-right': 3, head: [], border: [], compact: true },
+  });
+  table.push(...rows.map((r) => r.map(String)));
+  process.stdout.write(`${table.toString().split('\n').map((l) => l.trimEnd()).join('\n')}\n`);
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** "3 seconds ago", "2 minutes ago", as Docker words it. */
+export function ago(iso: string, nowMs = Date.now()): string {
+  const t = Date.parse(iso);
+  if (!t) return '';
+  const s = Math.max(0, Math.round((nowMs - t) / 1000));
+  const unit = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'} ago`;
+  if (s < 1) return 'Less than a second ago';
+  if (s < 60) return unit(s, 'second');
+  if (s < 3600) return unit(Math.round(s / 60), 'minute');
+  if (s < 86400) return unit(Math.round(s / 3600), 'hour');
+  return unit(Math.round(s / 86400), 'day');
+}
+
+/** "RUNNING" -> "Running"; "NODE_READY" -> "Ready". */
+export function titleCase(state: string): string {
+  const s = state.replace(/^NODE_/, '').toLowerCase();
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+export const shortId = (id: string) => id.slice(0, 12);
