@@ -6,7 +6,18 @@ import { quietLogger } from '../../src/common/logger';
 import { Runtime } from '../../src/worker/runtime/runtime';
 import { freePort } from './ports';
 
-const ROOT = path.resolve(__dirname, '..', '..');
+/** The repository root, whether this runs from test/ under vitest or from dist/ in a benchmark. */
+function repoRoot(): string {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'deploy', 'build-test-image.sh'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('cannot find the shoal repository root');
+    dir = up;
+  }
+  return dir;
+}
+
+const ROOT = repoRoot();
 const DAEMON = path.join(ROOT, 'dist', 'src', 'daemon', 'main.js');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 
