@@ -59,7 +59,7 @@ export function ociArchive(
   work: string,
   out: string,
   layers: TestLayer[],
-  opts: { tag?: string; dockerRepoTags?: string[]; cmd?: string[] } = {},
+  opts: { tag?: string; dockerRepoTags?: string[]; diffIds?: string[] } = {},
 ): { id: string; manifestDigest: string } {
   const layout = join(work, 'layout');
   const blobs = join(layout, 'blobs', 'sha256');
@@ -82,8 +82,8 @@ export function ociArchive(
       architecture: 'amd64',
       os: 'linux',
       created: '2024-01-02T03:04:05Z',
-      config: { Env: ['A=1'], Cmd: opts.cmd ?? ['sh'], Labels: { l: 'v' }, StopSignal: 'SIGQUIT' },
-      rootfs: { type: 'layers', diff_ids: layers.map((l) => sha256(l.tar)) },
+      config: { Env: ['A=1'], Cmd: ['sh'], Labels: { l: 'v' }, StopSignal: 'SIGQUIT' },
+      rootfs: { type: 'layers', diff_ids: opts.diffIds ?? layers.map((l) => sha256(l.tar)) },
     }),
   );
   const id = put(config);

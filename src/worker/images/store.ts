@@ -1,0 +1,280 @@
+import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { failedPrecondition, invalidArgument, notFound } from '../../common/errors';
+import { quietLogger, type Logger } from '../../common/logger';
+import { readArchive } from './archive';
+import { readCatalog, writeCatalog, type Catalog, type CatalogImage, type CatalogLayer } from './catalog';
+import { unpackLayer } from './layers';
+import { isGzipLayer, readImages, type ArchiveImage, type ImageConfigJson } from './layout';
+import { parseReference } from './reference';
+
+export interface ImageConfig {
+  env: string[];
+  entrypoint: string[];
+  cmd: string[];
+  workingDir: string;
+  user: string;
+  /** '' when the image sets none. */
+  stopSignal: string;
+  labels: Record<string, string>;
+}
+
+export interface ImageRecord {
+  /** sha256:<config digest> */
+  id: string;
+  /** sha256:<manifest digest> */
+  digest: string;
+  tags: string[];
+  /** Bytes of the stored config and layer blobs (layers as shipped, compressed or not). */
+  sizeBytes: number;
+  createdAt: string;
+}
+
+export interface ResolvedImage extends ImageRecord {
+  config: ImageConfig;
+  /** Absolute paths of the unpacked layer dirs, lowest first (overlayfs lowerdir wants the reverse). */
+  layers: string[];
+}
+
+const ID_PREFIX = /^(?:sha256:)?([a-f0-9]{1,64})$/;
+
+/**
+ * The node-local image store:
+ *   <root>/blobs/sha256/<hex>   manifests, configs and layer tars, named by their digest
+ *   <root>/layers/<diff id hex> each layer unpacked once, shared by every image that has it
+ *   <root>/images.json          image id → manifest digest, tags, layers (see catalog.ts)
+ *   <root>/tmp/                 loads and unpacks in progress; renamed into place when complete
+ */
+export class ImageStore {
+  private readonly log: Logger;
+  private catalog: Catalog = { images: {} };
+  private opened?: Promise<void>;
+  /** Serializes catalog changes; loads stream and verify outside it, and only commit inside. */
+  private lock: Promise<unknown> = Promise.resolve();
+  private readonly unpacking = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly root: string,
+    log?: Logger,
+  ) {
+    this.log = log ?? quietLogger();
+  }
+
+  async load(input: NodeJS.ReadableStream | Readable): Promise<ImageRecord[]> {
+    await this.open();
+    const tmp = await mkdtemp(join(this.root, 'tmp', 'load-'));
+    try {
+      const images = await readImages(await readArchive(input, tmp), tmp);
+      return await this.exclusive(() => this.commit(images));
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  async list(): Promise<ImageRecord[]> {
+    await this.open();
+    return Object.entries(this.catalog.images)
+      .map(([id, image]) => record(id, image))
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || a.id.localeCompare(b.id));
+  }
+
+  /** null when the image is not here; the layers are unpacked before this returns. */
+  async resolve(ref: string): Promise<ResolvedImage | null> {
+    await this.open();
+    const found = this.lookup(ref);
+    if (!found) return null;
+    const { id, image } = found;
+    const config = JSON.parse(await readFile(this.blobPath(id), 'utf8')) as ImageConfigJson;
+    const layers = await Promise.all(image.layers.map((l) => this.layerDir(l)));
+    return { ...record(id, image), config: imageConfig(config), layers };
+  }
+
+  /**
+   * By tag: drops that tag, and deletes the image once no tag is left. By id or digest:
+   * drops every tag and deletes it. Deleting refuses while `inUse(id)`, changing nothing.
+   */
+  async remove(ref: string, inUse: (imageId: string) => boolean): Promise<{ untagged: string[]; deleted: string[] }> {
+    await this.open();
+    return this.exclusive(async () => {
+      const found = this.lookup(ref);
+      if (!found) throw notFound(`no such image: ${ref}`);
+      const { id, image, tag } = found;
+      const catalog = structuredClone(this.catalog);
+      if (tag && image.tags.length > 1) {
+        catalog.images[id].tags = image.tags.filter((t) => t !== tag);
+        await this.save(catalog);
+        return { untagged: [tag], deleted: [] };
+      }
+      if (inUse(id)) {
+        throw failedPrecondition(`image ${ref} (${id.slice(7, 19)}) is in use by a container; remove its containers first`);
+      }
+      delete catalog.images[id];
+      await this.save(catalog);
+      const layers = await this.collectGarbage();
+      this.log.info({ id, layers: layers.length }, 'deleted image');
+      return { untagged: image.tags, deleted: [id, ...layers] };
+    });
+  }
+
+  private async commit(images: ArchiveImage[]): Promise<ImageRecord[]> {
+    const catalog = structuredClone(this.catalog);
+    for (const image of images) {
+      for (const [digest, file] of image.blobs) {
+        const dest = this.blobPath(digest);
+        // Blobs are immutable and content-addressed: one already here is the same bytes.
+        if (!(await exists(dest))) await rename(file.path, dest);
+      }
+      const id = image.configDigest;
+      const tags = new Set(catalog.images[id]?.tags ?? []);
+      for (const tag of image.tags) {
+        for (const other of Object.values(catalog.images)) other.tags = other.tags.filter((t) => t !== tag);
+        tags.add(tag);
+      }
+      catalog.images[id] = {
+        digest: image.manifestDigest,
+        tags: [...tags].sort(),
+        sizeBytes: [...image.blobs].filter(([d]) => d !== image.manifestDigest).reduce((n, [, f]) => n + f.size, 0),
+        createdAt: createdAt(image.config as ImageConfigJson),
+        layers: image.layers.map(({ digest, mediaType, diffId }) => ({ digest, mediaType, diffId })),
+      };
+    }
+    await this.save(catalog);
+    // Reloading an id under another manifest (say, recompressed) orphans the old blobs.
+    await this.collectGarbage();
+    const ids = new Set(images.map((i) => i.configDigest));
+    this.log.info({ images: [...ids] }, 'loaded images');
+    return [...ids].map((id) => record(id, this.catalog.images[id]));
+  }
+
+  private lookup(ref: string): { id: string; image: CatalogImage; tag?: string } | null {
+    const images = this.catalog.images;
+    let parseError: unknown;
+    try {
+      const parsed = parseReference(ref);
+      if (parsed.digest) {
+        const id = Object.keys(images).find((i) => i === parsed.digest || images[i].digest === parsed.digest);
+        return id ? { id, image: images[id] } : null;
+      }
+      const tag = `${parsed.name}:${parsed.tag}`;
+      const id = Object.keys(images).find((i) => images[i].tags.includes(tag));
+      if (id) return { id, image: images[id], tag };
+    } catch (err) {
+      parseError = err;
+    }
+    // Like docker, a name that is no tag here may still be an image id or a prefix of one.
+    const hex = ID_PREFIX.exec(ref)?.[1];
+    if (hex === undefined) {
+      if (parseError) throw parseError;
+      return null;
+    }
+    const ids = Object.keys(images).filter((id) => id.startsWith(`sha256:${hex}`));
+    if (ids.length > 1) throw invalidArgument(`image id prefix ${ref} is ambiguous: it matches ${ids.length} images`);
+    return ids.length ? { id: ids[0], image: images[ids[0]] } : null;
+  }
+
+  /** Unpacks a layer on first use; concurrent callers share the one unpack. */
+  private layerDir(layer: CatalogLayer): Promise<string> {
+    const hex = layer.diffId.slice(7);
+    let pending = this.unpacking.get(hex);
+    if (!pending) {
+      pending = this.unpackOnce(layer, join(this.root, 'layers', hex)).finally(() => this.unpacking.delete(hex));
+      this.unpacking.set(hex, pending);
+    }
+    return pending;
+  }
+
+  private async unpackOnce(layer: CatalogLayer, dest: string): Promise<string> {
+    if (await exists(dest)) return dest;
+    const started = Date.now();
+    // Unpacked aside and renamed: a crash mid-unpack leaves only a temp dir, never a partial layer.
+    const tmp = await mkdtemp(join(this.root, 'tmp', 'layer-'));
+    try {
+      await chmod(tmp, 0o755);
+      await unpackLayer(this.blobPath(layer.digest), isGzipLayer(layer.mediaType), tmp, layer.diffId);
+      await rename(tmp, dest);
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+    this.log.info({ diffId: layer.diffId, ms: Date.now() - started }, 'unpacked layer');
+    return dest;
+  }
+
+  /** Deletes blobs and unpacked layers no image references; returns the deleted layers' diff ids. */
+  private async collectGarbage(): Promise<string[]> {
+    const blobs = new Set<string>();
+    const diffIds = new Set<string>();
+    for (const [id, image] of Object.entries(this.catalog.images)) {
+      blobs.add(id.slice(7)).add(image.digest.slice(7));
+      for (const l of image.layers) {
+        blobs.add(l.digest.slice(7));
+        diffIds.add(l.diffId.slice(7));
+      }
+    }
+    for (const hex of await readdir(join(this.root, 'blobs', 'sha256'))) {
+      if (!blobs.has(hex)) await rm(join(this.root, 'blobs', 'sha256', hex), { force: true });
+    }
+    const deleted: string[] = [];
+    for (const hex of await readdir(join(this.root, 'layers'))) {
+      if (diffIds.has(hex) || this.unpacking.has(hex)) continue;
+      await rm(join(this.root, 'layers', hex), { recursive: true, force: true });
+      deleted.push(`sha256:${hex}`);
+    }
+    return deleted;
+  }
+
+  private async save(catalog: Catalog): Promise<void> {
+    await writeCatalog(this.root, catalog);
+    this.catalog = catalog;
+  }
+
+  private blobPath(digest: string): string {
+    return join(this.root, 'blobs', 'sha256', digest.slice(7));
+  }
+
+  private open(): Promise<void> {
+    this.opened ??= (async () => {
+      // Whatever is in tmp was left by a crash: nothing there is referenced.
+      await rm(join(this.root, 'tmp'), { recursive: true, force: true });
+      for (const dir of ['blobs/sha256', 'layers', 'tmp']) await mkdir(join(this.root, dir), { recursive: true, mode: 0o700 });
+      this.catalog = await readCatalog(this.root);
+    })();
+    return this.opened;
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+}
+
+function record(id: string, image: CatalogImage): ImageRecord {
+  return { id, digest: image.digest, tags: [...image.tags], sizeBytes: image.sizeBytes, createdAt: image.createdAt };
+}
+
+function imageConfig(json: ImageConfigJson): ImageConfig {
+  const c = json.config ?? {};
+  return {
+    env: c.Env ?? [],
+    entrypoint: c.Entrypoint ?? [],
+    cmd: c.Cmd ?? [],
+    workingDir: c.WorkingDir ?? '',
+    user: c.User ?? '',
+    stopSignal: c.StopSignal ?? '',
+    labels: c.Labels ?? {},
+  };
+}
+
+function createdAt(config: ImageConfigJson): string {
+  const t = config.created ? Date.parse(config.created) : NaN;
+  return Number.isNaN(t) ? new Date().toISOString() : new Date(t).toISOString();
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
