@@ -20,14 +20,14 @@ export function imageCommand(connect: () => Client): Command {
       const input = path ? fs.createReadStream(path, { highWaterMark: CHUNK }) : process.stdin;
       const res = await new Promise<LoadImageResponse__Output>((resolve, reject) => {
         const call = client.images.Load((err, r) => (err ? reject(client.explain(err)) : resolve(r!)));
-        input.on('data', (data) => {
+        input.on('data', (data: Buffer) => {
           if (!call.write({ data })) {
             input.pause();
             call.once('drain', () => input.resume());
           }
         });
         input.on('end', () => call.end());
-        input.on('error', (err) => {
+        input.on('error', (err: Error) => {
           call.cancel();
           reject(new Error(`cannot read ${path ?? 'standard input'}: ${err.message}`));
         });
