@@ -1,0 +1,63 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { internal, invalidArgument } from '../../common/errors';
+import { lastLine, run } from './exec';
+
+/** The kernel copies mount options into one page; overlayfs stacks at most 500 lower layers. */
+const MAX_OPTIONS = 4095;
+const MAX_LAYERS = 500;
+
+/**
+ * Mounts the container's rootfs at <bundle>/rootfs: overlayfs over the image layers with a
+ * per-container upper and work dir. Layers are reached through short symlinks <bundle>/l/<n> and
+ * mount(8) runs with the bundle as its cwd, so the lowerdir option stays short (about 4 bytes a
+ * layer) however deep the image store's paths are.
+ */
+export async function mountRootfs(bundle: string, layers: string[]): Promise<void> {
+  if (layers.length === 0) throw invalidArgument('the container has no image layers to mount');
+  if (layers.length > MAX_LAYERS) throw invalidArgument(`the image has ${layers.length} layers; overlayfs stacks at most ${MAX_LAYERS}`);
+  await Promise.all(
+    layers.map(async (l) => {
+      if (!path.isAbsolute(l)) throw invalidArgument(`image layer path "${l}" is not absolute`);
+      const st = await fs.stat(l).catch(() => null);
+      if (!st?.isDirectory()) throw invalidArgument(`image layer directory ${l} does not exist`);
+    }),
+  );
+  await Promise.all(['rootfs', 'upper', 'work', 'l'].map((d) => fs.mkdir(path.join(bundle, d))));
+  await Promise.all(layers.map((l, i) => fs.symlink(l, path.join(bundle, 'l', String(i)))));
+  // overlay wants the topmost layer first
+  const lower = layers.map((_, i) => `l/${i}`).reverse().join(':');
+  const options = `lowerdir=${lower},upperdir=upper,workdir=work`;
+  if (options.length > MAX_OPTIONS) throw invalidArgument(`the image has too many layers (${layers.length}) for one overlay mount`);
+  const r = await run('mount', ['-t', 'overlay', '-o', options, 'shoal', 'rootfs'], { cwd: bundle });
+  if (r.code !== 0) throw internal(`cannot mount the container rootfs: ${lastLine(r.stderr) || `mount exited with ${r.code}`}`);
+}
+
+/** Mount points from /proc/self/mountinfo (octal escapes decoded). */
+export async function mountPoints(): Promise<Set<string>> {
+  const text = await fs.readFile('/proc/self/mountinfo', 'utf8');
+  const out = new Set<string>();
+  for (const line of text.split('\n')) {
+    const mp = line.split(' ')[4];
+    if (mp) out.add(mp.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
+  }
+  return out;
+}
+
+/** Unmounts <bundle>/rootfs if it is mounted (every stacked mount); lazily if it is busy. Idempotent. */
+export async function unmountRootfs(bundle: string, mounted?: Set<string>): Promise<void> {
+  const target = path.join(bundle, 'rootfs');
+  let points = mounted ?? (await mountPoints());
+  for (let i = 0; i < 8 && points.has(target); i++) {
+    const r = await run('umount', [target]);
+    if (r.code !== 0) {
+      const lazy = await run('umount', ['-l', target]);
+      if (lazy.code !== 0) {
+        points = await mountPoints();
+        if (!points.has(target)) return;
+        throw internal(`cannot unmount ${target}: ${lastLine(r.stderr) || lastLine(lazy.stderr)}`);
+      }
+    }
+    points = await mountPoints();
+  }
+}

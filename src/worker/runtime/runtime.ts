@@ -1,0 +1,311 @@
+import { mkdirSync, promises as fs } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import * as path from 'node:path';
+import { alreadyExists, failedPrecondition, internal, invalidArgument, notFound, ShoalError } from '../../common/errors';
+import type { Logger } from '../../common/logger';
+import { cgroupHierarchies, removeCgroupParent, removeContainerCgroups } from './cgroups';
+import { spawnConmon } from './conmon';
+import { ExitWatcher, readExitFile } from './exits';
+import { checkId, isId, Layout } from './paths';
+import { mountPoints, mountRootfs, unmountRootfs } from './rootfs';
+import { processStart, Runc } from './runc';
+import { buildSpec, hostsFile } from './spec';
+import type { ContainerConfig, ContainerState, RuntimeOptions } from './types';
+import { resolveUser } from './user';
+
+export type { ContainerConfig, ContainerState, ContainerStatus, RuntimeOptions } from './types';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs containers with runc under conmon. Every container's state lives on disk (bundle dir, runc
+ * state, conmon's exit file), so a new Runtime on the same dirs sees and adopts what an earlier
+ * one (or an earlier daemon) started. Safe to call concurrently for different containers.
+ */
+export class Runtime {
+  private readonly layout: Layout;
+  private readonly runc: Runc;
+  private readonly conmonPath: string;
+  private readonly log: Logger | undefined;
+  private readonly exits: ExitWatcher;
+  private readonly creating = new Set<string>();
+  private readonly removing = new Map<string, Promise<void>>();
+
+  constructor(private readonly opts: RuntimeOptions) {
+    for (const [k, v] of [['root', opts.root], ['runcRoot', opts.runcRoot]] as const) {
+      if (!path.isAbsolute(v)) throw invalidArgument(`runtime ${k} "${v}" must be an absolute path`);
+    }
+    if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(opts.cgroupParent) || opts.cgroupParent.split('/').some((p) => p === '..' || p === '.')) {
+      throw invalidArgument(`invalid cgroup parent "${opts.cgroupParent}": use a relative path like "shoal"`);
+    }
+    this.layout = new Layout(opts.root, opts.runcRoot);
+    this.runc = new Runc(opts.runcPath ?? '/usr/sbin/runc', opts.runcRoot);
+    this.conmonPath = opts.conmonPath ?? '/usr/bin/conmon';
+    this.log = opts.log?.child({ component: 'runtime' });
+    for (const d of [this.layout.bundles, this.layout.exits, this.layout.sockets, opts.runcRoot]) mkdirSync(d, { recursive: true, mode: 0o700 });
+    this.exits = new ExitWatcher(this.layout.exits, this.log);
+  }
+
+  /**
+   * Mounts the rootfs, writes the bundle and has conmon run `runc create`. The container is then
+   * "created": its process waits for start(). On failure nothing is left behind and the error
+   * carries runc's own message.
+   */
+  async create(cfg: ContainerConfig): Promise<void> {
+    checkId(cfg.id);
+    if (!cfg.args.length || !cfg.args[0]) throw invalidArgument(`container ${cfg.id} has no command to run`);
+    if (!cfg.hostname) throw invalidArgument(`container ${cfg.id} has no hostname`);
+    for (const [k, v] of [['memoryBytes', cfg.memoryBytes], ['nanoCpus', cfg.nanoCpus], ['pids', cfg.pids]] as const) {
+      if (!Number.isSafeInteger(v) || v < 0) throw invalidArgument(`container ${cfg.id}: ${k} must be a non-negative integer`);
+    }
+    if (cfg.nanoCpus > 0 && cfg.nanoCpus < 10_000_000) throw invalidArgument(`container ${cfg.id}: a CPU limit below 0.01 CPU is not supported`);
+    if (cfg.memoryBytes > 0 && cfg.memoryBytes < 6 * 1024 * 1024) throw invalidArgument(`container ${cfg.id}: a memory limit below 6 MiB is not supported`);
+    if (!path.isAbsolute(cfg.logPath)) throw invalidArgument(`container ${cfg.id}: log path "${cfg.logPath}" must be absolute`);
+    if (this.creating.has(cfg.id) || (await this.runc.exists(cfg.id))) throw alreadyExists(`container ${cfg.id} already exists`);
+
+    const bundle = this.layout.bundle(cfg.id);
+    try {
+      await fs.mkdir(bundle, { mode: 0o700 }); // also the lock against a concurrent create of the same id
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw alreadyExists(`container ${cfg.id} already exists`);
+      throw e;
+    }
+    this.creating.add(cfg.id);
+    const t0 = performance.now();
+    try {
+      this.exits.forget(cfg.id);
+      await fs.rm(this.layout.exitFile(cfg.id), { force: true });
+      await mountRootfs(bundle, cfg.layers);
+      const user = await resolveUser(this.layout.rootfs(cfg.id), cfg.user);
+      const spec = buildSpec({ cfg, user, bundle, cgroupsPath: `/${this.opts.cgroupParent}/${cfg.id}` });
+      await Promise.all([
+        fs.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec)),
+        fs.writeFile(path.join(bundle, 'hostname'), `${cfg.hostname}\n`),
+        fs.writeFile(path.join(bundle, 'hosts'), hostsFile(cfg.hostname)),
+        fs.copyFile('/etc/resolv.conf', path.join(bundle, 'resolv.conf')).catch(() => fs.writeFile(path.join(bundle, 'resolv.conf'), '')),
+        fs.mkdir(path.dirname(cfg.logPath), { recursive: true }),
+      ]);
+      const pid = await spawnConmon({
+        conmonPath: this.conmonPath,
+        runcPath: this.runc.runcPath,
+        runtimeArgs: this.runc.globalArgs(),
+        id: cfg.id,
+        bundle,
+        exitDir: this.layout.exits,
+        socketDir: this.layout.sockets,
+        logPath: cfg.logPath,
+        logSizeMax: this.opts.logSizeMax,
+        conmonPidFile: this.layout.conmonPidFile(cfg.id),
+        containerPidFile: path.join(bundle, 'pidfile'),
+      });
+      this.log?.debug({ id: cfg.id, pid, ms: Math.round(performance.now() - t0) }, 'container created');
+    } catch (e) {
+      this.creating.delete(cfg.id);
+      await this.cleanup(cfg.id).catch((ce) => this.log?.warn({ err: ce, id: cfg.id }, 'cleanup after a failed create failed'));
+      if (e instanceof ShoalError) throw e;
+      throw internal(`cannot create container ${cfg.id}: ${(e as Error).message}`);
+    }
+    this.creating.delete(cfg.id);
+  }
+
+  /** `runc start`: lets the created container's process exec the command. */
+  async start(id: string): Promise<{ pid: number }> {
+    checkId(id);
+    const st = await this.runc.state(id);
+    if (!st) throw notFound(`container ${id} does not exist`);
+    if (st.status !== 'created') throw failedPrecondition(`container ${id} cannot be started: it is ${st.status}`);
+    await this.runc.start(id);
+    return { pid: st.pid };
+  }
+
+  async state(id: string): Promise<ContainerState | null> {
+    checkId(id);
+    if (this.creating.has(id)) return { id, status: 'creating', pid: 0, exitCode: null };
+    const [rs, exitCode, bundle] = await Promise.all([
+      this.runc.state(id),
+      readExitFile(this.layout.exitFile(id)),
+      fs.stat(this.layout.bundle(id)).then(
+        () => true,
+        () => false,
+      ),
+    ]);
+    if (exitCode !== null) return { id, status: 'stopped', pid: 0, exitCode };
+    if (rs) return { id, status: rs.status, pid: rs.pid, exitCode: null };
+    if (bundle) return { id, status: 'unknown', pid: 0, exitCode: null };
+    return null;
+  }
+
+  /** Every container this runtime's dirs know of: bundles, runc state and exit files. */
+  async list(): Promise<ContainerState[]> {
+    const [bundles, runcIds, exits] = await Promise.all([
+      fs.readdir(this.layout.bundles).catch(() => [] as string[]),
+      this.runc.ids(),
+      fs.readdir(this.layout.exits).catch(() => [] as string[]),
+    ]);
+    const ids = [...new Set([...bundles, ...runcIds, ...exits, ...this.creating])].filter(isId).sort();
+    const states = await Promise.all(ids.map((id) => this.state(id)));
+    return states.filter((s): s is ContainerState => s !== null);
+  }
+
+  /**
+   * Calls cb(id, exitCode) once per container exit, including exits that happened before this
+   * Runtime existed and are still on disk. Returns the unsubscribe function.
+   */
+  onExit(cb: (id: string, exitCode: number) => void): () => void {
+    return this.exits.subscribe(cb);
+  }
+
+  /**
+   * Sends `signal` to the container's init process, waits up to graceMs for it to exit, then
+   * SIGKILLs it. Resolves once it has exited (and conmon has recorded the exit code, unless conmon
+   * itself is gone). A container that has already stopped is not an error.
+   */
+  async stop(id: string, signal = 'SIGTERM', graceMs = 10_000): Promise<void> {
+    checkId(id);
+    const sig = parseSignal(signal);
+    const st = await this.state(id);
+    if (!st) throw notFound(`container ${id} does not exist`);
+    if (st.status === 'stopped' || st.status === 'unknown') return;
+    const send = async (s: NodeJS.Signals | number) => {
+      const rs = await this.runc.state(id);
+      if (!rs || rs.status === 'stopped') return;
+      try {
+        process.kill(rs.pid, s);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw internal(`cannot signal container ${id}: ${(e as Error).message}`);
+      }
+    };
+    await send(sig);
+    if (await this.waitExit(id, graceMs)) return;
+    this.log?.info({ id, signal, graceMs }, 'container did not stop in time; killing it');
+    await send('SIGKILL');
+    if (!(await this.waitExit(id, 10_000))) throw internal(`container ${id} did not exit after SIGKILL`);
+  }
+
+  /** True once the container's process is gone and conmon has written its exit file (or conmon is gone too). */
+  private async waitExit(id: string, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    let goneAt = 0;
+    for (let delay = 5; ; delay = Math.min(delay * 2, 50)) {
+      if ((await readExitFile(this.layout.exitFile(id))) !== null) return true;
+      const rs = await this.runc.state(id);
+      if (!rs || rs.status === 'stopped') {
+        goneAt ||= Date.now();
+        // conmon writes the exit file right after reaping; give it a moment unless it is dead
+        if (!(await this.conmonAlive(id)) || Date.now() - goneAt > 2000) return true;
+      }
+      if (Date.now() >= deadline) return goneAt > 0;
+      await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
+    }
+  }
+
+  private async conmonPid(id: string): Promise<number> {
+    const pid = Number((await fs.readFile(this.layout.conmonPidFile(id), 'utf8').catch(() => '')).trim());
+    if (!(pid > 0)) return 0;
+    // make sure the pid was not reused: conmon's command line names this container
+    const cmdline = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    return cmdline.includes(`\0${id}\0`) && cmdline.includes('conmon') && (await processStart(pid)) !== null ? pid : 0;
+  }
+
+  private async conmonAlive(id: string): Promise<boolean> {
+    return (await this.conmonPid(id)) > 0;
+  }
+
+  /**
+   * Kills and deletes the container (runc delete --force), lets conmon finish, unmounts the
+   * rootfs and removes the bundle, upper dir, exit file and cgroups. Idempotent; the log stays.
+   */
+  async remove(id: string): Promise<void> {
+    checkId(id);
+    const pending = this.removing.get(id);
+    if (pending) return pending;
+    const p = this.cleanup(id).finally(() => this.removing.delete(id));
+    this.removing.set(id, p);
+    return p;
+  }
+
+  private async cleanup(id: string): Promise<void> {
+    const rs = await this.runc.state(id);
+    if (rs && rs.status !== 'stopped') {
+      // kill it ourselves first: `runc delete --force` sleeps 100 ms before it looks again
+      try {
+        process.kill(rs.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      for (let i = 0; i < 200 && (await processStart(rs.pid)) !== null; i++) await sleep(i < 20 ? 2 : 10);
+    }
+    if (rs || (await this.runc.exists(id))) await this.runc.delete(id);
+    // conmon exits right after the container; wait briefly so it cannot write the exit file after we remove it
+    for (let i = 0; i < 100; i++) {
+      const pid = await this.conmonPid(id);
+      if (!pid) break;
+      if (i === 60) process.kill(pid, 'SIGKILL');
+      await sleep(i < 10 ? 5 : 20);
+    }
+    const bundle = this.layout.bundle(id);
+    await unmountRootfs(bundle);
+    await Promise.all([
+      fs.rm(bundle, { recursive: true, force: true }),
+      fs.rm(this.layout.exitFile(id), { force: true }),
+      fs.rm(path.join(this.layout.sockets, id), { force: true }),
+    ]);
+    const left = await removeContainerCgroups(this.opts.cgroupParent, id, rs?.cgroupPaths ?? []);
+    if (left.length) throw internal(`cannot remove the cgroups of container ${id}: ${left.join(', ')} still busy`);
+    this.exits.forget(id);
+    this.log?.debug({ id }, 'container removed');
+  }
+
+  /** Removes every container this runtime knows and the cgroup parent dirs (tests, node teardown). */
+  async removeAll(): Promise<void> {
+    const [bundles, runcIds, exits, socks, mounted] = await Promise.all([
+      fs.readdir(this.layout.bundles).catch(() => [] as string[]),
+      this.runc.ids(),
+      fs.readdir(this.layout.exits).catch(() => [] as string[]),
+      fs.readdir(this.layout.sockets).catch(() => [] as string[]),
+      mountPoints(),
+    ]);
+    const ids = [...new Set([...bundles, ...runcIds, ...exits, ...socks])].filter(isId);
+    // mounts under the bundles dir whose id we might not have listed (a half-made bundle)
+    for (const mp of mounted) {
+      const rel = path.relative(this.layout.bundles, mp);
+      const m = /^([^/]+)\/rootfs$/.exec(rel);
+      if (m && isId(m[1]) && !ids.includes(m[1])) ids.push(m[1]);
+    }
+    const errors: string[] = [];
+    const queue = [...ids];
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        for (let id = queue.shift(); id; id = queue.shift()) {
+          await this.remove(id).catch((e: Error) => errors.push(e.message));
+        }
+      }),
+    );
+    await removeCgroupParent(this.opts.cgroupParent);
+    if (errors.length) throw internal(`cannot remove every container: ${errors.join('; ')}`);
+  }
+
+  /** Stops watching the exit dir. Containers keep running. */
+  close(): void {
+    this.exits.close();
+  }
+
+  /** The cgroup dir of a container for one controller, e.g. ("memory", id). */
+  async cgroupDir(controller: string, id: string): Promise<string> {
+    const h = (await cgroupHierarchies()).find((d) => path.basename(d) === controller);
+    return path.join(h ?? path.join('/sys/fs/cgroup', controller), this.opts.cgroupParent, id);
+  }
+}
+
+/** Accepts "SIGTERM", "TERM", "sigterm" or "15". */
+export function parseSignal(s: string): NodeJS.Signals | number {
+  const t = s.trim().toUpperCase();
+  if (/^[0-9]+$/.test(t)) {
+    const n = Number(t);
+    if (n >= 1 && n <= 64) return n;
+  } else {
+    const name = (t.startsWith('SIG') ? t : `SIG${t}`) as NodeJS.Signals;
+    if (name in osConstants.signals) return name;
+  }
+  throw invalidArgument(`invalid stop signal "${s}"`);
+}

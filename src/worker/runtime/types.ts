@@ -1,0 +1,54 @@
+import type { Logger } from '../../common/logger';
+
+/** Everything needed to run one container. */
+export interface ContainerConfig {
+  /** Container id (the task id). Letters, digits, '_' and '-', at most 64 characters. */
+  id: string;
+  hostname: string;
+  /** Final argv, non-empty. */
+  args: string[];
+  /** KEY=VALUE. PATH and HOME get Docker's defaults when absent. */
+  env: string[];
+  /** Working directory inside the container; "" means "/". */
+  cwd: string;
+  /** "" (root), "uid", "uid:gid", "name" or "name:group", resolved against the image's /etc/passwd and /etc/group. */
+  user: string;
+  /** Unpacked image layer directories, LOWEST FIRST. */
+  layers: string[];
+  /** 0 = no limit. */
+  memoryBytes: number;
+  /** 0 = no limit; 500_000_000 = half a CPU. */
+  nanoCpus: number;
+  /** 0 = no limit. */
+  pids: number;
+  /** conmon k8s-file log (survives the container and the daemon). */
+  logPath: string;
+  /** Put into the OCI annotations. */
+  labels?: Record<string, string>;
+}
+
+export type ContainerStatus = 'creating' | 'created' | 'running' | 'stopped' | 'unknown';
+
+export interface ContainerState {
+  id: string;
+  status: ContainerStatus;
+  /** Host pid of the container's init process; 0 when not running. */
+  pid: number;
+  /** Set once conmon has written the exit file. */
+  exitCode: number | null;
+}
+
+export interface RuntimeOptions {
+  /** Bundles, overlay upper dirs and exit files live here, e.g. /var/lib/shoal/containers. */
+  root: string;
+  /** runc's --root, e.g. /run/shoal/runc. */
+  runcRoot: string;
+  /** Cgroup parent: containers go to /sys/fs/cgroup/<controller>/<cgroupParent>/<id>. */
+  cgroupParent: string;
+  /** conmon --log-size-max in bytes; unset or 0 = unlimited. */
+  logSizeMax?: number;
+  log?: Logger;
+  /** Paths of the binaries; default /usr/sbin/runc and /usr/bin/conmon. */
+  runcPath?: string;
+  conmonPath?: string;
+}

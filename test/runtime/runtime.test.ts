@@ -1,0 +1,338 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { quietLogger } from '../../src/common/logger';
+import { Runtime, type ContainerConfig, type RuntimeOptions } from '../../src/worker/runtime/runtime';
+
+// ---- helpers ----
+const APPLETS = ['sh', 'sleep', 'cat', 'hostname', 'id', 'echo', 'httpd', 'pwd', 'env', 'true'];
+
+/** A one-layer busybox rootfs: /bin/busybox plus applet symlinks, /etc/passwd with root and nobody. */
+function makeBusyboxLayer(dir: string): string {
+  mkdirSync(path.join(dir, 'bin'), { recursive: true });
+  mkdirSync(path.join(dir, 'etc'), { recursive: true });
+  mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+  chmodSync(path.join(dir, 'tmp'), 0o1777);
+  copyFileSync('/bin/busybox', path.join(dir, 'bin/busybox'));
+  chmodSync(path.join(dir, 'bin/busybox'), 0o755);
+  for (const a of APPLETS) symlinkSync('busybox', path.join(dir, 'bin', a));
+  writeFileSync(path.join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
+  writeFileSync(path.join(dir, 'etc/group'), 'root:x:0:\nstaff:x:50:nobody\nnogroup:x:65534:\n');
+  return dir;
+}
+
+function tempDir(prefix: string): string {
+  return mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+function rmTemp(dir: string | undefined): void {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}
+
+let n = 0;
+/** A 25-character id like a task id. */
+function newId(): string {
+  const s = `${Date.now().toString(36)}${process.pid.toString(36)}${(n++).toString(36)}${Math.random().toString(36).slice(2)}`;
+  return s.replace(/[^a-z0-9]/g, '').padEnd(25, '0').slice(-25);
+}
+
+function config(id: string, layer: string, logDir: string, over: Partial<ContainerConfig> = {}): ContainerConfig {
+  return {
+    id,
+    hostname: `h-${id.slice(0, 8)}`,
+    args: ['sleep', '60'],
+    env: [],
+    cwd: '/',
+    user: '',
+    layers: [layer],
+    memoryBytes: 0,
+    nanoCpus: 0,
+    pids: 0,
+    logPath: path.join(logDir, `${id}.log`),
+    ...over,
+  };
+}
+
+/** Lines of a k8s-file log: { stream, text }. */
+function logLines(file: string): { stream: string; tag: string; text: string }[] {
+  let raw = '';
+  try {
+    raw = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return raw
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const m = /^(\S+) (stdout|stderr) ([FP]) (.*)$/.exec(l);
+      if (!m) throw new Error(`not a k8s-file line: ${l}`);
+      return { stream: m[2], tag: m[3], text: m[4] };
+    });
+}
+
+async function until<T>(fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Mounts, cgroup dirs and runc containers left behind by a test run with these names. */
+function leftovers(marker: string, runcRoot: string): string[] {
+  const out: string[] = [];
+  for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) if (line.includes(marker)) out.push(`mount: ${line}`);
+  const found = execFileSync('find', ['/sys/fs/cgroup', '-maxdepth', '3', '-name', `*${marker}*`], { encoding: 'utf8' }).trim();
+  if (found) out.push(...found.split('\n').map((f) => `cgroup: ${f}`));
+  try {
+    const list = execFileSync('/usr/sbin/runc', ['--root', runcRoot, 'list', '-q'], { encoding: 'utf8' }).trim();
+    if (list) out.push(...list.split('\n').map((c) => `runc: ${c}`));
+  } catch {
+    // no runc root: nothing there
+  }
+  const ps = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' });
+  for (const l of ps.split('\n')) if (l.includes(runcRoot) && !l.includes('ps -eo')) out.push(`process: ${l.trim()}`);
+  return out;
+}
+
+// ---- tests ----
+
+const marker = `shoal-test-${Math.random().toString(36).slice(2, 8)}`;
+let base: string;
+let layer: string;
+let logs: string;
+let opts: RuntimeOptions;
+let rt: Runtime;
+const extra: Runtime[] = [];
+
+beforeAll(() => {
+  base = tempDir(`${marker}-`);
+  layer = makeBusyboxLayer(path.join(base, 'layer'));
+  logs = path.join(base, 'logs');
+  opts = { root: path.join(base, 'root'), runcRoot: path.join(base, 'runc'), cgroupParent: marker, log: quietLogger() };
+  rt = new Runtime(opts);
+});
+
+afterEach(async () => {
+  // every test starts from an empty runtime, even when the previous one failed half-way
+  await rt.removeAll();
+});
+
+afterAll(async () => {
+  try {
+    for (const r of extra) r.close();
+    if (rt) {
+      await rt.removeAll();
+      rt.close();
+    }
+  } finally {
+    const left = opts ? leftovers(marker, opts.runcRoot) : [];
+    rmTemp(base);
+    expect(left).toEqual([]);
+  }
+});
+
+const cfg = (over: Parameters<typeof config>[3] = {}) => config(newId(), layer, logs, over);
+
+async function run(over: Parameters<typeof config>[3]) {
+  const c = cfg(over);
+  const exited = new Promise<number>((resolve) => {
+    const off = rt.onExit((id, code) => {
+      if (id === c.id) {
+        off();
+        resolve(code);
+      }
+    });
+  });
+  await rt.create(c);
+  await rt.start(c.id);
+  const code = await exited;
+  return { c, code, lines: logLines(c.logPath) };
+}
+
+describe('Runtime (runc under conmon)', () => {
+  it('logs stdout and stderr as k8s-file lines and records the exit code', async () => {
+    const { c, code, lines } = await run({ args: ['sh', '-c', 'echo to-out; echo to-err >&2; exit 5'] });
+    expect(code).toBe(5);
+    expect(lines).toContainEqual({ stream: 'stdout', tag: 'F', text: 'to-out' });
+    expect(lines).toContainEqual({ stream: 'stderr', tag: 'F', text: 'to-err' });
+    expect(await rt.state(c.id)).toEqual({ id: c.id, status: 'stopped', pid: 0, exitCode: 5 });
+  });
+
+  it('applies hostname, env, cwd and a named user with its groups', async () => {
+    const { code, lines } = await run({
+      hostname: 'web-1',
+      env: ['FOO=bar baz'],
+      cwd: '/tmp',
+      user: 'nobody',
+      args: ['sh', '-c', 'hostname; cat /etc/hostname; echo "$FOO"; pwd; id -u; id -g; id -G; echo "$HOME"; grep -c web-1 /etc/hosts; test -s /etc/resolv.conf && echo resolv'],
+    });
+    expect(code).toBe(0);
+    expect(lines.map((l) => l.text)).toEqual(['web-1', 'web-1', 'bar baz', '/tmp', '65534', '65534', '65534 50', '/nonexistent', '1', 'resolv']);
+  });
+
+  it('applies a numeric uid:gid and runs as root by default', async () => {
+    const a = await run({ user: '1234:50', args: ['sh', '-c', 'id -u; id -g'] });
+    expect(a.lines.map((l) => l.text)).toEqual(['1234', '50']);
+    const b = await run({ args: ['sh', '-c', 'id -u; id -g; echo $HOME; echo $PATH'] });
+    expect(b.lines.map((l) => l.text)).toEqual(['0', '0', '/root', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']);
+  });
+
+  it('refuses an unknown user name with a clear error and leaves nothing', async () => {
+    const c = cfg({ user: 'alice' });
+    await expect(rt.create(c)).rejects.toThrow('unable to find user alice: no matching entries in passwd file');
+    expect(await rt.state(c.id)).toBeNull();
+    expect(leftovers(c.id, opts.runcRoot)).toEqual([]);
+  });
+
+  it('puts memory, cpu and pids limits into the cgroup', async () => {
+    const c = cfg({ memoryBytes: 64 * 1024 * 1024, nanoCpus: 500_000_000, pids: 42 });
+    await rt.create(c);
+    await rt.start(c.id);
+    const read = (ctrl: string, file: string) => readFileSync(`/sys/fs/cgroup/${ctrl}/${marker}/${c.id}/${file}`, 'utf8').trim();
+    expect(read('memory', 'memory.limit_in_bytes')).toBe(String(64 * 1024 * 1024));
+    expect(read('cpu', 'cpu.cfs_quota_us')).toBe('50000');
+    expect(read('cpu', 'cpu.cfs_period_us')).toBe('100000');
+    expect(read('cpu', 'cpu.shares')).toBe('512');
+    expect(read('pids', 'pids.max')).toBe('42');
+    const st = await rt.state(c.id);
+    expect(st).toMatchObject({ status: 'running', exitCode: null });
+    expect(read('pids', 'cgroup.procs').split('\n')).toContain(String(st!.pid));
+  });
+
+  it('surfaces runc\'s error when the command does not exist, and leaves nothing', async () => {
+    const c = cfg({ args: ['nosuchcmd'] });
+    await expect(rt.create(c)).rejects.toThrow('exec: "nosuchcmd": executable file not found in $PATH');
+    expect(await rt.state(c.id)).toBeNull();
+    expect(await rt.list()).toEqual([]);
+    expect(existsSync(path.join(opts.root, 'bundles', c.id))).toBe(false);
+    expect(leftovers(c.id, opts.runcRoot)).toEqual([]);
+  });
+
+  it('stops a shell that traps SIGTERM within the grace period', async () => {
+    const c = cfg({ args: ['sh', '-c', 'trap "echo got TERM; exit 3" TERM; echo ready; while true; do sleep 0.1; done'] });
+    await rt.create(c);
+    await rt.start(c.id);
+    await until(() => logLines(c.logPath).some((l) => l.text === 'ready'));
+    const t0 = Date.now();
+    await rt.stop(c.id, 'SIGTERM', 10_000);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(await rt.state(c.id)).toMatchObject({ status: 'stopped', exitCode: 3 });
+    expect(logLines(c.logPath).map((l) => l.text)).toContain('got TERM');
+  });
+
+  it('falls back to SIGKILL when the container ignores the stop signal', async () => {
+    const c = cfg({ args: ['sh', '-c', 'trap "" TERM; echo ready; while true; do sleep 0.1; done'] });
+    await rt.create(c);
+    await rt.start(c.id);
+    await until(() => logLines(c.logPath).some((l) => l.text === 'ready'));
+    await rt.stop(c.id, 'TERM', 300);
+    expect(await rt.state(c.id)).toMatchObject({ status: 'stopped', exitCode: 137 });
+    await rt.stop(c.id, 'SIGTERM', 300); // already stopped: fine
+  });
+
+  it('keeps containers running without the Runtime, and a new Runtime adopts them and sees exits', async () => {
+    const old = new Runtime(opts);
+    const offOld = old.onExit(() => undefined);
+    const long = cfg({ args: ['sleep', '60'] });
+    const short = cfg({ args: ['sh', '-c', 'sleep 0.5; exit 7'] });
+    for (const c of [long, short]) {
+      await old.create(c);
+      await old.start(c.id);
+    }
+    const pid = (await old.state(long.id))!.pid;
+    offOld();
+    old.close(); // the "daemon" goes away
+    // the short one exits while nobody watches; conmon still records it
+    await until(() => existsSync(path.join(opts.root, 'exits', short.id)), 10_000);
+
+    const fresh = new Runtime(opts);
+    extra.push(fresh);
+    const seen = new Map<string, number>();
+    const off = fresh.onExit((id, code) => seen.set(id, code));
+    const list = await fresh.list();
+    expect(list).toContainEqual({ id: long.id, status: 'running', pid, exitCode: null });
+    expect(list).toContainEqual({ id: short.id, status: 'stopped', pid: 0, exitCode: 7 });
+    await until(() => seen.get(short.id) === 7);
+    await fresh.stop(long.id, 'SIGTERM', 200); // sleep as pid 1 ignores SIGTERM
+    await until(() => seen.get(long.id) === 137);
+    off();
+  });
+
+  it('remove leaves no mount, cgroup, runc state or process, and is idempotent', async () => {
+    const c = cfg({ memoryBytes: 32 * 1024 * 1024 });
+    await rt.create(c);
+    const { pid } = await rt.start(c.id);
+    expect(pid).toBeGreaterThan(0);
+    expect(readFileSync('/proc/mounts', 'utf8')).toContain(c.id);
+    await rt.remove(c.id);
+    expect(existsSync(`/proc/${pid}`)).toBe(false);
+    expect(leftovers(c.id, opts.runcRoot)).toEqual([]);
+    expect(existsSync(path.join(opts.root, 'bundles', c.id))).toBe(false);
+    expect(await rt.state(c.id)).toBeNull();
+    await rt.remove(c.id);
+    // removing a created-but-never-started container works too
+    const d = cfg();
+    await rt.create(d);
+    expect(await rt.state(d.id)).toMatchObject({ status: 'created' });
+    await rt.remove(d.id);
+    expect(leftovers(d.id, opts.runcRoot)).toEqual([]);
+  });
+
+  it('mounts images whose layer paths would not fit in one overlay option string', async () => {
+    const deep = path.join(base, 'store', 'x'.repeat(100));
+    const layers = [layer];
+    for (let i = 0; i < 60; i++) {
+      const l = path.join(deep, `layer-${String(i).padStart(3, '0')}-${'y'.repeat(40)}`);
+      mkdirSync(path.join(l, 'data'), { recursive: true });
+      layers.push(l);
+    }
+    expect(layers.join(':').length).toBeGreaterThan(4096);
+    const { code, lines } = await run({ layers, args: ['sh', '-c', 'ls -d /data && echo ok'] });
+    expect(code).toBe(0);
+    expect(lines.map((l) => l.text)).toEqual(['/data', 'ok']);
+  });
+
+  it('caps the log file at logSizeMax', async () => {
+    const capped = new Runtime({ ...opts, logSizeMax: 16 * 1024 });
+    extra.push(capped);
+    const c = cfg({ args: ['sh', '-c', 'i=0; while [ $i -lt 2000 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; echo last'] });
+    const exited = new Promise<number>((resolve) => capped.onExit((id, code) => id === c.id && resolve(code)));
+    await capped.create(c);
+    await capped.start(c.id);
+    expect(await exited).toBe(0);
+    expect(statSync(c.logPath).size).toBeLessThanOrEqual(16 * 1024);
+    expect(logLines(c.logPath).pop()?.text).toBe('last');
+  });
+
+  it('creates and starts containers concurrently', async () => {
+    const cs = Array.from({ length: 12 }, () => cfg());
+    const t0 = performance.now();
+    await Promise.all(
+      cs.map(async (c) => {
+        await rt.create(c);
+        await rt.start(c.id);
+      }),
+    );
+    const ms = performance.now() - t0;
+    const states = await rt.list();
+    expect(states.filter((s) => s.status === 'running')).toHaveLength(12);
+    console.log(`12 concurrent create+start: ${Math.round(ms)} ms`);
+    // single create+start latency, for the report (tests never assert timings)
+    const one: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const c = cfg();
+      const t = performance.now();
+      await rt.create(c);
+      await rt.start(c.id);
+      one.push(performance.now() - t);
+    }
+    one.sort((a, b) => a - b);
+    console.log(`create+start of one busybox container: median ${Math.round(one[2])} ms (${one.map(Math.round).join(', ')})`);
+  });
+});
