@@ -21,14 +21,15 @@ export function printJson(value: unknown): void {
 /** "3 seconds ago", "2 minutes ago", as Docker words it. */
 export function ago(iso: string, nowMs = Date.now()): string {
   const t = Date.parse(iso);
-  if (!t) return '';
+  if (Number.isNaN(t)) return '';
   const s = Math.max(0, Math.round((nowMs - t) / 1000));
   const unit = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'} ago`;
   if (s < 1) return 'Less than a second ago';
   if (s < 60) return unit(s, 'second');
   if (s < 3600) return unit(Math.round(s / 60), 'minute');
   if (s < 86400) return unit(Math.round(s / 3600), 'hour');
-  return unit(Math.round(s / 86400), 'day');
+  if (s < 86400 * 365) return unit(Math.round(s / 86400), 'day');
+  return unit(Math.floor(s / (86400 * 365)), 'year');
 }
 
 /** "RUNNING" -> "Running"; "NODE_READY" -> "Ready". */

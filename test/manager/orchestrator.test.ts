@@ -29,6 +29,14 @@ describe('replicated orchestrator', () => {
     expect(plan.create).toEqual([]);
   });
 
+  it('deletes the stopped tasks of slots scaled away', () => {
+    const s = service(1);
+    const stopped = task(s, 2, 'SHUTDOWN', { desired_state: 'SHUTDOWN' });
+    const stopping = task(s, 3, 'RUNNING', { desired_state: 'SHUTDOWN' });
+    const plan = reconcileReplicated(s, [task(s, 1, 'RUNNING'), stopped, stopping], NOW);
+    expect(plan.remove.map((t) => t.id)).toEqual([stopped.id]);
+  });
+
   it('replaces a failed task, recording the restart', () => {
     const s = service(1);
     const failed = task(s, 1, 'FAILED');

@@ -12,7 +12,7 @@ import { applyTemplateFlags, blankSpec, collect, integer, labelMap, templateOpti
 type Connect = () => Client;
 
 export function serviceCommand(connect: Connect): Command {
-  const service = new Command('service').description('manage services');
+  const service = new Command('service').description('manage services').enablePositionalOptions();
 
   templateOptions(
     service

@@ -35,7 +35,10 @@ export function reconcileReplicated(service: Service__Output, tasks: Task__Outpu
     const current = live[0];
 
     if (slot > replicas) {
+      // A slot scaled away keeps no history: its tasks go once they have stopped, as Swarm's reaper does.
       if (current) plan.update.push(withDesired(current, 'SHUTDOWN'));
+      plan.remove.push(...slotTasks.filter((t) => isTerminal(t.status!.state) && !wantsRunning(t.desired_state)));
+      continue;
     } else if (!current) {
       plan.create.push(newTask(service, slot, [], nowMs, 0));
     } else if (current.spec_version < service.spec_version) {
