@@ -13,7 +13,7 @@ import { buildTestImage, TestNode } from '../test/helpers/test-node';
 
 // Exits on SIGTERM at once (`wait` is interrupted by the trapped signal), as the issue asks.
 const WORKLOAD = ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1 & wait $!; done'];
-const POLL_MS = 10;
+const POLL_MS = 20;
 
 const { values } = parseArgs({
   options: { replicas: { type: 'string', multiple: true }, runs: { type: 'string', default: '5' } },
@@ -40,7 +40,11 @@ async function main(): Promise<void> {
     node.ok('init');
     node.ok('image', 'load', buildTestImage(node.dir));
     const client = new Client(node.socket);
-    const containers = () => (spawnSync('runc', ['--root', node.runcRoot, 'list', '-q'], { encoding: 'utf8' }).stdout || '').split('\n').filter(Boolean).length;
+    const containers = () => {
+      const r = spawnSync('runc', ['--root', node.runcRoot, 'list', '-q'], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`runc list failed: ${r.stderr}`);
+      return r.stdout.split('\n').filter(Boolean).length;
+    };
     const results: { n: number; up: number[]; down: number[] }[] = [];
     for (const n of sizes) {
       const r = { n, up: [] as number[], down: [] as number[] };
@@ -59,7 +63,10 @@ async function main(): Promise<void> {
         const current = await client.getService(svc.id);
         const t2 = performance.now();
         await client.updateService({ service: svc.id, version: current.version, spec: { ...current.spec!, mode: { replicated: { replicas: 0 } } } });
-        const t3 = await until(async () => containers() === 0);
+        const t3 = await until(async () => {
+          const { tasks } = await client.listTasks({ service: svc.id });
+          return tasks.every((t) => t.status!.state === 'SHUTDOWN') && containers() === 0;
+        });
         r.up.push(t1 - t0);
         r.down.push(t3 - t2);
         process.stdout.write(`N=${n} run ${i + 1}: running after ${(t1 - t0).toFixed(0)} ms, gone after ${(t3 - t2).toFixed(0)} ms\n`);

@@ -23,7 +23,7 @@ interface Session {
   nodeId: string;
   call: ServerWritableStream<SessionRequest__Output, SessionMessage>;
   lastHeartbeat: number;
-  /** JSON of the last assignment set sent, so unchanged sets are not re-sent. */
+  /** Ids and desired states of the last assignment set sent, so unchanged sets are not re-sent. */
   lastSent: string;
 }
 
@@ -147,9 +147,10 @@ export class Dispatcher {
     for (const t of tasks) if (t.node_id) byNode.set(t.node_id, [...(byNode.get(t.node_id) ?? []), t]);
     for (const s of this.sessions.values()) {
       const set = byNode.get(s.nodeId) ?? [];
-      const json = JSON.stringify(set);
-      if (json === s.lastSent) continue;
-      s.lastSent = json;
+      // Status reports come from the worker itself; only membership and desired states are news to it.
+      const key = set.map((t) => `${t.id}:${t.desired_state}`).join(',');
+      if (key === s.lastSent) continue;
+      s.lastSent = key;
       s.call.write({ session_id: s.id, heartbeat_period_ms: HEARTBEAT_PERIOD_MS, assignments: { tasks: set } });
     }
   }
