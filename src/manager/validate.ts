@@ -132,11 +132,11 @@ function validateRestartPolicy(p: RestartPolicy): RestartPolicy__Output {
   const path = 'task_template.restart_policy';
   const condition = p.condition || 'any';
   if (!RESTART_CONDITIONS.includes(condition)) fail(`${path}.condition`, `must be one of ${RESTART_CONDITIONS.join(', ')}`);
-  // delay_ms is not optional in the proto, so 0 cannot be told from unset and takes the default.
-  const delay = nonNegativeInt(p.delay_ms, `${path}.delay_ms`);
+  // delay_ms is a proto3 optional: absent takes the default, 0 restarts at once.
+  const delay = p.delay_ms === undefined || p.delay_ms === null ? DEFAULT_RESTART_DELAY_MS : nonNegativeInt(p.delay_ms, `${path}.delay_ms`);
   return {
     condition,
-    delay_ms: delay || DEFAULT_RESTART_DELAY_MS,
+    delay_ms: delay,
     max_attempts: nonNegativeInt(p.max_attempts, `${path}.max_attempts`),
     window_ms: nonNegativeInt(p.window_ms, `${path}.window_ms`),
   };

@@ -62,6 +62,12 @@ describe('validateServiceSpec', () => {
     expect(out.task_template!.placement).toEqual({ constraints: ['node.labels.zone==a'], max_replicas: 2 });
   });
 
+  it('keeps an explicit restart delay of 0, unlike an absent one', () => {
+    const zero = validateServiceSpec(spec({ restart_policy: { delay_ms: 0 } }));
+    expect(zero.task_template!.restart_policy!.delay_ms).toBe(0);
+    expect(validateServiceSpec(spec({})).task_template!.restart_policy!.delay_ms).toBe(5000);
+  });
+
   it('accepts global mode, as the loader decodes it or as a client writes it', () => {
     expect(validateServiceSpec(spec({}, { mode: { global: {} } })).mode).toEqual({ mode: 'global', global: {} });
     expect(validateServiceSpec(spec({}, { mode: { mode: 'global', global: {}, replicated: null } })).mode).toEqual({ mode: 'global', global: {} });

@@ -49,7 +49,7 @@ export function reconcileReplicated(service: Service__Output, tasks: Task__Outpu
       const history = restartsInWindow(current, policy, nowMs);
       if (shouldRestart(current, policy, history.length)) {
         plan.update.push(withDesired(current, 'SHUTDOWN'));
-        plan.create.push(newTask(service, slot, [...history, new Date(nowMs).toISOString()], nowMs, policy.delay_ms));
+        plan.create.push(newTask(service, slot, [...history, new Date(nowMs).toISOString()], nowMs, policy.delay_ms ?? 0));
       }
     } else if (current.desired_state === 'READY') {
       const startAt = Date.parse(current.start_after) || 0;
