@@ -71,7 +71,14 @@ export class Executor {
     this.tasks = new Map(tasks.map((t) => [t.id, t]));
     this.haveAssignments = true;
     for (const id of this.reported.keys()) if (!this.tasks.has(id)) this.reported.delete(id);
+    // Containers adopted from an earlier run still pin their image against `image rm`.
+    for (const t of tasks) if (this.containers.has(t.id) && !this.imageOf.has(t.id)) void this.rememberImage(t);
     this.converge();
+  }
+
+  private async rememberImage(task: Task__Output): Promise<void> {
+    const image = await this.opts.images.resolve(task.spec!.container!.image).catch(() => null);
+    if (image && this.containers.has(task.id)) this.imageOf.set(task.id, image.id);
   }
 
   converge(): void {

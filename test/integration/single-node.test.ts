@@ -164,10 +164,18 @@ describe('single node', () => {
     node.ok('service', 'rm', 'oneshot');
   });
 
+  it('refuses to remove an image that containers use', () => {
+    const id = JSON.parse(node.ok('image', 'ls', '--format', 'json')).find((i: { tags: string[] }) => i.tags.includes('shoal-test:latest')).id;
+    const r = node.shoal('image', 'rm', id);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/in use/);
+  });
+
   it('removes a service and all its containers', async () => {
     node.ok('service', 'rm', 'web');
     await expect.poll(() => runcIds(), { timeout: 15_000 }).toEqual([]);
     expect(node.shoal('service', 'ps', 'web').stderr).toMatch(/service web not found/);
     expect(node.ok('service', 'ls', '-q')).toBe('');
+    expect(node.ok('image', 'rm', 'shoal-test:latest')).toMatch(/Deleted: sha256:/);
   });
 });
