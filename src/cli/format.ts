@@ -14,8 +14,9 @@ export function printTable(head: string[], rows: (string | number)[][]): void {
   process.stdout.write(`${table.toString().split('\n').map((l) => l.trimEnd()).join('\n')}\n`);
 }
 
+/** JSON for scripts; drops the "_field" markers proto3 optionals carry on decoding. */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(value, (key, v) => (key.startsWith('_') ? undefined : v), 2)}\n`);
 }
 
 /** "3 seconds ago", "2 minutes ago", as Docker words it. */
