@@ -52,6 +52,12 @@ async function main(): Promise<void> {
   await stopPid(path.join(p.etcd, 'etcd.pid'), 'etcd');
   await new Runtime({ root: p.containers, runcRoot: config.runcRoot, cgroupParent: config.cgroupParent, log }).removeAll();
   for (const dir of [config.dataDir, config.runcRoot, config.socket]) fs.rmSync(dir, { recursive: true, force: true });
+  // The socket's directory (/run/shoal) goes too, unless something else lives there.
+  try {
+    fs.rmdirSync(path.dirname(config.socket));
+  } catch {
+    // Not empty, or already gone.
+  }
   process.stdout.write(`shoal removed from this node (${config.dataDir})\n`);
 }
 
