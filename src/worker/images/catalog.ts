@@ -12,6 +12,8 @@ export interface CatalogImage {
   /** The manifest's digest. */
   digest: string;
   tags: string[];
+  /** `name@digest` of what a pull named: the index for a multi-platform image. Absent for loads. */
+  repoDigests?: string[];
   sizeBytes: number;
   createdAt: string;
   /** Copied from the manifest and config, so lookups and garbage collection read no blobs. */

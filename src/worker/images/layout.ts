@@ -23,6 +23,8 @@ export interface ArchiveImage {
   config: unknown;
   layers: LayerDescriptor[];
   tags: string[];
+  /** `name@digest` references this image also answers to (a pulled index's digest). */
+  repoDigests?: string[];
   /** digest → saved file, for the manifest, the config and every layer. */
   blobs: Map<string, ArchiveFile>;
 }
@@ -183,7 +185,7 @@ async function dockerRepoTags(files: ArchiveFiles): Promise<Map<string, string[]
   return tags;
 }
 
-async function checkDiffId(file: ArchiveFile, digest: string, mediaType: string, diffId: string): Promise<void> {
+export async function checkDiffId(file: ArchiveFile, digest: string, mediaType: string, diffId: string): Promise<void> {
   if (PLAIN_LAYER.test(mediaType)) {
     if (digest !== diffId) throw invalidArgument(`layer ${digest} does not match its diff id ${diffId}`);
   } else if (GZIP_LAYER.test(mediaType)) {
@@ -218,7 +220,7 @@ function member(files: ArchiveFiles, name: unknown): ArchiveFile {
   return file;
 }
 
-function diffIdsOf(config: ImageConfigJson, digest: string): string[] {
+export function diffIdsOf(config: ImageConfigJson, digest: string): string[] {
   const ids = list(config.rootfs?.diff_ids, `config ${digest} rootfs.diff_ids`);
   for (const id of ids) {
     if (typeof id !== 'string' || !DIGEST.test(id)) throw invalidArgument(`config ${digest} has an invalid diff id ${JSON.stringify(id)}`);

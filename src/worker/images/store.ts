@@ -1,4 +1,5 @@
-import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { failedPrecondition, invalidArgument, notFound } from '../../common/errors';
@@ -6,8 +7,9 @@ import { quietLogger, type Logger } from '../../common/logger';
 import { readArchive } from './archive';
 import { readCatalog, writeCatalog, type Catalog, type CatalogImage, type CatalogLayer } from './catalog';
 import { unpackLayer } from './layers';
-import { isGzipLayer, readImages, type ArchiveImage, type ImageConfigJson } from './layout';
-import { parseReference } from './reference';
+import { checkDiffId, diffIdsOf, isGzipLayer, readImages, type ArchiveImage, type ImageConfigJson } from './layout';
+import { parseReference, type ImageReference } from './reference';
+import type { Descriptor, RegistryClient } from './registry/client';
 
 export interface ImageConfig {
   env: string[];
@@ -53,6 +55,11 @@ export class ImageStore {
   /** Serializes catalog changes; loads stream and verify outside it, and only commit inside. */
   private lock: Promise<unknown> = Promise.resolve();
   private readonly unpacking = new Map<string, Promise<string>>();
+  /** Pulls in flight by reference, and blob downloads by digest: each happens once per node. */
+  private readonly pulls = new Map<string, Promise<ImageRecord>>();
+  private readonly downloads = new Map<string, Promise<void>>();
+  /** Blob hexes a pull in flight relies on; garbage collection leaves them alone. */
+  private readonly pinned = new Map<string, number>();
 
   constructor(
     private readonly root: string,
@@ -70,6 +77,24 @@ export class ImageStore {
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Pulls `ref` (a tag or a digest) from its registry into the store. Concurrent pulls of one
+   * reference share one pull, and of one blob one download. Each blob is verified against its
+   * digest in a temp file and only then renamed into blobs/, so an interrupted pull leaves
+   * nothing that later passes as complete; the image is committed like a loaded one.
+   */
+  async pull(ref: string, registry: RegistryClient): Promise<ImageRecord> {
+    await this.open();
+    const parsed = parseReference(ref);
+    const key = `${parsed.registry}/${parsed.repository}${parsed.digest ? `@${parsed.digest}` : `:${parsed.tag}`}`;
+    let pending = this.pulls.get(key);
+    if (!pending) {
+      pending = this.pullOnce(parsed, registry).finally(() => this.pulls.delete(key));
+      this.pulls.set(key, pending);
+    }
+    return pending;
   }
 
   async list(): Promise<ImageRecord[]> {
@@ -126,7 +151,8 @@ export class ImageStore {
         if (!(await exists(dest))) await rename(file.path, dest);
       }
       const id = image.configDigest;
-      const tags = new Set(catalog.images[id]?.tags ?? []);
+      const old = catalog.images[id];
+      const tags = new Set(old?.tags ?? []);
       for (const tag of image.tags) {
         for (const other of Object.values(catalog.images)) other.tags = other.tags.filter((t) => t !== tag);
         tags.add(tag);
@@ -138,6 +164,8 @@ export class ImageStore {
         createdAt: createdAt(image.config as ImageConfigJson),
         layers: image.layers.map(({ digest, mediaType, diffId }) => ({ digest, mediaType, diffId })),
       };
+      const repoDigests = new Set([...(old?.repoDigests ?? []), ...(image.repoDigests ?? [])]);
+      if (repoDigests.size) catalog.images[id].repoDigests = [...repoDigests].sort();
     }
     await this.save(catalog);
     // Reloading an id under another manifest (say, recompressed) orphans the old blobs.
@@ -147,13 +175,81 @@ export class ImageStore {
     return [...ids].map((id) => record(id, this.catalog.images[id]));
   }
 
+  private async pullOnce(ref: ImageReference, registry: RegistryClient): Promise<ImageRecord> {
+    const started = Date.now();
+    const resolved = await registry.resolve(ref);
+    const { manifest, config, layers } = resolved;
+    const hexes = [manifest.digest, config.digest, ...layers.map((l) => l.digest)].map((d) => d.slice(7));
+    for (const h of hexes) this.pinned.set(h, (this.pinned.get(h) ?? 0) + 1);
+    const tmp = await mkdtemp(join(this.root, 'tmp', 'pull-'));
+    try {
+      await Promise.all([config, ...layers].map((d) => this.download(registry, ref, d)));
+      const file = (d: Descriptor) => ({ path: this.blobPath(d.digest), digest: d.digest, size: d.size });
+      let configJson: ImageConfigJson;
+      try {
+        configJson = JSON.parse(await readFile(this.blobPath(config.digest), 'utf8')) as ImageConfigJson;
+      } catch {
+        throw invalidArgument(`config ${config.digest} of ${ref.name} is not valid JSON`);
+      }
+      const diffIds = diffIdsOf(configJson, config.digest);
+      if (diffIds.length !== layers.length) {
+        throw invalidArgument(`manifest ${manifest.digest} of ${ref.name} lists ${layers.length} layers but its config has ${diffIds.length}`);
+      }
+      for (const [i, l] of layers.entries()) await checkDiffId(file(l), l.digest, l.mediaType, diffIds[i]);
+      const manifestPath = join(tmp, 'manifest');
+      await writeFile(manifestPath, manifest.bytes, { mode: 0o600, flush: true });
+      const blobs = new Map([[manifest.digest, { path: manifestPath, digest: manifest.digest, size: manifest.bytes.length }]]);
+      for (const d of [config, ...layers]) blobs.set(d.digest, file(d));
+      const image: ArchiveImage = {
+        manifestDigest: manifest.digest,
+        configDigest: config.digest,
+        config: configJson,
+        layers: layers.map((l, i) => ({ digest: l.digest, mediaType: l.mediaType, size: l.size, diffId: diffIds[i] })),
+        tags: ref.tag && !ref.digest ? [`${ref.name}:${ref.tag}`] : [],
+        repoDigests: [`${ref.name}@${resolved.digest}`],
+        blobs,
+      };
+      const [record] = await this.exclusive(() => this.commit([image]));
+      this.log.info({ ref: `${ref.name}@${resolved.digest}`, id: record.id, ms: Date.now() - started }, 'pulled image');
+      return record;
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+      for (const h of hexes) {
+        const n = (this.pinned.get(h) ?? 1) - 1;
+        if (n > 0) this.pinned.set(h, n);
+        else this.pinned.delete(h);
+      }
+    }
+  }
+
+  /** Downloads a blob unless it is here; verified in tmp/, then renamed into blobs/. */
+  private download(registry: RegistryClient, ref: ImageReference, desc: Descriptor): Promise<void> {
+    let pending = this.downloads.get(desc.digest);
+    if (!pending) {
+      pending = (async () => {
+        const dest = this.blobPath(desc.digest);
+        if (await exists(dest)) return;
+        const part = join(this.root, 'tmp', `blob-${desc.digest.slice(7, 19)}-${randomBytes(4).toString('hex')}`);
+        const started = Date.now();
+        await registry.fetchBlob(ref, desc, part);
+        await rename(part, dest);
+        this.log.debug({ digest: desc.digest, size: desc.size, ms: Date.now() - started }, 'downloaded blob');
+      })().finally(() => this.downloads.delete(desc.digest));
+      this.downloads.set(desc.digest, pending);
+    }
+    return pending;
+  }
+
   private lookup(ref: string): { id: string; image: CatalogImage; tag?: string } | null {
     const images = this.catalog.images;
     let parseError: unknown;
     try {
       const parsed = parseReference(ref);
       if (parsed.digest) {
-        const id = Object.keys(images).find((i) => i === parsed.digest || images[i].digest === parsed.digest);
+        const named = `${parsed.name}@${parsed.digest}`;
+        const id = Object.keys(images).find(
+          (i) => i === parsed.digest || images[i].digest === parsed.digest || images[i].repoDigests?.includes(named),
+        );
         return id ? { id, image: images[id] } : null;
       }
       const tag = `${parsed.name}:${parsed.tag}`;
@@ -213,7 +309,7 @@ export class ImageStore {
       }
     }
     for (const hex of await readdir(join(this.root, 'blobs', 'sha256'))) {
-      if (!blobs.has(hex)) await rm(join(this.root, 'blobs', 'sha256', hex), { force: true });
+      if (!blobs.has(hex) && !this.pinned.has(hex)) await rm(join(this.root, 'blobs', 'sha256', hex), { force: true });
     }
     const deleted: string[] = [];
     for (const hex of await readdir(join(this.root, 'layers'))) {

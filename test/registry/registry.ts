@@ -1,0 +1,158 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { freePort } from '../helpers/ports';
+
+/**
+ * Debian's `docker-registry` (the reference registry:2 server) on loopback, with its storage in
+ * a temp dir. kill() and destroy() are safe to call in any state, so afterAll can always call them.
+ */
+export class TestRegistry {
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-registry-'));
+  port = 0;
+  private proc: ChildProcess | undefined;
+
+  constructor(private readonly auth?: { username: string; password: string }) {}
+
+  get host(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  get storage(): string {
+    return path.join(this.dir, 'data');
+  }
+
+  async start(): Promise<void> {
+    this.port ||= await freePort();
+    const lines = [
+      'version: 0.1',
+      'log: {level: error, accesslog: {disabled: true}}',
+      `storage: {filesystem: {rootdirectory: ${JSON.stringify(this.storage)}}, delete: {enabled: true}}`,
+      `http: {addr: "${this.host}", secret: "${randomBytes(8).toString('hex')}"}`,
+    ];
+    if (this.auth) {
+      const htpasswd = path.join(this.dir, 'htpasswd');
+      fs.writeFileSync(htpasswd, `${this.auth.username}:${bcrypt(this.auth.password)}\n`);
+      lines.push(`auth: {htpasswd: {realm: shoal-test, path: ${JSON.stringify(htpasswd)}}}`);
+    }
+    fs.writeFileSync(path.join(this.dir, 'config.yml'), `${lines.join('\n')}\n`);
+    const log = fs.openSync(path.join(this.dir, 'registry.log'), 'a');
+    this.proc = spawn('docker-registry', ['serve', path.join(this.dir, 'config.yml')], { stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    const deadline = Date.now() + 15_000;
+    while (!(await this.answers())) {
+      if (this.proc.exitCode !== null || Date.now() > deadline) {
+        throw new Error(`docker-registry did not start: ${fs.readFileSync(path.join(this.dir, 'registry.log'), 'utf8').slice(-2000)}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  private answers(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const s = net.connect(this.port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), resolve(true)));
+      s.once('error', () => resolve(false));
+    });
+  }
+
+  /** Pushes an archive (`oci-archive:PATH` or `docker-archive:PATH`) as `repo:tag`. */
+  push(source: string, ref: string, opts: { all?: boolean } = {}): void {
+    const args = ['copy', '--insecure-policy', '--dest-tls-verify=false', '--quiet'];
+    if (this.auth) args.push('--dest-creds', `${this.auth.username}:${this.auth.password}`);
+    if (opts.all) args.push('--all');
+    execFileSync('skopeo', [...args, source, `docker://${this.host}/${ref}`], { stdio: 'pipe' });
+  }
+
+  /** The file the registry keeps a blob's bytes in. */
+  blobFile(digest: string): string {
+    const hex = digest.replace(/^sha256:/, '');
+    return path.join(this.storage, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
+  }
+
+  async kill(): Promise<void> {
+    const p = this.proc;
+    this.proc = undefined;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await exited;
+  }
+
+  async destroy(): Promise<void> {
+    await this.kill();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A bcrypt hash (what the registry's htpasswd wants) through libcrypt, via perl's crypt(). */
+function bcrypt(password: string): string {
+  const alphabet = './ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  const salt = [...randomBytes(22)].map((b) => alphabet[b % 64]).join('').replace(/.$/, '.');
+  const hash = execFileSync('perl', ['-e', 'print crypt($ARGV[0], $ARGV[1])', password, `$2b$05$${salt}`], { encoding: 'utf8' });
+  if (!hash.startsWith('$2b$')) throw new Error('this libcrypt cannot make bcrypt hashes');
+  return hash;
+}
+
+/**
+ * A TCP proxy in front of a registry that lets the response to a request containing `match`
+ * through until `afterBytes`, then passes nothing more; `stalled` resolves at that point. Closing the
+ * upstream (the registry dying) closes the client's side too.
+ */
+export class StallingProxy {
+  port = 0;
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  stalled: Promise<void>;
+  private onStall!: () => void;
+
+  constructor(
+    private readonly upstreamPort: number,
+    private readonly match: string,
+    private readonly afterBytes: number,
+  ) {
+    this.stalled = new Promise((r) => (this.onStall = r));
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(this.upstreamPort, '127.0.0.1');
+      this.sockets.add(client).add(upstream);
+      let matched = false;
+      let held = false;
+      let sent = 0;
+      client.on('data', (d: Buffer) => {
+        if (d.toString('latin1').includes(this.match)) matched = true;
+        upstream.write(d);
+      });
+      upstream.on('data', (d: Buffer) => {
+        // Held: read on (so the registry's exit is seen) but pass nothing more.
+        if (held) return;
+        if (matched && sent + d.length > this.afterBytes) {
+          client.write(d.subarray(0, Math.max(0, this.afterBytes - sent)));
+          held = true;
+          this.onStall();
+          return;
+        }
+        sent += d.length;
+        client.write(d);
+      });
+      const close = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      upstream.on('close', close).on('error', close);
+      client.on('close', close).on('error', close);
+    });
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.port = (this.server.address() as net.AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((r) => this.server.close(r));
+  }
+}
