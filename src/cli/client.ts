@@ -17,6 +17,8 @@ import type { ListTasksResponse__Output } from '../gen/shoal/v1/ListTasksRespons
 import type { ListNodesResponse__Output } from '../gen/shoal/v1/ListNodesResponse';
 import type { ListImagesResponse__Output } from '../gen/shoal/v1/ListImagesResponse';
 import type { RemoveImageResponse__Output } from '../gen/shoal/v1/RemoveImageResponse';
+import type { PullImageRequest } from '../gen/shoal/v1/PullImageRequest';
+import type { PullImageResponse__Output } from '../gen/shoal/v1/PullImageResponse';
 
 /** Where the CLI finds its daemon: -H, then SHOAL_HOST, then the local socket. */
 export function daemonAddress(flag?: string): string {
@@ -35,10 +37,10 @@ export class Client {
     this.images = new proto.Images(target, grpc.credentials.createInsecure(), { channelOverride: this.control.getChannel() });
   }
 
-  private unary<Res>(client: grpc.Client, method: string, req: object): Promise<Res> {
+  private unary<Res>(client: grpc.Client, method: string, req: object, timeoutMs = 60_000): Promise<Res> {
     return new Promise((resolve, reject) => {
       const fn = (client as unknown as Record<string, Function>)[method];
-      fn.call(client, req, { deadline: Date.now() + 60_000 }, (err: grpc.ServiceError | null, res: Res) =>
+      fn.call(client, req, { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res: Res) =>
         err ? reject(this.explain(err)) : resolve(res),
       );
     });
@@ -55,6 +57,8 @@ export class Client {
   listNodes = () => this.unary<ListNodesResponse__Output>(this.control, 'ListNodes', {});
   listImages = () => this.unary<ListImagesResponse__Output>(this.images, 'List', {});
   removeImage = (image: string) => this.unary<RemoveImageResponse__Output>(this.images, 'Remove', { image });
+  /** Large images take a while; the daemon's registry timeouts end a stuck pull well before this. */
+  pullImage = (req: PullImageRequest) => this.unary<PullImageResponse__Output>(this.images, 'Pull', req, 60 * 60_000);
 
   explain(err: unknown): ShoalError {
     const e = fromServiceError(err);

@@ -12,6 +12,10 @@ export interface DaemonConfig {
   runcRoot: string;
   /** Container starts in flight at once. */
   startConcurrency: number;
+  /** host[:port] of registries spoken to over plain HTTP; every other registry is HTTPS. */
+  insecureRegistries?: string[];
+  /** PEM CA bundle trusted for HTTPS registries instead of the system's. */
+  registryCaFile?: string;
 }
 
 export const DEFAULTS = {

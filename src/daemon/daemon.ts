@@ -14,6 +14,7 @@ import type { Logger } from '../common/logger';
 import { shoalProto } from '../common/proto';
 import { newId, now } from '../common/tasks';
 import { ControlApi, type ClusterHandlers } from '../manager/control-api';
+import { registryPinner } from '../manager/pin-image';
 import { Dispatcher } from '../manager/dispatcher/dispatcher';
 import { EtcdSupervisor } from '../manager/etcd/supervisor';
 import { Leadership } from '../manager/leader';
@@ -22,6 +23,7 @@ import { Agent } from '../worker/agent';
 import { Executor } from '../worker/executor';
 import { ImageStore } from '../worker/images/store';
 import { imagesHandlers } from '../worker/images-api';
+import { Registries } from '../worker/images/registry/registries';
 import { Runtime } from '../worker/runtime/runtime';
 import { type DaemonConfig, paths } from './config';
 import { type Identity, readIdentity, writeIdentity } from './identity';
@@ -47,6 +49,7 @@ export class Daemon {
   private manager: ManagerParts | undefined;
   private agent: Agent | undefined;
   private readonly images: ImageStore;
+  private readonly registries: Registries;
   private readonly runtime: Runtime;
   private readonly executor: Executor;
   private initializing: Promise<void> | undefined;
@@ -58,6 +61,7 @@ export class Daemon {
     const p = paths(config);
     this.identity = readIdentity(p.identity) ?? { node_id: newId(), cluster_id: '' };
     this.images = new ImageStore(p.images, log.child({ component: 'images' }));
+    this.registries = new Registries({ insecure: config.insecureRegistries ?? [], caFile: config.registryCaFile });
     this.runtime = new Runtime({
       root: p.containers,
       runcRoot: config.runcRoot,
@@ -67,6 +71,7 @@ export class Daemon {
     this.executor = new Executor({
       runtime: this.runtime,
       images: this.images,
+      registry: this.registries.client,
       logDir: p.logs,
       concurrency: config.startConcurrency,
       report: (id, status) => this.agent?.report(id, status),
@@ -81,7 +86,7 @@ export class Daemon {
     writeIdentity(p.identity, this.identity);
     await this.executor.init();
     this.server.addService(shoalProto().Control.service, this.controlHandlers());
-    this.server.addService(shoalProto().Images.service, imagesHandlers(this.images, this.executor));
+    this.server.addService(shoalProto().Images.service, imagesHandlers(this.images, this.executor, this.registries));
     this.server.addService(shoalProto().Dispatcher.service, this.dispatcherHandlers());
     await this.listen();
     // gRPC services cannot be added after bind, so Dispatcher calls are routed to the manager once there is one.
@@ -200,7 +205,7 @@ export class Daemon {
     await dispatcher.start();
     const leadership = new Leadership(etcd, store, this.identity.node_id, log);
     await leadership.start();
-    this.manager = { etcdSupervisor, etcd, dispatcher, leadership, control: new ControlApi(store, etcd, dispatcher) };
+    this.manager = { etcdSupervisor, etcd, dispatcher, leadership, control: new ControlApi(store, etcd, dispatcher, registryPinner(this.registries.client, this.log.child({ component: 'control' }))) };
     this.agent = new Agent({
       dispatcher: this.config.socket,
       nodeId: this.identity.node_id,

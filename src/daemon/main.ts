@@ -18,6 +18,11 @@ const positive = (v: string) => {
   return n;
 };
 
+const registryHost = (v: string, prev: string[]) => {
+  if (!/^(?:[a-zA-Z0-9.-]+|\[[0-9a-fA-F:]+\])(?::\d{1,5})?$/.test(v)) throw new InvalidArgumentError('must be host[:port], like registry.local:5000');
+  return [...prev, v];
+};
+
 const program = new Command('shoald')
   .description('the shoal node daemon: runs tasks on this node and, on managers, the control plane')
   .version(VERSION)
@@ -28,6 +33,8 @@ const program = new Command('shoald')
   .option('--cgroup-parent <name>', 'cgroup directory that holds this node’s containers', DEFAULTS.cgroupParent)
   .option('--runc-root <dir>', 'runc state directory (tmpfs)', DEFAULTS.runcRoot)
   .option('--start-concurrency <n>', 'container starts in flight at once', positive, Math.max(2, os.cpus().length * 2))
+  .option('--insecure-registry <host:port>', 'pull from this registry over plain HTTP (repeatable)', registryHost, [] as string[])
+  .option('--registry-ca <file>', 'PEM CA bundle trusted for HTTPS registries instead of the system’s')
   .option('--log-level <level>', 'trace, debug, info, warn or error', process.env.SHOAL_LOG_LEVEL ?? 'info')
   .action(async (opts) => {
     if (process.getuid?.() !== 0) {
@@ -44,6 +51,8 @@ const program = new Command('shoald')
         cgroupParent: opts.cgroupParent,
         runcRoot: opts.runcRoot,
         startConcurrency: opts.startConcurrency,
+        insecureRegistries: opts.insecureRegistry,
+        registryCaFile: opts.registryCa,
       },
       log,
     );

@@ -13,6 +13,7 @@ import { newId, now, taskName } from '../common/tasks';
 import type { Dispatcher } from './dispatcher/dispatcher';
 import type { Store, Versioned } from './store/store';
 import { validateServiceSpec } from './validate';
+import type { ImagePinner } from './pin-image';
 
 export const LEADER_ELECTION = 'shoal/leader';
 
@@ -35,6 +36,8 @@ export class ControlApi {
     private readonly store: Store,
     private readonly etcd: Etcd3,
     private readonly dispatcher: Dispatcher,
+    /** Resolves image tags to digests at create and update; absent, tags are stored as given. */
+    private readonly pinImage?: ImagePinner,
   ) {}
 
   handlers(): ClusterHandlers {
@@ -52,6 +55,7 @@ export class ControlApi {
 
   private async createService(input: ServiceSpec | null): Promise<Service__Output> {
     const spec = this.validate(input);
+    await this.pin(spec);
     const ts = now();
     const service: Service__Output = { id: newId(), version: 0, spec, spec_version: 1, created_at: ts, updated_at: ts };
     const name: ServiceName = { id: spec.name, version: 0, service_id: service.id };
@@ -73,6 +77,8 @@ export class ControlApi {
       throw aborted(`service ${current.spec!.name} changed since it was read (version ${version}, now ${current.version}); retry`);
     }
     const spec = this.validate(input);
+    // Only a changed image is resolved again; an unchanged one keeps the digest it was pinned to.
+    if (spec.task_template?.container?.image !== current.spec!.task_template?.container?.image) await this.pin(spec);
     const templateChanged = JSON.stringify(spec.task_template) !== JSON.stringify(current.spec!.task_template);
     const updated: Service__Output = {
       ...current,
@@ -189,6 +195,11 @@ export class ControlApi {
     if (matches.length === 1) return matches[0];
     if (matches.length > 1) throw invalidArgument(`service ID prefix "${ref}" is ambiguous: it matches ${matches.length} services`);
     throw notFound(`service ${ref} not found`);
+  }
+
+  private async pin(spec: ServiceSpec__Output): Promise<void> {
+    const container = spec.task_template?.container;
+    if (this.pinImage && container?.image) container.image = await this.pinImage(container.image);
   }
 
   private validate(input: ServiceSpec | null): ServiceSpec__Output {

@@ -5,6 +5,8 @@ import type { TaskStatus } from '../gen/shoal/v1/TaskStatus';
 import type { Logger } from '../common/logger';
 import { isTerminal, now, rank, wantsRunning, type State } from '../common/tasks';
 import type { ImageStore, ResolvedImage } from './images/store';
+import { parseReference } from './images/reference';
+import type { RegistryClient } from './images/registry/client';
 import type { ContainerState, Runtime } from './runtime/runtime';
 import { containerConfig, stopPolicy } from './container-config';
 import { Semaphore } from './semaphore';
@@ -14,6 +16,8 @@ export type Report = (taskId: string, status: TaskStatus) => void;
 export interface ExecutorOptions {
   runtime: Runtime;
   images: ImageStore;
+  /** Pulls images that are not here and name a registry; without it, images must be loaded. */
+  registry?: RegistryClient;
   /** Task logs live here as <task id>.log and outlive the daemon. */
   logDir: string;
   /** Container starts in flight at once; runc is CPU-bound, so about twice the cores. */
@@ -130,6 +134,16 @@ export class Executor {
   }
 
   private async start(task: Task__Output): Promise<void> {
+    // Pulled outside the start slots, so a slow registry holds up no container whose image is here.
+    const ref = task.spec!.container!.image;
+    if (this.opts.registry && pullable(ref) && !(await this.opts.images.resolve(ref).catch(() => null))) {
+      this.report(task.id, { state: 'PREPARING', message: 'pulling image' });
+      try {
+        await this.opts.images.pull(ref, this.opts.registry);
+      } catch (err) {
+        return this.report(task.id, { state: 'REJECTED', err: `pulling image ${ref} failed: ${(err as Error).message}` });
+      }
+    }
     await this.starts.run(async () => {
       const { runtime } = this.opts;
       const existing = await runtime.state(task.id);
@@ -137,7 +151,6 @@ export class Executor {
       // A container left half-made by a crashed daemon is redone from scratch.
       if (existing) await runtime.remove(task.id);
       this.report(task.id, { state: 'PREPARING', message: 'preparing' });
-      const ref = task.spec!.container!.image;
       let image: ResolvedImage | null;
       try {
         image = await this.opts.images.resolve(ref);
@@ -222,5 +235,15 @@ export class Executor {
     if (prev && rank(prev) >= rank(status.state)) return;
     this.reported.set(taskId, status.state);
     this.opts.report(taskId, { message: '', err: '', timestamp: now(), ...status });
+  }
+}
+
+/** Only references that name a registry host are pulled; others (`shoal-test:latest`) must be loaded. */
+function pullable(ref: string): boolean {
+  try {
+    const parsed = parseReference(ref);
+    return parsed.registry !== 'docker.io' || ref.startsWith('docker.io/') || ref.startsWith('index.docker.io/');
+  } catch {
+    return false;
   }
 }

@@ -5,9 +5,11 @@ import { toServiceError } from '../common/errors';
 import { unary } from '../common/grpc-handlers';
 import type { Executor } from './executor';
 import type { ImageStore } from './images/store';
+import { parseReference } from './images/reference';
+import type { Registries } from './images/registry/registries';
 
 /** The node-local image API: images live on each node, not in cluster state. */
-export function imagesHandlers(images: ImageStore, executor: Executor): ImagesHandlers {
+export function imagesHandlers(images: ImageStore, executor: Executor, registries: Registries): ImagesHandlers {
   return {
     Load: (call, cb) => {
       const tar = new PassThrough();
@@ -36,5 +38,12 @@ export function imagesHandlers(images: ImageStore, executor: Executor): ImagesHa
       })),
     })),
     Remove: unary((req) => images.remove(req.image, (id) => executor.imageInUse(id))),
+    Pull: unary(async (req) => {
+      const ref = parseReference(req.image);
+      const client = req.insecure_registry ? registries.withInsecure(ref.registry) : registries.client;
+      const i = await images.pull(req.image, client);
+      const digest = i.repoDigest.slice(i.repoDigest.lastIndexOf('@') + 1);
+      return { image: { ...i, size_bytes: i.sizeBytes, created_at: i.createdAt, containers: executor.imageInUse(i.id) ? 1 : 0 }, digest };
+    }),
   };
 }

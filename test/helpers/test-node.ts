@@ -37,6 +37,8 @@ export class TestNode {
   readonly socket = path.join(this.dir, 'shoal.sock');
   readonly cgroupParent = `shoal-test-${this.id}`;
   readonly runcRoot = `/run/shoal-test-${this.id}`;
+  /** More shoald flags, e.g. --insecure-registry. */
+  daemonArgs: string[] = [];
   private proc: ChildProcess | undefined;
   private ports: [number, number] | undefined;
 
@@ -59,6 +61,7 @@ export class TestNode {
         `--cgroup-parent=${this.cgroupParent}`,
         `--runc-root=${this.runcRoot}`,
         '--log-level=debug',
+        ...this.daemonArgs,
       ],
       { stdio: ['ignore', log, log] },
     );

@@ -36,6 +36,16 @@ export function imageCommand(connect: () => Client): Command {
     });
 
   image
+    .command('pull')
+    .description('pull an image from its registry onto this node')
+    .argument('<image>', 'a reference that names its registry: registry.local:5000/team/web:1.4 or …@sha256:…')
+    .option('--insecure-registry', 'speak plain HTTP to this image’s registry')
+    .action(async (ref: string, opts) => {
+      const res = await connect().pullImage({ image: ref, insecure_registry: Boolean(opts.insecureRegistry) });
+      process.stdout.write(`Digest: ${res.digest}\nPulled: ${ref} (${res.image!.id.slice(7, 19)})\n`);
+    });
+
+  image
     .command('ls')
     .description('list images')
     .option('-q, --quiet', 'print only IDs')

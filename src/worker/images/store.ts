@@ -33,6 +33,11 @@ export interface ImageRecord {
   createdAt: string;
 }
 
+export interface PulledImage extends ImageRecord {
+  /** `name@digest` of what the reference resolved to at the registry. */
+  repoDigest: string;
+}
+
 export interface ResolvedImage extends ImageRecord {
   config: ImageConfig;
   /** Absolute paths of the unpacked layer dirs, lowest first (overlayfs lowerdir wants the reverse). */
@@ -56,7 +61,7 @@ export class ImageStore {
   private lock: Promise<unknown> = Promise.resolve();
   private readonly unpacking = new Map<string, Promise<string>>();
   /** Pulls in flight by reference, and blob downloads by digest: each happens once per node. */
-  private readonly pulls = new Map<string, Promise<ImageRecord>>();
+  private readonly pulls = new Map<string, Promise<PulledImage>>();
   private readonly downloads = new Map<string, Promise<void>>();
   /** Blob hexes a pull in flight relies on; garbage collection leaves them alone. */
   private readonly pinned = new Map<string, number>();
@@ -85,7 +90,7 @@ export class ImageStore {
    * digest in a temp file and only then renamed into blobs/, so an interrupted pull leaves
    * nothing that later passes as complete; the image is committed like a loaded one.
    */
-  async pull(ref: string, registry: RegistryClient): Promise<ImageRecord> {
+  async pull(ref: string, registry: RegistryClient): Promise<PulledImage> {
     await this.open();
     const parsed = parseReference(ref);
     const key = `${parsed.registry}/${parsed.repository}${parsed.digest ? `@${parsed.digest}` : `:${parsed.tag}`}`;
@@ -175,7 +180,7 @@ export class ImageStore {
     return [...ids].map((id) => record(id, this.catalog.images[id]));
   }
 
-  private async pullOnce(ref: ImageReference, registry: RegistryClient): Promise<ImageRecord> {
+  private async pullOnce(ref: ImageReference, registry: RegistryClient): Promise<PulledImage> {
     const started = Date.now();
     const resolved = await registry.resolve(ref);
     const { manifest, config, layers } = resolved;
@@ -211,7 +216,7 @@ export class ImageStore {
       };
       const [record] = await this.exclusive(() => this.commit([image]));
       this.log.info({ ref: `${ref.name}@${resolved.digest}`, id: record.id, ms: Date.now() - started }, 'pulled image');
-      return record;
+      return { ...record, repoDigest: `${ref.name}@${resolved.digest}` };
     } finally {
       await rm(tmp, { recursive: true, force: true });
       for (const h of hexes) {

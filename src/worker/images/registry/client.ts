@@ -228,7 +228,8 @@ export class RegistryClient {
       }
       const reason = await registryReason(res);
       if (code === 401) throw this.unauthorized(ref, what, reason);
-      if (code === 403) throw new ShoalError(status.PERMISSION_DENIED, `registry ${ref.registry} denied access to ${what}${reason}`);
+      // UNAUTHENTICATED, not PERMISSION_DENIED: the CLI reads that one as "cannot use the daemon's socket".
+      if (code === 403) throw new ShoalError(status.UNAUTHENTICATED, `registry ${ref.registry} denied access to ${what}${reason}`);
       if (code === 404) throw notFound(`${what} not found in registry ${ref.registry}${reason}`);
       if (code === 429) throw unavailable(`registry ${ref.registry} is rate-limiting pulls of ${what}${reason}`);
       throw unavailable(`registry ${ref.registry} answered HTTP ${code} for ${what}${reason}`);

@@ -1,0 +1,36 @@
+import type { Logger } from '../common/logger';
+import { parseReference } from '../worker/images/reference';
+import type { RegistryClient } from '../worker/images/registry/client';
+
+/** Turns `name:tag` into `name:tag@sha256:…` once, so every node runs the same bytes. */
+export type ImagePinner = (image: string) => Promise<string>;
+
+/**
+ * Resolves a tag through the registry, as Swarm does at service create and update. A reference
+ * already pinned, or one naming no registry (a loaded image), is kept as it is. When the
+ * registry cannot say, the tag is kept and a warning logged: the create still succeeds, and
+ * each node then resolves the tag itself when it pulls.
+ */
+export function registryPinner(client: RegistryClient, log: Logger): ImagePinner {
+  return async (image) => {
+    let ref;
+    try {
+      ref = parseReference(image);
+    } catch {
+      return image;
+    }
+    const namesRegistry = ref.registry !== 'docker.io' || /^(?:index\.)?docker\.io\//.test(image);
+    if (ref.digest || !namesRegistry) return image;
+    try {
+      const digest = await client.resolveDigest(ref);
+      log.info({ image, digest }, 'pinned image tag to its digest');
+      return `${image}@${digest}`;
+    } catch (err) {
+      log.warn(
+        { image, reason: (err as Error).message },
+        `image ${image} could not be resolved to a digest; keeping the tag, so nodes may run different versions of it`,
+      );
+      return image;
+    }
+  };
+}
