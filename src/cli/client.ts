@@ -19,6 +19,8 @@ import type { ListImagesResponse__Output } from '../gen/shoal/v1/ListImagesRespo
 import type { RemoveImageResponse__Output } from '../gen/shoal/v1/RemoveImageResponse';
 import type { PullImageRequest } from '../gen/shoal/v1/PullImageRequest';
 import type { PullImageResponse__Output } from '../gen/shoal/v1/PullImageResponse';
+import type { PruneImagesResponse__Output } from '../gen/shoal/v1/PruneImagesResponse';
+import type { CheckLoginRequest } from '../gen/shoal/v1/CheckLoginRequest';
 
 /** Where the CLI finds its daemon: -H, then SHOAL_HOST, then the local socket. */
 export function daemonAddress(flag?: string): string {
@@ -59,6 +61,8 @@ export class Client {
   removeImage = (image: string) => this.unary<RemoveImageResponse__Output>(this.images, 'Remove', { image });
   /** Large images take a while; the daemon's registry timeouts end a stuck pull well before this. */
   pullImage = (req: PullImageRequest) => this.unary<PullImageResponse__Output>(this.images, 'Pull', req, 60 * 60_000);
+  pruneImages = (all: boolean) => this.unary<PruneImagesResponse__Output>(this.images, 'Prune', { all }, 10 * 60_000);
+  checkLogin = (req: CheckLoginRequest) => this.unary<object>(this.images, 'CheckLogin', req);
 
   explain(err: unknown): ShoalError {
     const e = fromServiceError(err);

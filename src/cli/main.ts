@@ -3,6 +3,7 @@ import { ShoalError } from '../common/errors';
 import { VERSION } from '../daemon/daemon';
 import { Client, daemonAddress } from './client';
 import { imageCommand } from './commands/image';
+import { loginCommands } from './commands/login';
 import { nodeCommand } from './commands/node';
 import { serviceCommand } from './commands/service';
 
@@ -38,6 +39,7 @@ program
 program.addCommand(serviceCommand(connect));
 program.addCommand(nodeCommand(connect));
 program.addCommand(imageCommand(connect));
+for (const c of loginCommands(connect)) program.addCommand(c);
 
 program
   .parseAsync(process.argv)

@@ -16,6 +16,8 @@ export interface DaemonConfig {
   insecureRegistries?: string[];
   /** PEM CA bundle trusted for HTTPS registries instead of the system's. */
   registryCaFile?: string;
+  /** Automatic image collection: when the store is over either mark, unused images go, LRU first. */
+  imageGc?: { maxBytes?: number; highPercent?: number };
 }
 
 export const DEFAULTS = {

@@ -29,6 +29,7 @@ import { type DaemonConfig, paths } from './config';
 import { type Identity, readIdentity, writeIdentity } from './identity';
 
 export const VERSION = '0.1.0';
+const IMAGE_GC_PERIOD_MS = 5 * 60_000;
 
 interface ManagerParts {
   etcdSupervisor: EtcdSupervisor;
@@ -53,6 +54,9 @@ export class Daemon {
   private readonly runtime: Runtime;
   private readonly executor: Executor;
   private initializing: Promise<void> | undefined;
+  private gcTimer: NodeJS.Timeout | undefined;
+  private gcRunning = false;
+  private gcAgain = false;
 
   constructor(
     private readonly config: DaemonConfig,
@@ -71,7 +75,7 @@ export class Daemon {
     this.executor = new Executor({
       runtime: this.runtime,
       images: this.images,
-      registry: this.registries.client,
+      registry: (auth) => this.registries.clientFor({ auth }),
       logDir: p.logs,
       concurrency: config.startConcurrency,
       report: (id, status) => this.agent?.report(id, status),
@@ -85,6 +89,12 @@ export class Daemon {
     claimPidFile(p.pidFile);
     writeIdentity(p.identity, this.identity);
     await this.executor.init();
+    if (this.config.imageGc?.maxBytes !== undefined || this.config.imageGc?.highPercent !== undefined) {
+      this.images.onCommit = () => this.collectImages();
+      this.gcTimer = setInterval(() => this.collectImages(), IMAGE_GC_PERIOD_MS);
+      this.gcTimer.unref();
+      this.collectImages();
+    }
     this.server.addService(shoalProto().Control.service, this.controlHandlers());
     this.server.addService(shoalProto().Images.service, imagesHandlers(this.images, this.executor, this.registries));
     this.server.addService(shoalProto().Dispatcher.service, this.dispatcherHandlers());
@@ -95,6 +105,7 @@ export class Daemon {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.gcTimer);
     this.agent?.stop();
     this.executor.close();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
@@ -102,6 +113,25 @@ export class Daemon {
     fs.rmSync(this.config.socket, { force: true });
     fs.rmSync(paths(this.config).pidFile, { force: true });
     this.log.info('shoald stopped; containers keep running');
+  }
+
+  /** Automatic image collection, after each new image and periodically; one run at a time. */
+  private collectImages(): void {
+    if (this.gcRunning) return void (this.gcAgain = true);
+    this.gcRunning = true;
+    void (async () => {
+      do {
+        this.gcAgain = false;
+        try {
+          if (!this.executor.imagesSettled()) continue;
+          const wanted = await this.images.idsOf(this.executor.wantedImages());
+          await this.images.collect(this.config.imageGc!, (id) => this.executor.imageInUse(id) || wanted.has(id));
+        } catch (err) {
+          this.log.warn({ err }, 'automatic image collection failed');
+        }
+      } while (this.gcAgain);
+      this.gcRunning = false;
+    })();
   }
 
   private async listen(): Promise<void> {
@@ -205,7 +235,7 @@ export class Daemon {
     await dispatcher.start();
     const leadership = new Leadership(etcd, store, this.identity.node_id, log);
     await leadership.start();
-    this.manager = { etcdSupervisor, etcd, dispatcher, leadership, control: new ControlApi(store, etcd, dispatcher, registryPinner(this.registries.client, this.log.child({ component: 'control' }))) };
+    this.manager = { etcdSupervisor, etcd, dispatcher, leadership, control: new ControlApi(store, etcd, dispatcher, registryPinner((auth) => this.registries.clientFor({ auth }), this.log.child({ component: 'control' }))) };
     this.agent = new Agent({
       dispatcher: this.config.socket,
       nodeId: this.identity.node_id,

@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { createLogger } from '../common/logger';
+import { parseBytes } from '../common/units';
 import { DEFAULTS } from './config';
 import { Daemon, VERSION } from './daemon';
 
@@ -23,6 +24,12 @@ const registryHost = (v: string, prev: string[]) => {
   return [...prev, v];
 };
 
+const percent = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || n > 100) throw new InvalidArgumentError('must be a percentage 0-100');
+  return n;
+};
+
 const program = new Command('shoald')
   .description('the shoal node daemon: runs tasks on this node and, on managers, the control plane')
   .version(VERSION)
@@ -35,6 +42,8 @@ const program = new Command('shoald')
   .option('--start-concurrency <n>', 'container starts in flight at once', positive, Math.max(2, os.cpus().length * 2))
   .option('--insecure-registry <host:port>', 'pull from this registry over plain HTTP (repeatable)', registryHost, [] as string[])
   .option('--registry-ca <file>', 'PEM CA bundle trusted for HTTPS registries instead of the system’s')
+  .option('--image-gc-high-percent <n>', 'delete unused images, least recently used first, when the disk holding the data dir is fuller than this (0 = never)', percent, 85)
+  .option('--image-gc-max-size <size>', 'also delete them when the image store takes more than this, e.g. 20g')
   .option('--log-level <level>', 'trace, debug, info, warn or error', process.env.SHOAL_LOG_LEVEL ?? 'info')
   .action(async (opts) => {
     if (process.getuid?.() !== 0) {
@@ -53,6 +62,10 @@ const program = new Command('shoald')
         startConcurrency: opts.startConcurrency,
         insecureRegistries: opts.insecureRegistry,
         registryCaFile: opts.registryCa,
+        imageGc: {
+          highPercent: opts.imageGcHighPercent > 0 ? opts.imageGcHighPercent : undefined,
+          maxBytes: opts.imageGcMaxSize !== undefined ? parseBytesOrExit(opts.imageGcMaxSize) : undefined,
+        },
       },
       log,
     );
@@ -78,5 +91,14 @@ const program = new Command('shoald')
       process.exit(1);
     }
   });
+
+function parseBytesOrExit(v: string): number {
+  try {
+    return parseBytes(v, '--image-gc-max-size');
+  } catch (err) {
+    process.stderr.write(`shoald: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+}
 
 program.parseAsync(process.argv);

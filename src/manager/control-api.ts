@@ -14,12 +14,24 @@ import type { Dispatcher } from './dispatcher/dispatcher';
 import type { Store, Versioned } from './store/store';
 import { validateServiceSpec } from './validate';
 import type { ImagePinner } from './pin-image';
+import type { RegistryAuth as RegistryAuthMsg } from '../gen/shoal/v1/RegistryAuth';
+import type { RegistryAuth } from '../worker/images/registry/registries';
+import { parseReference } from '../worker/images/reference';
 
 export const LEADER_ELECTION = 'shoal/leader';
 
 interface ServiceName extends Versioned {
   service_id: string;
 }
+
+/**
+ * A service's registry credentials (--with-registry-auth), under their own etcd key (id = the
+ * service id) rather than in the spec: the Service and its Tasks, which every API response and
+ * `inspect` returns and the orchestrator copies into each task, never hold them, so no reader
+ * has to remember to strip them. Only the dispatcher reads them, and hands them to the nodes
+ * that run the service's tasks. Deleted with the service.
+ */
+export interface StoredRegistryAuth extends Versioned, RegistryAuth {}
 
 /** Control API handlers that need the cluster store; the daemon answers Init and Info itself. */
 export type ClusterHandlers = Pick<
@@ -42,10 +54,10 @@ export class ControlApi {
 
   handlers(): ClusterHandlers {
     return {
-      CreateService: unary((req) => this.createService(req.spec)),
+      CreateService: unary((req) => this.createService(req.spec, req.registry_auth)),
       GetService: unary((req) => this.findService(req.service)),
       ListServices: unary(() => this.listServices()),
-      UpdateService: unary((req) => this.updateService(req.service, req.version, req.spec)),
+      UpdateService: unary((req) => this.updateService(req.service, req.version, req.spec, req.registry_auth)),
       RemoveService: unary((req) => this.removeService(req.service)),
       ListTasks: unary((req) => this.listTasks(req.service, req.node_id)),
       ListNodes: unary(() => this.listNodes()),
@@ -53,17 +65,21 @@ export class ControlApi {
     };
   }
 
-  private async createService(input: ServiceSpec | null): Promise<Service__Output> {
+  private async createService(input: ServiceSpec | null, authIn?: RegistryAuthMsg | null): Promise<Service__Output> {
     const spec = this.validate(input);
-    await this.pin(spec);
+    const auth = checkAuth(authIn);
+    await this.pin(spec, auth);
     const ts = now();
     const service: Service__Output = { id: newId(), version: 0, spec, spec_version: 1, created_at: ts, updated_at: ts };
     const name: ServiceName = { id: spec.name, version: 0, service_id: service.id };
+    const ops: Parameters<Store['commit']>[0] = [
+      { type: 'create', kind: 'service-names', obj: name },
+      { type: 'create', kind: 'services', obj: service },
+    ];
+    // In the same transaction, so the dispatcher never sees the service's tasks without them.
+    if (auth) ops.push({ type: 'create', kind: 'registry-auth', obj: { id: service.id, version: 0, ...auth } as StoredRegistryAuth });
     try {
-      await this.store.commit([
-        { type: 'create', kind: 'service-names', obj: name },
-        { type: 'create', kind: 'services', obj: service },
-      ]);
+      await this.store.commit(ops);
     } catch (err) {
       if (await this.store.get('service-names', spec.name)) throw alreadyExists(`a service named "${spec.name}" already exists`);
       throw err;
@@ -71,14 +87,16 @@ export class ControlApi {
     return service;
   }
 
-  private async updateService(ref: string, version: number, input: ServiceSpec | null): Promise<Service__Output> {
+  private async updateService(ref: string, version: number, input: ServiceSpec | null, authIn?: RegistryAuthMsg | null): Promise<Service__Output> {
     const current = await this.findService(ref);
     if (version !== current.version) {
       throw aborted(`service ${current.spec!.name} changed since it was read (version ${version}, now ${current.version}); retry`);
     }
     const spec = this.validate(input);
+    const newAuth = checkAuth(authIn);
+    const stored = await this.store.get<StoredRegistryAuth>('registry-auth', current.id);
     // Only a changed image is resolved again; an unchanged one keeps the digest it was pinned to.
-    if (spec.task_template?.container?.image !== current.spec!.task_template?.container?.image) await this.pin(spec);
+    if (spec.task_template?.container?.image !== current.spec!.task_template?.container?.image) await this.pin(spec, newAuth ?? stored ?? undefined);
     const templateChanged = JSON.stringify(spec.task_template) !== JSON.stringify(current.spec!.task_template);
     const updated: Service__Output = {
       ...current,
@@ -87,6 +105,10 @@ export class ControlApi {
       updated_at: now(),
     };
     const ops: Parameters<Store['commit']>[0] = [{ type: 'update', kind: 'services', obj: updated }];
+    if (newAuth) {
+      const obj = { ...stored, ...newAuth, id: current.id, version: stored?.version ?? 0 } as StoredRegistryAuth;
+      ops.push({ type: stored ? 'update' : 'create', kind: 'registry-auth', obj });
+    }
     if (spec.name !== current.spec!.name) {
       const oldName = await this.store.mustGet<ServiceName>('service-names', current.spec!.name, 'service name');
       ops.push({ type: 'delete', kind: 'service-names', id: oldName.id, version: oldName.version });
@@ -108,6 +130,8 @@ export class ControlApi {
     const ops: Parameters<Store['commit']>[0] = [{ type: 'delete', kind: 'services', id: service.id, version: service.version }];
     const name = await this.store.get<ServiceName>('service-names', service.spec!.name);
     if (name?.service_id === service.id) ops.push({ type: 'delete', kind: 'service-names', id: name.id, version: name.version });
+    const auth = await this.store.get<StoredRegistryAuth>('registry-auth', service.id);
+    if (auth) ops.push({ type: 'delete', kind: 'registry-auth', id: auth.id, version: auth.version });
     await this.store.commit(ops);
     return { id: service.id };
   }
@@ -197,9 +221,17 @@ export class ControlApi {
     throw notFound(`service ${ref} not found`);
   }
 
-  private async pin(spec: ServiceSpec__Output): Promise<void> {
+  private async pin(spec: ServiceSpec__Output, auth?: RegistryAuth): Promise<void> {
     const container = spec.task_template?.container;
-    if (this.pinImage && container?.image) container.image = await this.pinImage(container.image);
+    if (!this.pinImage || !container?.image) return;
+    // Credentials go only to the registry they are for, whatever image the spec names.
+    let registry = '';
+    try {
+      registry = parseReference(container.image).registry;
+    } catch {
+      // Validation reports a bad reference; it is not resolved here.
+    }
+    container.image = await this.pinImage(container.image, auth && auth.registry === registry ? auth : undefined);
   }
 
   private validate(input: ServiceSpec | null): ServiceSpec__Output {
@@ -208,4 +240,12 @@ export class ControlApi {
     if (spec.mode?.global) throw invalidArgument('invalid service spec: mode: global services are not supported yet; use replicated');
     return spec;
   }
+}
+
+/** Credentials as sent with --with-registry-auth, or undefined when none were. Never echoes them. */
+function checkAuth(auth: RegistryAuthMsg | null | undefined): RegistryAuth | undefined {
+  if (!auth || (!auth.registry && !auth.username && !auth.password)) return undefined;
+  if (!auth.registry || !auth.username) throw invalidArgument('invalid registry auth: a registry and a username are required');
+  if (!/^[a-zA-Z0-9.[\]:-]+$/.test(auth.registry)) throw invalidArgument(`invalid registry auth: "${auth.registry}" is not a registry host[:port]`);
+  return { registry: auth.registry, username: auth.username, password: auth.password ?? '' };
 }

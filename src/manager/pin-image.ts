@@ -1,9 +1,10 @@
 import type { Logger } from '../common/logger';
 import { parseReference } from '../worker/images/reference';
 import type { RegistryClient } from '../worker/images/registry/client';
+import type { RegistryAuth } from '../worker/images/registry/registries';
 
 /** Turns `name:tag` into `name:tag@sha256:…` once, so every node runs the same bytes. */
-export type ImagePinner = (image: string) => Promise<string>;
+export type ImagePinner = (image: string, auth?: RegistryAuth) => Promise<string>;
 
 /**
  * Resolves a tag through the registry, as Swarm does at service create and update. A reference
@@ -11,8 +12,8 @@ export type ImagePinner = (image: string) => Promise<string>;
  * registry cannot say, the tag is kept and a warning logged: the create still succeeds, and
  * each node then resolves the tag itself when it pulls.
  */
-export function registryPinner(client: RegistryClient, log: Logger): ImagePinner {
-  return async (image) => {
+export function registryPinner(clientFor: (auth?: RegistryAuth) => RegistryClient, log: Logger): ImagePinner {
+  return async (image, auth) => {
     let ref;
     try {
       ref = parseReference(image);
@@ -22,7 +23,8 @@ export function registryPinner(client: RegistryClient, log: Logger): ImagePinner
     const namesRegistry = ref.registry !== 'docker.io' || /^(?:index\.)?docker\.io\//.test(image);
     if (ref.digest || !namesRegistry) return image;
     try {
-      const digest = await client.resolveDigest(ref);
+      // The service's credentials (--with-registry-auth) pin a private image; they serve no other registry.
+      const digest = await clientFor(auth).resolveDigest(ref);
       log.info({ image, digest }, 'pinned image tag to its digest');
       return `${image}@${digest}`;
     } catch (err) {

@@ -95,7 +95,7 @@ export class Agent {
       this.heartbeat.unref();
       if (this.queue.size) void this.flush();
     }
-    if (msg.assignments) this.opts.executor.setAssignments(msg.assignments.tasks);
+    if (msg.assignments) this.opts.executor.setAssignments(msg.assignments.tasks, msg.assignments.registry_auth);
     if (msg.log_subscription) this.serveLogs(msg.log_subscription);
     if (msg.cancel_log_subscription) this.logReaders.get(msg.cancel_log_subscription)?.abort();
   }

@@ -7,6 +7,7 @@ import { isTerminal, now, rank, wantsRunning, type State } from '../common/tasks
 import type { ImageStore, ResolvedImage } from './images/store';
 import { parseReference } from './images/reference';
 import type { RegistryClient } from './images/registry/client';
+import type { RegistryAuth } from './images/registry/registries';
 import type { ContainerState, Runtime } from './runtime/runtime';
 import { containerConfig, stopPolicy } from './container-config';
 import { Semaphore } from './semaphore';
@@ -16,8 +17,11 @@ export type Report = (taskId: string, status: TaskStatus) => void;
 export interface ExecutorOptions {
   runtime: Runtime;
   images: ImageStore;
-  /** Pulls images that are not here and name a registry; without it, images must be loaded. */
-  registry?: RegistryClient;
+  /**
+   * The registry client for a pull, given the task's credentials (--with-registry-auth), if any.
+   * Pulls images that are not here and name a registry; without it, images must be loaded.
+   */
+  registry?: (auth?: RegistryAuth) => RegistryClient;
   /** Task logs live here as <task id>.log and outlive the daemon. */
   logDir: string;
   /** Container starts in flight at once; runc is CPU-bound, so about twice the cores. */
@@ -35,6 +39,8 @@ type Local = Pick<ContainerState, 'status' | 'exitCode'>;
  */
 export class Executor {
   private tasks = new Map<string, Task__Output>();
+  /** Registry credentials by service id, from the dispatcher; held in memory only, never logged. */
+  private registryAuth = new Map<string, RegistryAuth>();
   private haveAssignments = false;
   /** Containers as runc and conmon's exit files last told us. */
   private readonly containers = new Map<string, Local>();
@@ -71,8 +77,24 @@ export class Executor {
     return false;
   }
 
-  setAssignments(tasks: Task__Output[]): void {
+  /**
+   * Whether every container's image is known, so imageInUse() can be trusted: not before the first
+   * assignments, nor while adopted containers' images are being looked up. Collection waits for it.
+   */
+  imagesSettled(): boolean {
+    if (!this.haveAssignments) return this.containers.size === 0;
+    for (const id of this.containers.keys()) if (!this.imageOf.has(id) && this.tasks.has(id)) return false;
+    return true;
+  }
+
+  /** Image references of the tasks assigned here that are to run: collection must leave those alone. */
+  wantedImages(): string[] {
+    return [...this.tasks.values()].filter((t) => wantsRunning(t.desired_state)).map((t) => t.spec!.container!.image);
+  }
+
+  setAssignments(tasks: Task__Output[], registryAuth: Record<string, RegistryAuth> = {}): void {
     this.tasks = new Map(tasks.map((t) => [t.id, t]));
+    this.registryAuth = new Map(Object.entries(registryAuth));
     this.haveAssignments = true;
     for (const id of this.reported.keys()) if (!this.tasks.has(id)) this.reported.delete(id);
     // Containers adopted from an earlier run still pin their image against `image rm`.
@@ -82,7 +104,8 @@ export class Executor {
 
   private async rememberImage(task: Task__Output): Promise<void> {
     const image = await this.opts.images.resolve(task.spec!.container!.image).catch(() => null);
-    if (image && this.containers.has(task.id)) this.imageOf.set(task.id, image.id);
+    // '' when its image is gone: known, and nothing to protect.
+    if (this.containers.has(task.id)) this.imageOf.set(task.id, image?.id ?? '');
   }
 
   converge(): void {
@@ -139,7 +162,7 @@ export class Executor {
     if (this.opts.registry && pullable(ref) && !(await this.opts.images.resolve(ref).catch(() => null))) {
       this.report(task.id, { state: 'PREPARING', message: 'pulling image' });
       try {
-        await this.opts.images.pull(ref, this.opts.registry);
+        await this.opts.images.pull(ref, this.opts.registry(this.registryAuth.get(task.service_id)));
       } catch (err) {
         return this.report(task.id, { state: 'REJECTED', err: `pulling image ${ref} failed: ${(err as Error).message}` });
       }

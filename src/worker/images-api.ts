@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import type { ImagesHandlers } from '../gen/shoal/v1/Images';
 import type { LoadImageChunk__Output } from '../gen/shoal/v1/LoadImageChunk';
-import { toServiceError } from '../common/errors';
+import { invalidArgument, toServiceError, unavailable } from '../common/errors';
 import { unary } from '../common/grpc-handlers';
 import type { Executor } from './executor';
 import type { ImageStore } from './images/store';
@@ -38,9 +38,26 @@ export function imagesHandlers(images: ImageStore, executor: Executor, registrie
       })),
     })),
     Remove: unary((req) => images.remove(req.image, (id) => executor.imageInUse(id))),
+    Prune: unary(async (req) => {
+      if (!executor.imagesSettled()) throw unavailable('this node is still finding which images its containers use; try again in a moment');
+      const wanted = await images.idsOf(executor.wantedImages());
+      const res = await images.prune(req.all, (id) => executor.imageInUse(id) || wanted.has(id));
+      return {
+        deleted: res.deleted.map((i) => ({ ...i, size_bytes: i.sizeBytes, created_at: i.createdAt, containers: 0 })),
+        reclaimed_bytes: res.reclaimedBytes,
+      };
+    }),
+    CheckLogin: unary(async (req) => {
+      const auth = req.registry_auth;
+      if (!auth?.registry || !auth.username) throw invalidArgument('a registry and a username are required');
+      await registries.clientFor({ auth, insecureRegistry: req.insecure_registry ? auth.registry : undefined }).checkLogin(auth.registry);
+      return {};
+    }),
     Pull: unary(async (req) => {
       const ref = parseReference(req.image);
-      const client = req.insecure_registry ? registries.withInsecure(ref.registry) : registries.client;
+      // The user's credentials serve this pull only; the daemon keeps none of them.
+      const auth = req.registry_auth?.username ? { ...req.registry_auth, registry: ref.registry } : undefined;
+      const client = registries.clientFor({ auth, insecureRegistry: req.insecure_registry ? ref.registry : undefined });
       const i = await images.pull(req.image, client);
       const digest = i.repoDigest.slice(i.repoDigest.lastIndexOf('@') + 1);
       return { image: { ...i, size_bytes: i.sizeBytes, created_at: i.createdAt, containers: executor.imageInUse(i.id) ? 1 : 0 }, digest };

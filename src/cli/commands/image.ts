@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import type { LoadImageResponse__Output } from '../../gen/shoal/v1/LoadImageResponse';
 import { formatBytes } from '../../common/units';
 import type { Client } from '../client';
+import { credentialsForImage } from '../credentials';
 import { ago, printJson, printTable } from '../format';
 
 const CHUNK = 1 << 20;
@@ -41,8 +42,23 @@ export function imageCommand(connect: () => Client): Command {
     .argument('<image>', 'a reference that names its registry: registry.local:5000/team/web:1.4 or …@sha256:…')
     .option('--insecure-registry', 'speak plain HTTP to this image’s registry')
     .action(async (ref: string, opts) => {
-      const res = await connect().pullImage({ image: ref, insecure_registry: Boolean(opts.insecureRegistry) });
+      // The user's `shoal login` credentials for this registry, if any, serve this pull only.
+      const res = await connect().pullImage({ image: ref, insecure_registry: Boolean(opts.insecureRegistry), registry_auth: credentialsForImage(ref) ?? null });
       process.stdout.write(`Digest: ${res.digest}\nPulled: ${ref} (${res.image!.id.slice(7, 19)})\n`);
+    });
+
+  image
+    .command('prune')
+    .description('remove unused images: dangling ones (untagged), or with -a every image no container uses')
+    .option('-a, --all', 'remove every image no container uses, not only dangling ones')
+    .option('-f, --force', 'do not ask (accepted for docker compatibility; shoal never asks)')
+    .action(async (opts) => {
+      const res = await connect().pruneImages(Boolean(opts.all));
+      for (const i of res.deleted) {
+        for (const t of i.tags) process.stdout.write(`Untagged: ${t}\n`);
+        process.stdout.write(`Deleted: ${i.id}\n`);
+      }
+      process.stdout.write(`Total reclaimed space: ${formatBytes(Number(res.reclaimed_bytes))}\n`);
     });
 
   image

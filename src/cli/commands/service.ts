@@ -8,6 +8,19 @@ import type { Client } from '../client';
 import { waitForConvergence } from '../converge';
 import { ago, printJson, printTable, shortId, titleCase } from '../format';
 import { applyTemplateFlags, blankSpec, collect, integer, labelMap, templateOptions } from './service-flags';
+import { credentialsForImage } from '../credentials';
+import type { RegistryAuth } from '../../gen/shoal/v1/RegistryAuth';
+
+/** --with-registry-auth: the stored credentials for the image's registry, or an error saying to log in. */
+function registryAuth(image: string, wanted: boolean): RegistryAuth | null {
+  if (!wanted) return null;
+  const creds = credentialsForImage(image);
+  if (!creds) {
+    const registry = image.split('/')[0];
+    throw invalidArgument(`--with-registry-auth: no credentials stored for registry ${registry}; run \`shoal login ${registry}\` first`);
+  }
+  return creds;
+}
 
 type Connect = () => Client;
 
@@ -27,6 +40,7 @@ export function serviceCommand(connect: Connect): Command {
       .option('--constraint <expr>', 'placement constraint, e.g. node.hostname==a (repeatable)', collect, [])
       .option('-l, --label <KEY=VALUE>', 'service label (repeatable)', collect, [])
       .option('--container-label <KEY=VALUE>', 'container label (repeatable)', collect, [])
+      .option('--with-registry-auth', 'send the credentials of `shoal login` for the image’s registry to the nodes that pull it')
       .option('-d, --detach', 'return at once instead of waiting for convergence')
       .option('-q, --quiet', 'print only the service ID'),
   )
@@ -45,7 +59,7 @@ export function serviceCommand(connect: Connect): Command {
       if (opts.entrypoint !== undefined) c.command = opts.entrypoint.split(/\s+/).filter(Boolean);
       spec.task_template!.placement!.constraints = opts.constraint;
       applyTemplateFlags(spec, opts);
-      const created = await client.createService({ spec });
+      const created = await client.createService({ spec, registry_auth: registryAuth(image, !!opts.withRegistryAuth) });
       process.stdout.write(`${created.id}\n`);
       if (!opts.detach) await waitForConvergence(client, created.id, !!opts.quiet);
     });
@@ -151,12 +165,15 @@ export function serviceCommand(connect: Connect): Command {
       .option('--env-rm <KEY>', 'remove an environment variable (repeatable)', collect, [])
       .option('--constraint-add <expr>', 'add a placement constraint (repeatable)', collect, [])
       .option('--constraint-rm <expr>', 'remove a placement constraint (repeatable)', collect, [])
+      .option('--with-registry-auth', 'send the credentials of `shoal login` for the image’s registry to the nodes that pull it')
       .option('-d, --detach', 'return at once instead of waiting for convergence')
       .option('-q, --quiet', 'print only the service ID'),
   ).action(async (ref: string, opts) => {
     const client = connect();
+    let auth: RegistryAuth | null = null;
     const s = await updateWithRetry(client, ref, (spec) => {
       const c = spec.task_template!.container!;
+      if (opts.withRegistryAuth) auth = registryAuth(opts.image ?? c.image, true);
       if (opts.replicas !== undefined) spec.mode = { mode: 'replicated', replicated: { replicas: opts.replicas } };
       if (opts.image !== undefined) c.image = opts.image;
       if (opts.args !== undefined) c.args = opts.args.split(/\s+/).filter(Boolean);
@@ -165,7 +182,7 @@ export function serviceCommand(connect: Connect): Command {
       const p = spec.task_template!.placement!;
       p.constraints = [...p.constraints.filter((x) => !opts.constraintRm.includes(x)), ...opts.constraintAdd];
       applyTemplateFlags(spec, opts);
-    });
+    }, () => auth);
     process.stdout.write(`${s.id}\n`);
     if (!opts.detach) await waitForConvergence(client, s.id, !!opts.quiet);
   });
@@ -212,13 +229,18 @@ export function serviceCommand(connect: Connect): Command {
 }
 
 /** Read-modify-write with compare-and-swap; a concurrent change makes it read again, not overwrite. */
-async function updateWithRetry(client: Client, ref: string, change: (spec: NonNullable<Service__Output['spec']>) => void): Promise<Service__Output> {
+async function updateWithRetry(
+  client: Client,
+  ref: string,
+  change: (spec: NonNullable<Service__Output['spec']>) => void,
+  auth: () => RegistryAuth | null = () => null,
+): Promise<Service__Output> {
   for (let attempt = 0; ; attempt++) {
     const current = await client.getService(ref);
     const spec = structuredClone(current.spec!);
     change(spec);
     try {
-      return await client.updateService({ service: current.id, version: current.version, spec });
+      return await client.updateService({ service: current.id, version: current.version, spec, registry_auth: auth() });
     } catch (err) {
       if (attempt >= 3 || (err as { code?: number }).code !== status.ABORTED) throw err;
     }

@@ -11,6 +11,8 @@ import { failedPrecondition, ShoalError, toServiceError, unavailable } from '../
 import type { Logger } from '../../common/logger';
 import { newId, now, rank } from '../../common/tasks';
 import type { Op, Store } from '../store/store';
+import type { StoredRegistryAuth } from '../control-api';
+import type { RegistryAuth } from '../../gen/shoal/v1/RegistryAuth';
 
 export const HEARTBEAT_PERIOD_MS = 5000;
 // A node is down after missing this many heartbeats in a row.
@@ -47,7 +49,7 @@ export class Dispatcher {
 
   async start(): Promise<void> {
     this.unwatch = await this.store.watch((kind) => {
-      if (kind === 'tasks') this.schedulePush();
+      if (kind === 'tasks' || kind === 'registry-auth') this.schedulePush();
     });
     this.reaper = setInterval(() => void this.expireSessions(), HEARTBEAT_PERIOD_MS);
     this.reaper.unref();
@@ -142,16 +144,23 @@ export class Dispatcher {
   /** Sends every connected node its full task set if it changed since the last send. */
   private async pushAssignments(): Promise<void> {
     if (!this.sessions.size) return;
-    const tasks = await this.store.list<Task__Output>('tasks');
+    const [tasks, auths] = await Promise.all([this.store.list<Task__Output>('tasks'), this.store.list<StoredRegistryAuth>('registry-auth')]);
+    const authOf = new Map(auths.map((a) => [a.id, a]));
     const byNode = new Map<string, Task__Output[]>();
     for (const t of tasks) if (t.node_id) byNode.set(t.node_id, [...(byNode.get(t.node_id) ?? []), t]);
     for (const s of this.sessions.values()) {
       const set = byNode.get(s.nodeId) ?? [];
-      // Status reports come from the worker itself; only membership and desired states are news to it.
-      const key = set.map((t) => `${t.id}:${t.desired_state}`).join(',');
+      // A node gets the registry credentials of the services it runs tasks of, and no others.
+      const registry_auth: Record<string, RegistryAuth> = {};
+      for (const t of set) {
+        const a = authOf.get(t.service_id);
+        if (a) registry_auth[t.service_id] = { registry: a.registry, username: a.username, password: a.password };
+      }
+      // Status reports come from the worker itself; only membership, desired states and credentials are news to it.
+      const key = `${set.map((t) => `${t.id}:${t.desired_state}`).join(',')}|${Object.keys(registry_auth).map((id) => `${id}:${authOf.get(id)!.version}`).join(',')}`;
       if (key === s.lastSent) continue;
       s.lastSent = key;
-      s.call.write({ session_id: s.id, heartbeat_period_ms: HEARTBEAT_PERIOD_MS, assignments: { tasks: set } });
+      s.call.write({ session_id: s.id, heartbeat_period_ms: HEARTBEAT_PERIOD_MS, assignments: { tasks: set, registry_auth } });
     }
   }
 

@@ -16,6 +16,8 @@ export interface CatalogImage {
   repoDigests?: string[];
   sizeBytes: number;
   createdAt: string;
+  /** When a container last used it (or it arrived): the order automatic collection deletes in. */
+  lastUsedAt?: string;
   /** Copied from the manifest and config, so lookups and garbage collection read no blobs. */
   layers: CatalogLayer[];
 }

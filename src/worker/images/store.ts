@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { failedPrecondition, invalidArgument, notFound } from '../../common/errors';
@@ -46,6 +46,20 @@ export interface ResolvedImage extends ImageRecord {
 
 const ID_PREFIX = /^(?:sha256:)?([a-f0-9]{1,64})$/;
 
+export interface PruneResult {
+  deleted: ImageRecord[];
+  /** Bytes of blobs and unpacked layers removed from disk. */
+  reclaimedBytes: number;
+}
+
+/** When automatic collection starts; it then deletes unused images, least recently used first. */
+export interface GcPolicy {
+  /** Collect when the store's blobs and unpacked layers take more than this; down to 90% of it. */
+  maxBytes?: number;
+  /** Collect when the filesystem holding the store is fuller than this; down to 5 points below. */
+  highPercent?: number;
+}
+
 /**
  * The node-local image store:
  *   <root>/blobs/sha256/<hex>   manifests, configs and layer tars, named by their digest
@@ -65,6 +79,12 @@ export class ImageStore {
   private readonly downloads = new Map<string, Promise<void>>();
   /** Blob hexes a pull in flight relies on; garbage collection leaves them alone. */
   private readonly pinned = new Map<string, number>();
+  /** Image id → when last used (ms); written into the catalog with its next save. */
+  private readonly lastUsed = new Map<string, number>();
+  /** Bytes of each unpacked layer dir, by diff id hex, measured once. */
+  private readonly layerBytes = new Map<string, number>();
+  /** Called after images are added (loaded or pulled): the daemon checks its collection marks. */
+  onCommit?: () => void;
 
   constructor(
     private readonly root: string,
@@ -93,7 +113,8 @@ export class ImageStore {
   async pull(ref: string, registry: RegistryClient): Promise<PulledImage> {
     await this.open();
     const parsed = parseReference(ref);
-    const key = `${parsed.registry}/${parsed.repository}${parsed.digest ? `@${parsed.digest}` : `:${parsed.tag}`}`;
+    // Pulls through different clients (other credentials) do not share: one may be refused where the other is not.
+    const key = `${parsed.registry}/${parsed.repository}${parsed.digest ? `@${parsed.digest}` : `:${parsed.tag}`}|${clientId(registry)}`;
     let pending = this.pulls.get(key);
     if (!pending) {
       pending = this.pullOnce(parsed, registry).finally(() => this.pulls.delete(key));
@@ -115,6 +136,7 @@ export class ImageStore {
     const found = this.lookup(ref);
     if (!found) return null;
     const { id, image } = found;
+    this.lastUsed.set(id, Date.now());
     const config = JSON.parse(await readFile(this.blobPath(id), 'utf8')) as ImageConfigJson;
     const layers = await Promise.all(image.layers.map((l) => this.layerDir(l)));
     return { ...record(id, image), config: imageConfig(config), layers };
@@ -141,10 +163,97 @@ export class ImageStore {
       }
       delete catalog.images[id];
       await this.save(catalog);
-      const layers = await this.collectGarbage();
+      const { layers } = await this.collectGarbage();
       this.log.info({ id, layers: layers.length }, 'deleted image');
       return { untagged: image.tags, deleted: [id, ...layers] };
     });
+  }
+
+  /**
+   * Deletes images no container uses (`keep(id)` is true for those, and for images tasks here
+   * are about to start): without `all`, only dangling ones (no tag left), as `docker image prune`.
+   */
+  async prune(all: boolean, keep: (imageId: string) => boolean): Promise<PruneResult> {
+    await this.open();
+    return this.exclusive(() =>
+      this.deleteImages(Object.keys(this.catalog.images).filter((id) => (all || !this.catalog.images[id].tags.length) && !keep(id))),
+    );
+  }
+
+  /** The ids of the images `refs` name here (unknown ones are skipped). */
+  async idsOf(refs: Iterable<string>): Promise<Set<string>> {
+    await this.open();
+    const ids = new Set<string>();
+    for (const ref of refs) {
+      try {
+        const found = this.lookup(ref);
+        if (found) ids.add(found.id);
+      } catch {
+        // Not a reference this store can name.
+      }
+    }
+    return ids;
+  }
+
+  /** Bytes on disk of blobs and unpacked layers. */
+  async diskUsage(): Promise<number> {
+    await this.open();
+    let total = 0;
+    for (const hex of await readdir(join(this.root, 'blobs', 'sha256'))) total += await lstat(join(this.root, 'blobs', 'sha256', hex)).then((s) => s.size, () => 0);
+    for (const hex of await readdir(join(this.root, 'layers'))) total += await this.layerSize(hex);
+    return total;
+  }
+
+  /**
+   * Automatic collection: when the store is over `policy`, deletes unused images (`keep` is false),
+   * least recently used first, until it is under the low mark or nothing more may go.
+   */
+  async collect(policy: GcPolicy, keep: (imageId: string) => boolean): Promise<PruneResult> {
+    await this.open();
+    return this.exclusive(async () => {
+      const result: PruneResult = { deleted: [], reclaimedBytes: 0 };
+      const over = async (low: boolean): Promise<boolean> => {
+        if (policy.maxBytes !== undefined && (await this.diskUsage()) > policy.maxBytes * (low ? 0.9 : 1)) return true;
+        if (policy.highPercent !== undefined) {
+          const fs = await statfs(this.root);
+          const used = fs.blocks ? (100 * (fs.blocks - fs.bfree)) / fs.blocks : 0;
+          if (used > policy.highPercent - (low ? 5 : 0)) return true;
+        }
+        return false;
+      };
+      if (!(await over(false))) return result;
+      const candidates = Object.keys(this.catalog.images)
+        .filter((id) => !keep(id) && !this.pinned.has(id.slice(7)))
+        .sort((a, b) => this.lastUse(a) - this.lastUse(b));
+      for (const id of candidates) {
+        const r = await this.deleteImages([id]);
+        result.deleted.push(...r.deleted);
+        result.reclaimedBytes += r.reclaimedBytes;
+        if (!(await over(true))) break;
+      }
+      if (result.deleted.length) {
+        this.log.info({ images: result.deleted.map((i) => i.id), reclaimedBytes: result.reclaimedBytes }, 'image store over its limit: deleted least recently used images');
+      }
+      return result;
+    });
+  }
+
+  private lastUse(id: string): number {
+    const image = this.catalog.images[id];
+    return this.lastUsed.get(id) ?? (Date.parse(image?.lastUsedAt ?? image?.createdAt ?? '') || 0);
+  }
+
+  /** Deletes images from the catalog, then whatever blobs and layers only they had. Call exclusively. */
+  private async deleteImages(ids: string[]): Promise<PruneResult> {
+    if (!ids.length) return { deleted: [], reclaimedBytes: 0 };
+    const catalog = structuredClone(this.catalog);
+    const deleted = ids.map((id) => record(id, catalog.images[id]));
+    for (const id of ids) delete catalog.images[id];
+    await this.save(catalog);
+    for (const id of ids) this.lastUsed.delete(id);
+    const { bytes } = await this.collectGarbage();
+    this.log.info({ images: ids, reclaimedBytes: bytes }, 'pruned images');
+    return { deleted, reclaimedBytes: bytes };
   }
 
   private async commit(images: ArchiveImage[]): Promise<ImageRecord[]> {
@@ -162,6 +271,7 @@ export class ImageStore {
         for (const other of Object.values(catalog.images)) other.tags = other.tags.filter((t) => t !== tag);
         tags.add(tag);
       }
+      this.lastUsed.set(id, Date.now());
       catalog.images[id] = {
         digest: image.manifestDigest,
         tags: [...tags].sort(),
@@ -177,6 +287,8 @@ export class ImageStore {
     await this.collectGarbage();
     const ids = new Set(images.map((i) => i.configDigest));
     this.log.info({ images: [...ids] }, 'loaded images');
+    // After this commit's lock is released, so a collection runs after, never inside, it.
+    if (this.onCommit) setImmediate(this.onCommit);
     return [...ids].map((id) => record(id, this.catalog.images[id]));
   }
 
@@ -302,8 +414,9 @@ export class ImageStore {
     return dest;
   }
 
-  /** Deletes blobs and unpacked layers no image references; returns the deleted layers' diff ids. */
-  private async collectGarbage(): Promise<string[]> {
+  /** Deletes blobs and unpacked layers no image references; returns the deleted layers' diff ids and the bytes freed. */
+  private async collectGarbage(): Promise<{ layers: string[]; bytes: number }> {
+    let bytes = 0;
     const blobs = new Set<string>();
     const diffIds = new Set<string>();
     for (const [id, image] of Object.entries(this.catalog.images)) {
@@ -314,18 +427,34 @@ export class ImageStore {
       }
     }
     for (const hex of await readdir(join(this.root, 'blobs', 'sha256'))) {
-      if (!blobs.has(hex) && !this.pinned.has(hex)) await rm(join(this.root, 'blobs', 'sha256', hex), { force: true });
+      if (blobs.has(hex) || this.pinned.has(hex)) continue;
+      const file = join(this.root, 'blobs', 'sha256', hex);
+      bytes += await lstat(file).then((s) => s.size, () => 0);
+      await rm(file, { force: true });
     }
     const deleted: string[] = [];
     for (const hex of await readdir(join(this.root, 'layers'))) {
       if (diffIds.has(hex) || this.unpacking.has(hex)) continue;
+      bytes += await this.layerSize(hex);
       await rm(join(this.root, 'layers', hex), { recursive: true, force: true });
+      this.layerBytes.delete(hex);
       deleted.push(`sha256:${hex}`);
     }
-    return deleted;
+    return { layers: deleted, bytes };
+  }
+
+  /** Bytes in an unpacked layer's files, measured once (layers never change). */
+  private async layerSize(hex: string): Promise<number> {
+    let n = this.layerBytes.get(hex);
+    if (n === undefined) {
+      n = await treeBytes(join(this.root, 'layers', hex));
+      this.layerBytes.set(hex, n);
+    }
+    return n;
   }
 
   private async save(catalog: Catalog): Promise<void> {
+    for (const [id, ms] of this.lastUsed) if (catalog.images[id]) catalog.images[id].lastUsedAt = new Date(ms).toISOString();
     await writeCatalog(this.root, catalog);
     this.catalog = catalog;
   }
@@ -351,6 +480,14 @@ export class ImageStore {
   }
 }
 
+const clientIds = new WeakMap<RegistryClient, number>();
+let nextClientId = 0;
+function clientId(c: RegistryClient): number {
+  let id = clientIds.get(c);
+  if (id === undefined) clientIds.set(c, (id = nextClientId++));
+  return id;
+}
+
 function record(id: string, image: CatalogImage): ImageRecord {
   return { id, digest: image.digest, tags: [...image.tags], sizeBytes: image.sizeBytes, createdAt: image.createdAt };
 }
@@ -371,6 +508,23 @@ function imageConfig(json: ImageConfigJson): ImageConfig {
 function createdAt(config: ImageConfigJson): string {
   const t = config.created ? Date.parse(config.created) : NaN;
   return Number.isNaN(t) ? new Date().toISOString() : new Date(t).toISOString();
+}
+
+/** Bytes of the regular files (and symlinks) under `dir`, as a directory's share of the disk. */
+async function treeBytes(dir: string): Promise<number> {
+  let total = 0;
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) total += await treeBytes(p);
+    else total += await lstat(p).then((s) => s.size, () => 0);
+  }
+  return total;
 }
 
 async function exists(path: string): Promise<boolean> {

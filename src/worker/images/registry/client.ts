@@ -187,6 +187,54 @@ export class RegistryClient {
     }
   }
 
+  /**
+   * Checks credentials against `registry` as `docker login` does: GET /v2/, and on a challenge
+   * the basic auth or a token (no scope) with them. Resolves when they are accepted.
+   */
+  async checkLogin(registry: string): Promise<void> {
+    const base = this.baseUrl(registry);
+    const url = new URL('/v2/', base);
+    const what = 'a login';
+    const creds = this.opts.credentials?.(registry);
+    const basic = creds ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` : undefined;
+    const send = async (u: URL, auth?: string) => {
+      try {
+        return await request({ method: 'GET', url: u, headers: { 'User-Agent': 'shoal', ...(auth ? { Authorization: auth } : {}) }, ca: this.opts.ca, idleMs: this.idleMs });
+      } catch (err) {
+        throw this.networkError(registry, err, what);
+      }
+    };
+    const refused = () =>
+      new ShoalError(status.UNAUTHENTICATED, `registry ${registry} refused the login: unauthorized; the username or password is wrong`);
+    let res = await send(url);
+    res.resume();
+    if (res.statusCode === 200) return;
+    if (res.statusCode !== 401) throw unavailable(`registry ${registry} answered HTTP ${res.statusCode} to /v2/; is it an OCI registry?`);
+    const challenge = parseChallenge(String(res.headers['www-authenticate'] ?? ''));
+    if (challenge?.scheme === 'bearer' && challenge.params.realm) {
+      let realm: URL;
+      try {
+        realm = new URL(challenge.params.realm);
+      } catch {
+        throw unavailable(`registry ${registry} sent an auth challenge with an invalid realm`);
+      }
+      if (realm.protocol !== 'https:' && !(realm.protocol === 'http:' && this.insecure.has(registry))) {
+        throw unavailable(`registry ${registry} wants credentials sent to a plain-HTTP token server, which is refused`);
+      }
+      if (challenge.params.service) realm.searchParams.set('service', challenge.params.service);
+      const t = await send(realm, basic);
+      t.resume();
+      if (t.statusCode === 401 || t.statusCode === 403) throw refused();
+      if ((t.statusCode ?? 0) < 200 || (t.statusCode ?? 0) >= 300) throw unavailable(`token server of registry ${registry} answered HTTP ${t.statusCode}`);
+      return;
+    }
+    res = await send(url, basic);
+    res.resume();
+    if (res.statusCode === 200) return;
+    if (res.statusCode === 401 || res.statusCode === 403) throw refused();
+    throw unavailable(`registry ${registry} answered HTTP ${res.statusCode} to /v2/`);
+  }
+
   /** A GET that follows redirects and answers auth challenges; returns a 2xx response, body unread. */
   private async get(ref: ImageReference, path: string, headers: Record<string, string>, what: string): Promise<IncomingMessage> {
     const base = this.baseUrl(ref.registry);
