@@ -43,7 +43,25 @@ export async function removeContainerCgroups(parent: string, id: string, extra: 
   const dirs = new Set([...(await cgroupHierarchies()).map((h) => path.join(h, parent, id)), ...extra]);
   const left: string[] = [];
   await Promise.all([...dirs].map(async (d) => ((await rmdirPatiently(d, 10)) ? 0 : left.push(d))));
-  return left;
+  if (!left.length) return left;
+  // something runc does not know of is still in there (say a `runc init` whose `runc create` was
+  // killed half-way): these are the container's own cgroups, so whatever is in them goes
+  const pids = new Set<number>();
+  for (const d of left) {
+    const procs = await fs.readFile(path.join(d, 'cgroup.procs'), 'utf8').catch(() => '');
+    for (const p of procs.split('\n')) if (Number(p) > 0) pids.add(Number(p));
+  }
+  if (!pids.size) return left;
+  for (const p of pids) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const still: string[] = [];
+  await Promise.all(left.map(async (d) => ((await rmdirPatiently(d, 10)) ? 0 : still.push(d))));
+  return still;
 }
 
 /** Removes the cgroup parent dirs (deepest first) where they are empty; others' children keep them. */

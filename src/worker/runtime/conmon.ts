@@ -1,7 +1,5 @@
-import { spawn } from 'node:child_process';
-import { promises as fs } from 'node:fs';
-import type { Readable } from 'node:stream';
 import { internal } from '../../common/errors';
+import type { Spawner } from './exec';
 import { runcMessage } from './runc';
 
 export interface ConmonArgs {
@@ -42,64 +40,20 @@ export function conmonArgv(a: ConmonArgs): string[] {
 }
 
 /**
- * Starts conmon for one container and waits until it has run `runc create`. conmon double-forks
- * into its own session, so it (and the container it holds) outlives this process. It reports on
- * the sync pipe (fd 3, named by _OCI_SYNCPIPE) one JSON line: {"data": <container pid>} or
- * {"data": -1, "message": <runc's stderr>}. Resolves to the container's host pid; rejects with
- * runc's own error sentence.
+ * Starts conmon for one container (from the process spawner) and waits until it has run `runc
+ * create`. conmon double-forks into its own session, so it (and the container it holds) outlives
+ * the spawner and the daemon. Resolves to the container's host pid; rejects with runc's own error
+ * sentence.
  */
-export function spawnConmon(a: ConmonArgs): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(a.conmonPath, conmonArgv(a), {
-      cwd: a.bundle,
-      detached: true,
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3' },
-    });
-    const sync = child.stdio[3] as Readable;
-    const stderr = child.stderr!;
-    let errText = '';
-    let buf = '';
-    let done = false;
-    let exitCode: number | null = null;
-
-    const finish = (err: Error | null, pid?: number) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      sync.destroy();
-      stderr.destroy();
-      child.unref();
-      if (err) reject(err);
-      else resolve(pid!);
-    };
-    const timer = setTimeout(async () => {
-      // runc create hung: kill conmon (its runc child dies with it: PDEATHSIG)
-      const pid = Number(await fs.readFile(a.conmonPidFile, 'utf8').catch(() => '0'));
-      if (pid > 0) process.kill(pid, 'SIGKILL');
-      finish(internal(`runc create did not finish within ${Math.round((a.timeoutMs ?? 60_000) / 1000)} s`));
-    }, a.timeoutMs ?? 60_000);
-
-    child.on('error', (e) => finish(internal(`cannot run conmon: ${e.message}`)));
-    child.on('exit', (code) => (exitCode = code));
-    stderr.on('data', (b: Buffer) => (errText += b.toString()));
-    sync.on('data', (b: Buffer) => {
-      buf += b.toString();
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      let msg: { data?: number; message?: string };
-      try {
-        msg = JSON.parse(buf.slice(0, nl));
-      } catch {
-        return finish(internal(`conmon sent an unreadable message: ${buf.slice(0, nl)}`));
-      }
-      if (typeof msg.data === 'number' && msg.data > 0) return finish(null, msg.data);
-      finish(internal(runcMessage(msg.message ?? '') || 'runc create failed without saying why'));
-    });
-    sync.on('error', () => undefined);
-    sync.on('close', () => {
-      const why = errText.trim().split('\n').pop()?.replace(/^\[conmon:\w\]: /, '');
-      finish(internal(`conmon exited before creating the container${why ? `: ${why}` : exitCode ? ` (status ${exitCode})` : ''}`));
-    });
+export async function spawnConmon(spawner: Spawner, a: ConmonArgs): Promise<number> {
+  const r = await spawner.conmon({
+    cmd: a.conmonPath,
+    argv: conmonArgv(a),
+    cwd: a.bundle,
+    env: { PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3' },
+    timeoutMs: a.timeoutMs ?? 60_000,
+    conmonPidFile: a.conmonPidFile,
   });
+  if ('pid' in r) return r.pid;
+  throw internal(runcMessage(r.runcError) || 'runc create failed without saying why');
 }

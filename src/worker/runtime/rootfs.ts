@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { internal, invalidArgument } from '../../common/errors';
-import { lastLine, run } from './exec';
+import { type Exec, lastLine } from './exec';
 
 /** The kernel copies mount options into one page; overlayfs stacks at most 500 lower layers. */
 const MAX_OPTIONS = 4095;
@@ -13,7 +13,7 @@ const MAX_LAYERS = 500;
  * mount(8) runs with the bundle as its cwd, so the lowerdir option stays short (about 4 bytes a
  * layer) however deep the image store's paths are.
  */
-export async function mountRootfs(bundle: string, layers: string[]): Promise<void> {
+export async function mountRootfs(run: Exec, bundle: string, layers: string[]): Promise<void> {
   if (layers.length === 0) throw invalidArgument('the container has no image layers to mount');
   if (layers.length > MAX_LAYERS) throw invalidArgument(`the image has ${layers.length} layers; overlayfs stacks at most ${MAX_LAYERS}`);
   await Promise.all(
@@ -45,7 +45,7 @@ export async function mountPoints(): Promise<Set<string>> {
 }
 
 /** Unmounts <bundle>/rootfs if it is mounted (every stacked mount); lazily if it is busy. Idempotent. */
-export async function unmountRootfs(bundle: string, mounted?: Set<string>): Promise<void> {
+export async function unmountRootfs(run: Exec, bundle: string, mounted?: Set<string>): Promise<void> {
   const target = path.join(bundle, 'rootfs');
   let points = mounted ?? (await mountPoints());
   for (let i = 0; i < 8 && points.has(target); i++) {

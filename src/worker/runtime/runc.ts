@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { internal } from '../../common/errors';
-import { run } from './exec';
+import type { Exec } from './exec';
 
 export type RuncStatus = 'created' | 'running' | 'stopped';
 
@@ -38,6 +38,7 @@ export class Runc {
   constructor(
     readonly runcPath: string,
     readonly root: string,
+    private readonly run: Exec,
   ) {}
 
   /** Global args every runc call gets (conmon passes them via --runtime-arg). */
@@ -46,7 +47,7 @@ export class Runc {
   }
 
   private async call(args: string[]): Promise<{ ok: boolean; message: string; stdout: string }> {
-    const r = await run(this.runcPath, [...this.globalArgs(), ...args]);
+    const r = await this.run(this.runcPath, [...this.globalArgs(), ...args]);
     return { ok: r.code === 0, message: runcMessage(r.stderr) || `runc ${args[0]} exited with status ${r.code}`, stdout: r.stdout };
   }
 

@@ -5,6 +5,7 @@ import { alreadyExists, failedPrecondition, internal, invalidArgument, notFound,
 import type { Logger } from '../../common/logger';
 import { cgroupHierarchies, removeCgroupParent, removeContainerCgroups } from './cgroups';
 import { spawnConmon } from './conmon';
+import { Spawner } from './exec';
 import { ExitWatcher, readExitFile } from './exits';
 import { checkId, isId, Layout } from './paths';
 import { mountPoints, mountRootfs, unmountRootfs } from './rootfs';
@@ -28,6 +29,8 @@ export class Runtime {
   private readonly conmonPath: string;
   private readonly log: Logger | undefined;
   private readonly exits: ExitWatcher;
+  /** Forks mount, umount, conmon and runc for us: a fork of the daemon itself costs more the bigger it is. */
+  private readonly spawner: Spawner;
   private readonly creating = new Set<string>();
   private readonly removing = new Map<string, Promise<void>>();
 
@@ -39,9 +42,10 @@ export class Runtime {
       throw invalidArgument(`invalid cgroup parent "${opts.cgroupParent}": use a relative path like "shoal"`);
     }
     this.layout = new Layout(opts.root, opts.runcRoot);
-    this.runc = new Runc(opts.runcPath ?? '/usr/sbin/runc', opts.runcRoot);
-    this.conmonPath = opts.conmonPath ?? '/usr/bin/conmon';
     this.log = opts.log?.child({ component: 'runtime' });
+    this.spawner = new Spawner(this.log);
+    this.runc = new Runc(opts.runcPath ?? '/usr/sbin/runc', opts.runcRoot, this.spawner.exec);
+    this.conmonPath = opts.conmonPath ?? '/usr/bin/conmon';
     for (const d of [this.layout.bundles, this.layout.exits, this.layout.sockets, opts.runcRoot]) mkdirSync(d, { recursive: true, mode: 0o700 });
     this.exits = new ExitWatcher(this.layout.exits, this.log);
   }
@@ -75,7 +79,7 @@ export class Runtime {
     try {
       this.exits.forget(cfg.id);
       await fs.rm(this.layout.exitFile(cfg.id), { force: true });
-      await mountRootfs(bundle, cfg.layers);
+      await mountRootfs(this.spawner.exec, bundle, cfg.layers);
       const user = await resolveUser(this.layout.rootfs(cfg.id), cfg.user);
       const spec = buildSpec({ cfg, user, bundle, cgroupsPath: `/${this.opts.cgroupParent}/${cfg.id}` });
       await Promise.all([
@@ -85,7 +89,7 @@ export class Runtime {
         fs.copyFile('/etc/resolv.conf', path.join(bundle, 'resolv.conf')).catch(() => fs.writeFile(path.join(bundle, 'resolv.conf'), '')),
         fs.mkdir(path.dirname(cfg.logPath), { recursive: true }),
       ]);
-      const pid = await spawnConmon({
+      const pid = await spawnConmon(this.spawner, {
         conmonPath: this.conmonPath,
         runcPath: this.runc.runcPath,
         runtimeArgs: this.runc.globalArgs(),
@@ -101,6 +105,9 @@ export class Runtime {
       this.log?.debug({ id: cfg.id, pid, ms: Math.round(performance.now() - t0) }, 'container created');
     } catch (e) {
       this.creating.delete(cfg.id);
+      // conmon may still be running `runc create` (say the process spawner died while waiting for
+      // it): let that finish first, so that no container appears after the cleanup has looked
+      await this.settleConmon(cfg.id);
       await this.cleanup(cfg.id).catch((ce) => this.log?.warn({ err: ce, id: cfg.id }, 'cleanup after a failed create failed'));
       if (e instanceof ShoalError) throw e;
       throw internal(`cannot create container ${cfg.id}: ${(e as Error).message}`);
@@ -207,6 +214,29 @@ export class Runtime {
     return cmdline.includes(`\0${id}\0`) && cmdline.includes('conmon') && (await processStart(pid)) !== null ? pid : 0;
   }
 
+  /**
+   * Waits until the container's conmon, if one runs, is past `runc create`: the container's pid
+   * file is there, or conmon is gone. Killing conmon mid-way would leave runc's init process
+   * behind in the cgroup, unknown to runc. Looks in /proc when conmon has not written its pid file.
+   */
+  private async settleConmon(id: string, timeoutMs = 60_000): Promise<void> {
+    const pidFile = path.join(this.layout.bundle(id), 'pidfile');
+    const deadline = Date.now() + timeoutMs;
+    for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+      const pid = (await this.conmonPid(id)) || (await findConmon(id));
+      if (!pid || (await fs.stat(pidFile).then(() => true, () => false))) return;
+      if (Date.now() > deadline) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+        return;
+      }
+      await sleep(delay);
+    }
+  }
+
   private async conmonAlive(id: string): Promise<boolean> {
     return (await this.conmonPid(id)) > 0;
   }
@@ -244,7 +274,7 @@ export class Runtime {
       await sleep(i < 10 ? 5 : 20);
     }
     const bundle = this.layout.bundle(id);
-    await unmountRootfs(bundle);
+    await unmountRootfs(this.spawner.exec, bundle);
     await Promise.all([
       fs.rm(bundle, { recursive: true, force: true }),
       fs.rm(this.layout.exitFile(id), { force: true }),
@@ -285,9 +315,15 @@ export class Runtime {
     if (errors.length) throw internal(`cannot remove every container: ${errors.join('; ')}`);
   }
 
-  /** Stops watching the exit dir. Containers keep running. */
+  /** Stops watching the exit dir and ends the process spawner. Containers keep running. */
   close(): void {
     this.exits.close();
+    this.spawner.close();
+  }
+
+  /** The pid of the helper process that forks runc, conmon and mount for this runtime, while it runs (tests). */
+  get spawnerPid(): number | undefined {
+    return this.spawner.pid;
   }
 
   /** The cgroup dir of a container for one controller, e.g. ("memory", id). */
@@ -295,6 +331,16 @@ export class Runtime {
     const h = (await cgroupHierarchies()).find((d) => path.basename(d) === controller);
     return path.join(h ?? path.join('/sys/fs/cgroup', controller), this.opts.cgroupParent, id);
   }
+}
+
+/** A process whose command line names conmon and `-c <id>`; 0 if none. */
+async function findConmon(id: string): Promise<number> {
+  const pids = (await fs.readdir('/proc').catch(() => [] as string[])).filter((p) => /^[0-9]+$/.test(p));
+  for (const p of pids) {
+    const cmdline = await fs.readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(`\0-c\0${id}\0`) && cmdline.includes('conmon')) return Number(p);
+  }
+  return 0;
 }
 
 /** Accepts "SIGTERM", "TERM", "sigterm" or "15". */

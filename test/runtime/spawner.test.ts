@@ -1,0 +1,264 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { quietLogger } from '../../src/common/logger';
+import { Spawner, spawnerEntry } from '../../src/worker/runtime/exec';
+import { Runtime, type RuntimeOptions } from '../../src/worker/runtime/runtime';
+import { config, leftovers, makeBusyboxLayer, newId } from './helpers';
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return !execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).trim().startsWith('Z');
+  } catch {
+    return false;
+  }
+};
+
+async function until(fn: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Processes whose parent is `ppid`, as "pid args" lines. */
+function childrenOf(ppid: number): string[] {
+  try {
+    return execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(ppid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  } catch {
+    return []; // ps exits 1 when nothing matches
+  }
+}
+
+describe('process spawner', () => {
+  const spawners: Spawner[] = [];
+  const sp = () => {
+    const s = new Spawner();
+    spawners.push(s);
+    return s;
+  };
+  afterAll(() => spawners.forEach((s) => s.close()));
+
+  it('runs commands in its own small process, not in this one', async () => {
+    const s = sp();
+    expect(s.pid).toBeUndefined(); // started lazily
+    const r = await s.exec('sh', ['-c', 'echo out; echo err >&2; echo $PPID; exit 3'], { cwd: '/tmp' });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toBe('err\n');
+    const [out, ppid] = r.stdout.trim().split('\n');
+    expect(out).toBe('out');
+    expect(Number(ppid)).toBe(s.pid);
+    expect(Number(ppid)).not.toBe(process.pid);
+    expect((await s.exec('pwd', [], { cwd: '/tmp' })).stdout).toBe('/tmp\n');
+    const rssKb = Number(execFileSync('ps', ['-o', 'rss=', '-p', String(s.pid)], { encoding: 'utf8' }).trim());
+    expect(rssKb).toBeLessThan(80 * 1024);
+  });
+
+  it('reports a missing command like spawn does, and a timeout', async () => {
+    const s = sp();
+    await expect(s.exec('/no/such/cmd', [])).rejects.toMatchObject({ code: 'ENOENT', message: expect.stringContaining('ENOENT') });
+    const r = await s.exec('sleep', ['5'], { timeoutMs: 100 });
+    expect(r).toMatchObject({ code: 128, stderr: 'killed by SIGTERM' });
+  });
+
+  it('fails requests in flight when it dies, and starts again on the next request', async () => {
+    const s = sp();
+    await s.exec('true', []);
+    const first = s.pid!;
+    const inFlight = s.exec('sleep', ['1']);
+    const rejected = expect(inFlight).rejects.toThrow(`the process spawner (pid ${first}) was killed by SIGKILL while running sleep 1`);
+    await until(() => childrenOf(first).some((l) => l.includes('sleep 1')));
+    const t0 = Date.now();
+    process.kill(first, 'SIGKILL');
+    await rejected;
+    // not before the orphaned command it had started has finished
+    expect(Date.now() - t0).toBeGreaterThan(700);
+    expect((await s.exec('echo', ['again'])).stdout).toBe('again\n');
+    expect(s.pid).toBeGreaterThan(0);
+    expect(s.pid).not.toBe(first);
+    await until(() => !alive(first));
+  });
+
+  it('ends on close, and fails later requests', async () => {
+    const s = new Spawner();
+    await s.exec('true', []);
+    const pid = s.pid!;
+    s.close();
+    await until(() => !alive(pid));
+    await expect(s.exec('true', [])).rejects.toThrow('the runtime was closed');
+  });
+
+  it('dies with its parent, even on kill -9', async () => {
+    // a stand-in for shoald: forks the spawner, has it run one command, prints its pid and waits
+    const parent = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const c = require('child_process').fork(${JSON.stringify(spawnerEntry())}, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+         c.on('message', (m) => console.log(JSON.stringify({ pid: c.pid, m })));
+         c.send({ id: 1, kind: 'exec', cmd: 'true', args: [], timeoutMs: 5000 });
+         setInterval(() => {}, 1000);`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const line = await new Promise<string>((resolve) => parent.stdout.once('data', (b: Buffer) => resolve(b.toString())));
+    const { pid, m } = JSON.parse(line) as { pid: number; m: unknown };
+    expect(m).toEqual({ id: 1, code: 0, stdout: '', stderr: '' });
+    expect(alive(pid)).toBe(true);
+    parent.kill('SIGKILL');
+    await until(() => !alive(pid));
+  });
+});
+
+describe('Runtime with its process spawner', () => {
+  const marker = `shoal-test-${Math.random().toString(36).slice(2, 8)}`;
+  let base: string;
+  let layer: string;
+  let opts: RuntimeOptions;
+  let rt: Runtime;
+  const cfg = () => config(newId(), layer, path.join(base, 'logs'));
+
+  beforeAll(() => {
+    base = mkdtempSync(path.join(os.tmpdir(), `${marker}-`));
+    layer = makeBusyboxLayer(path.join(base, 'layer'));
+    opts = { root: path.join(base, 'root'), runcRoot: path.join(base, 'runc'), cgroupParent: marker, log: quietLogger() };
+    rt = new Runtime(opts);
+  });
+
+  afterEach(async () => {
+    await rt.removeAll();
+  });
+
+  afterAll(async () => {
+    try {
+      if (rt) {
+        await rt.removeAll();
+        const pid = rt.spawnerPid;
+        rt.close();
+        if (pid) await until(() => !alive(pid));
+      }
+    } finally {
+      const left = opts ? leftovers(marker, opts.runcRoot) : [];
+      rmSync(base, { recursive: true, force: true });
+      expect(left).toEqual([]);
+    }
+  });
+
+  it('forks runc and conmon from the spawner, and containers outlive it', async () => {
+    const c = cfg();
+    await rt.create(c);
+    const spawnerPid = rt.spawnerPid!;
+    expect(spawnerPid).toBeGreaterThan(0);
+    const { pid } = await rt.start(c.id);
+    // neither this process nor the spawner is conmon's parent: it is in its own session
+    expect(childrenOf(process.pid).some((l) => l.includes('conmon'))).toBe(false);
+    expect(childrenOf(spawnerPid).some((l) => l.includes('conmon'))).toBe(false);
+    process.kill(spawnerPid, 'SIGKILL');
+    await until(() => rt.spawnerPid === undefined);
+    expect(alive(pid)).toBe(true);
+    expect(await rt.state(c.id)).toMatchObject({ status: 'running', pid });
+  });
+
+  it('starts the spawner again after it was killed, and leaves nothing behind', async () => {
+    const a = cfg();
+    await rt.create(a);
+    await rt.start(a.id);
+    const first = rt.spawnerPid!;
+    process.kill(first, 'SIGKILL');
+    await until(() => rt.spawnerPid === undefined); // the runtime has seen it die
+    const b = cfg();
+    await rt.create(b);
+    await rt.start(b.id);
+    expect(rt.spawnerPid).toBeGreaterThan(0);
+    expect(rt.spawnerPid).not.toBe(first);
+    expect((await rt.list()).map((s) => s.status)).toEqual(['running', 'running']);
+    await rt.remove(a.id);
+    await rt.remove(b.id);
+    expect(leftovers(a.id, opts.runcRoot)).toEqual([]);
+    expect(leftovers(b.id, opts.runcRoot)).toEqual([]);
+  });
+
+  /** A runtime whose conmon or runc is a script that sleeps first, so that the test can kill the spawner meanwhile. */
+  function slowRuntime(which: 'conmon' | 'runc'): Runtime {
+    const script = path.join(base, `slow-${which}`);
+    const real = which === 'conmon' ? '/usr/bin/conmon' : '/usr/sbin/runc';
+    const when = which === 'conmon' ? 'true' : 'for a in "$@"; do [ "$a" = start ] && exit 0; done; exit 1';
+    writeFileSync(script, `#!/bin/sh\nif (${when}) >/dev/null; then sleep 0.5; fi\nexec ${real} "$@"\n`, { mode: 0o755 });
+    const r = new Runtime({ ...opts, [which === 'conmon' ? 'conmonPath' : 'runcPath']: script });
+    extra.push(r);
+    return r;
+  }
+  const extra: Runtime[] = [];
+  afterAll(() => extra.forEach((r) => r.close()));
+
+  it('fails a create whose conmon was starting when the spawner died, and leaves nothing', async () => {
+    const slow = slowRuntime('conmon');
+    const c = cfg();
+    const created = slow.create(c);
+    const failed = expect(created).rejects.toThrow(/^the process spawner \(pid \d+\) was killed by SIGKILL while running conmon$/);
+    await until(() => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).includes(`slow-conmon --api-version 1 -c ${c.id}`));
+    process.kill(slow.spawnerPid!, 'SIGKILL');
+    await failed;
+    expect(await slow.state(c.id)).toBeNull();
+    expect(existsSync(path.join(opts.root, 'bundles', c.id))).toBe(false);
+    expect(leftovers(c.id, opts.runcRoot)).toEqual([]);
+    await new Promise((r) => setTimeout(r, 800)); // nothing turns up late either
+    expect(leftovers(c.id, opts.runcRoot)).toEqual([]);
+  });
+
+  it('fails a request only once the command the dead spawner had started has finished', async () => {
+    const slow = slowRuntime('runc');
+    const c = cfg();
+    await slow.create(c);
+    const spawnerPid = slow.spawnerPid!;
+    const started = slow.start(c.id);
+    const failed = expect(started).rejects.toThrow(new RegExp(`^the process spawner \\(pid ${spawnerPid}\\) was killed by SIGKILL while running slow-runc .* start ${c.id}$`));
+    await until(() => childrenOf(spawnerPid).some((l) => l.includes('slow-runc')));
+    process.kill(spawnerPid, 'SIGKILL');
+    await failed;
+    // the orphaned `runc start` was let finish before the error came back
+    expect(await slow.state(c.id)).toMatchObject({ status: 'running' });
+    expect(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })).not.toContain(`start ${c.id}`);
+    await slow.remove(c.id);
+    expect(leftovers(c.id, opts.runcRoot)).toEqual([]);
+  });
+
+  it('survives its spawner dying amid concurrent creates: every error says so, and nothing is left', async () => {
+    await rt.create(cfg()); // the spawner is up
+    const pid = rt.spawnerPid!;
+    const cs = Array.from({ length: 8 }, () => cfg());
+    const results = Promise.allSettled(
+      cs.map(async (c) => {
+        await rt.create(c);
+        await rt.start(c.id);
+      }),
+    );
+    let done = false;
+    void results.then(() => (done = true));
+    await until(() => done || childrenOf(pid).length > 0, 10_000);
+    process.kill(pid, 'SIGKILL'); // usually while some of them run a command; if not, nothing fails
+    const settled = await results;
+    // a request sent before the runtime has noticed the death fails too: wait, like a caller's retry would
+    await until(() => rt.spawnerPid !== pid);
+    // requests it had not read yet go to a new spawner; those in flight fail
+    for (const r of settled) {
+      if (r.status === 'rejected') expect(String(r.reason.message)).toMatch(new RegExp(`^the process spawner \\(pid ${pid}\\) was killed by SIGKILL while running`));
+    }
+    await rt.removeAll();
+    expect(await rt.list()).toEqual([]);
+    for (const c of cs) {
+      expect(leftovers(c.id, opts.runcRoot)).toEqual([]);
+      expect(existsSync(path.join(opts.root, 'bundles', c.id))).toBe(false);
+    }
+  });
+
+  it('keeps runc\'s own message when the command does not exist', async () => {
+    const c = { ...cfg(), args: ['nosuchcmd'] };
+    await expect(rt.create(c)).rejects.toThrow('exec: "nosuchcmd": executable file not found in $PATH');
+    expect(leftovers(c.id, opts.runcRoot)).toEqual([]);
+  });
+});
