@@ -5,7 +5,6 @@
  *   npm run bench                 # N = 10 and 50, 5 runs each
  *   node dist/bench/convergence.js --replicas 50 --runs 3
  */
-import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { Client } from '../src/cli/client';
 import { blankSpec } from '../src/cli/commands/service-flags';
@@ -40,11 +39,7 @@ async function main(): Promise<void> {
     node.ok('init');
     node.ok('image', 'load', buildTestImage(node.dir));
     const client = new Client(node.socket);
-    const containers = () => {
-      const r = spawnSync('runc', ['--root', node.runcRoot, 'list', '-q'], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`runc list failed: ${r.stderr}`);
-      return r.stdout.split('\n').filter(Boolean).length;
-    };
+    const containers = () => node.containerIds().length;
     const results: { n: number; up: number[]; down: number[] }[] = [];
     for (const n of sizes) {
       const r = { n, up: [] as number[], down: [] as number[] };

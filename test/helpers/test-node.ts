@@ -74,6 +74,18 @@ export class TestNode {
     }
   }
 
+  /**
+   * Ids of the containers runc knows on this node: one state directory each under the runc root,
+   * removed by `runc delete`. Read directly because `runc list` fails while a delete is under way.
+   */
+  containerIds(): string[] {
+    try {
+      return fs.readdirSync(this.runcRoot).filter((f) => /^[a-z0-9]{25}$/.test(f));
+    } catch {
+      return [];
+    }
+  }
+
   /** Runs the shoal CLI against this node. */
   shoal(...args: string[]): CliResult {
     const r = spawnSync(process.execPath, [CLI, '-H', this.socket, ...args], { encoding: 'utf8', timeout: 120_000 });

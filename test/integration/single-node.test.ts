@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,8 +10,7 @@ let image: string;
 
 const tasks = (service: string): Task__Output[] => JSON.parse(node.ok('service', 'ps', service, '--format', 'json'));
 const running = (service: string) => tasks(service).filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING');
-const runcIds = () =>
-  (spawnSync('runc', ['--root', node.runcRoot, 'list', '-q'], { encoding: 'utf8' }).stdout || '').split('\n').filter(Boolean);
+const runcIds = () => node.containerIds();
 const cgroupFile = (controller: string, taskId: string, file: string) =>
   fs.readFileSync(path.join('/sys/fs/cgroup', controller, node.cgroupParent, taskId, file), 'utf8').trim();
 
