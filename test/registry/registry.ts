@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -15,7 +15,14 @@ export class TestRegistry {
   port = 0;
   private proc: ChildProcess | undefined;
 
-  constructor(private readonly auth?: { username: string; password: string }) {}
+  /**
+   * `auth` alone: htpasswd (basic) auth with that user. With `token`: bearer-token auth against the
+   * token server at `token.realm`, and `auth` is what pushes send to it.
+   */
+  constructor(
+    private readonly auth?: { username: string; password: string },
+    private readonly token?: { realm: string; service: string; issuer: string; rootCertBundle: string },
+  ) {}
 
   get host(): string {
     return `127.0.0.1:${this.port}`;
@@ -33,7 +40,10 @@ export class TestRegistry {
       `storage: {filesystem: {rootdirectory: ${JSON.stringify(this.storage)}}, delete: {enabled: true}}`,
       `http: {addr: "${this.host}", secret: "${randomBytes(8).toString('hex')}"}`,
     ];
-    if (this.auth) {
+    if (this.token) {
+      const t = this.token;
+      lines.push(`auth: {token: {realm: ${JSON.stringify(t.realm)}, service: ${JSON.stringify(t.service)}, issuer: ${JSON.stringify(t.issuer)}, rootcertbundle: ${JSON.stringify(t.rootCertBundle)}}}`);
+    } else if (this.auth) {
       const htpasswd = path.join(this.dir, 'htpasswd');
       fs.writeFileSync(htpasswd, `${this.auth.username}:${bcrypt(this.auth.password)}\n`);
       lines.push(`auth: {htpasswd: {realm: shoal-test, path: ${JSON.stringify(htpasswd)}}}`);
@@ -65,6 +75,17 @@ export class TestRegistry {
     if (this.auth) args.push('--dest-creds', `${this.auth.username}:${this.auth.password}`);
     if (opts.all) args.push('--all');
     execFileSync('skopeo', [...args, source, `docker://${this.host}/${ref}`], { stdio: 'pipe' });
+  }
+
+  /** push(), without blocking this process: needed when a token server in this process must answer skopeo. */
+  async pushAsync(source: string, ref: string): Promise<void> {
+    const args = ['copy', '--insecure-policy', '--dest-tls-verify=false', '--quiet'];
+    if (this.auth) args.push('--dest-creds', `${this.auth.username}:${this.auth.password}`);
+    await new Promise<void>((resolve, reject) =>
+      execFile('skopeo', [...args, source, `docker://${this.host}/${ref}`], { timeout: 60_000 }, (err, _out, stderr) =>
+        err ? reject(new Error(`skopeo copy failed: ${stderr || err.message}`)) : resolve(),
+      ),
+    );
   }
 
   /** The file the registry keeps a blob's bytes in. */
