@@ -108,6 +108,7 @@ export class Daemon {
     clearInterval(this.gcTimer);
     this.agent?.stop();
     this.executor.close();
+    this.runtime.close();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     await this.stopManager();
     fs.rmSync(this.config.socket, { force: true });

@@ -50,7 +50,9 @@ async function main(): Promise<void> {
   const p = paths(config);
   await stopPid(p.pidFile, 'shoald');
   await stopPid(path.join(p.etcd, 'etcd.pid'), 'etcd');
-  await new Runtime({ root: p.containers, runcRoot: config.runcRoot, cgroupParent: config.cgroupParent, log }).removeAll();
+  const runtime = new Runtime({ root: p.containers, runcRoot: config.runcRoot, cgroupParent: config.cgroupParent, log });
+  await runtime.removeAll();
+  runtime.close();
   for (const dir of [config.dataDir, config.runcRoot, config.socket]) fs.rmSync(dir, { recursive: true, force: true });
   // The socket's directory (/run/shoal) goes too, unless something else lives there.
   try {

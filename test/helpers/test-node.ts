@@ -118,7 +118,9 @@ export class TestNode {
   /** Stops the daemon and its etcd, removes every container, mount, cgroup and file it made. */
   async destroy(): Promise<void> {
     await this.stop('SIGTERM').catch(() => undefined);
-    await new Runtime({ root: path.join(this.dataDir, 'containers'), runcRoot: this.runcRoot, cgroupParent: this.cgroupParent, log: quietLogger() }).removeAll();
+    const runtime = new Runtime({ root: path.join(this.dataDir, 'containers'), runcRoot: this.runcRoot, cgroupParent: this.cgroupParent, log: quietLogger() });
+    await runtime.removeAll();
+    runtime.close();
     killEtcdOf(path.join(this.dataDir, 'etcd'));
     fs.rmSync(this.runcRoot, { recursive: true, force: true });
     fs.rmSync(this.dir, { recursive: true, force: true });
