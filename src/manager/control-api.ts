@@ -11,6 +11,7 @@ import { aborted, alreadyExists, invalidArgument, notFound, toServiceError, unav
 import { unary } from '../common/grpc-handlers';
 import { newId, now, taskName } from '../common/tasks';
 import type { Dispatcher } from './dispatcher/dispatcher';
+import { LEADER_ELECTION } from './leader';
 import type { Store, Versioned } from './store/store';
 import { validateServiceSpec } from './validate';
 import type { ImagePinner } from './pin-image';
@@ -18,7 +19,6 @@ import type { RegistryAuth as RegistryAuthMsg } from '../gen/shoal/v1/RegistryAu
 import type { RegistryAuth } from '../worker/images/registry/registries';
 import { parseReference } from '../worker/images/reference';
 
-export const LEADER_ELECTION = 'shoal/leader';
 
 interface ServiceName extends Versioned {
   service_id: string;

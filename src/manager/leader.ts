@@ -5,7 +5,9 @@ import { ReconcileLoop } from './reconcile-loop';
 import { schedulePending } from './scheduling';
 import type { Kind, Store } from './store/store';
 
-const ELECTION = 'shoal/leader';
+export const LEADER_ELECTION = 'shoal/leader';
+// etcd3's Election keeps one key per candidate under this prefix, holding the candidate's value.
+const CANDIDATES_PREFIX = `election/${LEADER_ELECTION}/`;
 const LEASE_TTL_S = 5;
 
 /**
@@ -35,11 +37,25 @@ export class Leadership {
 
   async start(): Promise<void> {
     this.unwatch = await this.store.watch((kind) => this.onChange(kind));
+    await this.dropStaleCandidacy();
     this.campaignOnce();
   }
 
+  /**
+   * A candidacy left by this node's previous process (after a kill -9) would hold leadership until
+   * its lease expires; removing it lets the restarted daemon lead at once.
+   */
+  private async dropStaleCandidacy(): Promise<void> {
+    const { kvs } = await this.etcd.getAll().prefix(CANDIDATES_PREFIX).exec();
+    for (const kv of kvs) {
+      if (kv.value.toString() !== this.nodeId) continue;
+      await this.etcd.delete().key(kv.key).exec();
+      this.log.info('removed the leader candidacy of this node’s previous process');
+    }
+  }
+
   private campaignOnce(): void {
-    const campaign = this.etcd.election(ELECTION, LEASE_TTL_S).campaign(this.nodeId);
+    const campaign = this.etcd.election(LEADER_ELECTION, LEASE_TTL_S).campaign(this.nodeId);
     this.campaign = campaign;
     campaign.on('elected', () => {
       this.leader = true;
