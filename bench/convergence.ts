@@ -50,7 +50,7 @@ async function main(): Promise<void> {
         spec.task_template!.container!.image = 'shoal-test:latest';
         spec.task_template!.container!.args = WORKLOAD;
         const t0 = performance.now();
-        const svc = await client.createService({ spec });
+        const { service: svc } = await client.createService({ spec });
         const t1 = await until(async () => {
           const { tasks } = await client.listTasks({ service: svc.id });
           return tasks.filter((t) => t.status!.state === 'RUNNING').length === n;

@@ -174,7 +174,7 @@ async function main(): Promise<void> {
       spec.task_template!.container!.image = `${host}/${REPO}:1`;
       spec.task_template!.container!.args = WORKLOAD;
       const t0 = performance.now();
-      const svc = await client.createService({ spec });
+      const { service: svc } = await client.createService({ spec });
       const t1 = await until(async () => {
         const { tasks } = await client!.listTasks({ service: svc.id });
         const failed = tasks.find((t) => t.status!.err);

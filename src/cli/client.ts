@@ -9,6 +9,7 @@ import type { InitResponse__Output } from '../gen/shoal/v1/InitResponse';
 import type { InfoResponse__Output } from '../gen/shoal/v1/InfoResponse';
 import type { CreateServiceRequest } from '../gen/shoal/v1/CreateServiceRequest';
 import type { Service__Output } from '../gen/shoal/v1/Service';
+import type { ServiceResponse__Output } from '../gen/shoal/v1/ServiceResponse';
 import type { ListServicesResponse__Output } from '../gen/shoal/v1/ListServicesResponse';
 import type { UpdateServiceRequest } from '../gen/shoal/v1/UpdateServiceRequest';
 import type { RemoveServiceResponse__Output } from '../gen/shoal/v1/RemoveServiceResponse';
@@ -26,6 +27,9 @@ import type { CheckLoginRequest } from '../gen/shoal/v1/CheckLoginRequest';
 export function daemonAddress(flag?: string): string {
   return flag || process.env.SHOAL_HOST || DEFAULTS.socket;
 }
+
+/** A create or update always answers with the service it stored. */
+const stored = (res: ServiceResponse__Output) => ({ service: res.service!, warnings: res.warnings });
 
 /** A connection to a shoal daemon with promise-returning calls and person-readable errors. */
 export class Client {
@@ -50,10 +54,10 @@ export class Client {
 
   init = () => this.unary<InitResponse__Output>(this.control, 'Init', {});
   info = () => this.unary<InfoResponse__Output>(this.control, 'Info', {});
-  createService = (req: CreateServiceRequest) => this.unary<Service__Output>(this.control, 'CreateService', req);
+  createService = async (req: CreateServiceRequest) => stored(await this.unary<ServiceResponse__Output>(this.control, 'CreateService', req));
   getService = (service: string) => this.unary<Service__Output>(this.control, 'GetService', { service });
   listServices = () => this.unary<ListServicesResponse__Output>(this.control, 'ListServices', {});
-  updateService = (req: UpdateServiceRequest) => this.unary<Service__Output>(this.control, 'UpdateService', req);
+  updateService = async (req: UpdateServiceRequest) => stored(await this.unary<ServiceResponse__Output>(this.control, 'UpdateService', req));
   removeService = (service: string) => this.unary<RemoveServiceResponse__Output>(this.control, 'RemoveService', { service });
   listTasks = (req: ListTasksRequest) => this.unary<ListTasksResponse__Output>(this.control, 'ListTasks', req);
   listNodes = () => this.unary<ListNodesResponse__Output>(this.control, 'ListNodes', {});

@@ -2,6 +2,7 @@ import type { ServerWritableStream } from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
 import type { ControlHandlers } from '../gen/shoal/v1/Control';
 import type { Service__Output } from '../gen/shoal/v1/Service';
+import type { ServiceResponse__Output } from '../gen/shoal/v1/ServiceResponse';
 import type { ServiceSpec, ServiceSpec__Output } from '../gen/shoal/v1/ServiceSpec';
 import type { Task__Output } from '../gen/shoal/v1/Task';
 import type { Node__Output } from '../gen/shoal/v1/Node';
@@ -65,10 +66,10 @@ export class ControlApi {
     };
   }
 
-  private async createService(input: ServiceSpec | null, authIn?: RegistryAuthMsg | null): Promise<Service__Output> {
+  private async createService(input: ServiceSpec | null, authIn?: RegistryAuthMsg | null): Promise<ServiceResponse__Output> {
     const spec = this.validate(input);
     const auth = checkAuth(authIn);
-    await this.pin(spec, auth);
+    const warnings = await this.pin(spec, auth);
     const ts = now();
     const service: Service__Output = { id: newId(), version: 0, spec, spec_version: 1, created_at: ts, updated_at: ts };
     const name: ServiceName = { id: spec.name, version: 0, service_id: service.id };
@@ -84,10 +85,10 @@ export class ControlApi {
       if (await this.store.get('service-names', spec.name)) throw alreadyExists(`a service named "${spec.name}" already exists`);
       throw err;
     }
-    return service;
+    return { service, warnings };
   }
 
-  private async updateService(ref: string, version: number, input: ServiceSpec | null, authIn?: RegistryAuthMsg | null): Promise<Service__Output> {
+  private async updateService(ref: string, version: number, input: ServiceSpec | null, authIn?: RegistryAuthMsg | null): Promise<ServiceResponse__Output> {
     const current = await this.findService(ref);
     if (version !== current.version) {
       throw aborted(`service ${current.spec!.name} changed since it was read (version ${version}, now ${current.version}); retry`);
@@ -96,7 +97,8 @@ export class ControlApi {
     const newAuth = checkAuth(authIn);
     const stored = await this.store.get<StoredRegistryAuth>('registry-auth', current.id);
     // Only a changed image is resolved again; an unchanged one keeps the digest it was pinned to.
-    if (spec.task_template?.container?.image !== current.spec!.task_template?.container?.image) await this.pin(spec, newAuth ?? stored ?? undefined);
+    const imageChanged = spec.task_template?.container?.image !== current.spec!.task_template?.container?.image;
+    const warnings = imageChanged ? await this.pin(spec, newAuth ?? stored ?? undefined) : [];
     const templateChanged = JSON.stringify(spec.task_template) !== JSON.stringify(current.spec!.task_template);
     const updated: Service__Output = {
       ...current,
@@ -122,7 +124,7 @@ export class ControlApi {
       }
       throw err;
     }
-    return updated;
+    return { service: updated, warnings };
   }
 
   private async removeService(ref: string): Promise<{ id: string }> {
@@ -221,9 +223,10 @@ export class ControlApi {
     throw notFound(`service ${ref} not found`);
   }
 
-  private async pin(spec: ServiceSpec__Output, auth?: RegistryAuth): Promise<void> {
+  /** Pins the spec's image to a digest in place; returns warnings for the operator. */
+  private async pin(spec: ServiceSpec__Output, auth?: RegistryAuth): Promise<string[]> {
     const container = spec.task_template?.container;
-    if (!this.pinImage || !container?.image) return;
+    if (!this.pinImage || !container?.image) return [];
     // Credentials go only to the registry they are for, whatever image the spec names.
     let registry = '';
     try {
@@ -231,7 +234,9 @@ export class ControlApi {
     } catch {
       // Validation reports a bad reference; it is not resolved here.
     }
-    container.image = await this.pinImage(container.image, auth && auth.registry === registry ? auth : undefined);
+    const pinned = await this.pinImage(container.image, auth && auth.registry === registry ? auth : undefined);
+    container.image = pinned.image;
+    return pinned.warning ? [pinned.warning] : [];
   }
 
   private validate(input: ServiceSpec | null): ServiceSpec__Output {

@@ -68,11 +68,13 @@ describe('images from a registry', () => {
     node.ok('service', 'rm', 'missing');
   });
 
-  it('keeps the tag when the registry is unreachable, and says so in the log', () => {
-    node.ok('service', 'create', '-d', '--name', 'away', '--restart-max-attempts', '0', '127.0.0.1:1/team/web:1', ...WORKLOAD);
+  it('keeps the tag when the registry is unreachable, and says so to the operator and in the log', () => {
+    const r = node.shoal('service', 'create', '-d', '--name', 'away', '--restart-max-attempts', '0', '127.0.0.1:1/team/web:1', ...WORKLOAD);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/^warning: image 127\.0\.0\.1:1\/team\/web:1 could not be resolved to a digest \(.+\); keeping the tag/m);
     expect(inspect('away').spec!.task_template!.container!.image).toBe('127.0.0.1:1/team/web:1');
     const log = fs.readFileSync(path.join(node.dir, 'shoald.log'), 'utf8');
-    expect(log).toMatch(/could not be resolved to a digest; keeping the tag/);
+    expect(log).toMatch(/could not be resolved to a digest .*; keeping the tag/);
     node.ok('service', 'rm', 'away');
   });
 });

@@ -59,7 +59,8 @@ export function serviceCommand(connect: Connect): Command {
       if (opts.entrypoint !== undefined) c.command = opts.entrypoint.split(/\s+/).filter(Boolean);
       spec.task_template!.placement!.constraints = opts.constraint;
       applyTemplateFlags(spec, opts);
-      const created = await client.createService({ spec, registry_auth: registryAuth(image, !!opts.withRegistryAuth) });
+      const { service: created, warnings } = await client.createService({ spec, registry_auth: registryAuth(image, !!opts.withRegistryAuth) });
+      printWarnings(warnings);
       process.stdout.write(`${created.id}\n`);
       if (!opts.detach) await waitForConvergence(client, created.id, !!opts.quiet);
     });
@@ -228,6 +229,8 @@ export function serviceCommand(connect: Connect): Command {
   return service;
 }
 
+const printWarnings = (warnings: string[]) => warnings.forEach((w) => process.stderr.write(`warning: ${w}\n`));
+
 /** Read-modify-write with compare-and-swap; a concurrent change makes it read again, not overwrite. */
 async function updateWithRetry(
   client: Client,
@@ -240,7 +243,9 @@ async function updateWithRetry(
     const spec = structuredClone(current.spec!);
     change(spec);
     try {
-      return await client.updateService({ service: current.id, version: current.version, spec, registry_auth: auth() });
+      const { service, warnings } = await client.updateService({ service: current.id, version: current.version, spec, registry_auth: auth() });
+      printWarnings(warnings);
+      return service;
     } catch (err) {
       if (attempt >= 3 || (err as { code?: number }).code !== status.ABORTED) throw err;
     }
