@@ -11,13 +11,13 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from '../src/cli/client';
 import { blankSpec } from '../src/cli/commands/service-flags';
 import { parseReference } from '../src/worker/images/reference';
 import { RegistryClient } from '../src/worker/images/registry/client';
+import { LoopbackHttpServer } from '../test/helpers/http-server';
 import { buildTestImage, TestNode } from '../test/helpers/test-node';
 import { TestRegistry } from '../test/registry/registry';
 
@@ -101,32 +101,22 @@ function buildImage(work: string): { layout: string; blobs: string[]; bytes: num
 }
 
 /** A plain-HTTP proxy in front of the registry that counts blob GETs by digest. */
-class CountingProxy {
+class CountingProxy extends LoopbackHttpServer {
   readonly blobGets = new Map<string, number>();
-  port = 0;
-  private readonly server: http.Server;
 
-  constructor(upstreamPort: number) {
-    this.server = http.createServer((req, res) => {
-      const m = /\/blobs\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '');
-      if (m && req.method === 'GET') this.blobGets.set(m[1], (this.blobGets.get(m[1]) ?? 0) + 1);
-      const up = http.request({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
-      });
-      up.on('error', () => res.destroy());
-      req.pipe(up);
+  constructor(private readonly upstreamPort: number) {
+    super();
+  }
+
+  protected handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const m = /\/blobs\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '');
+    if (m && req.method === 'GET') this.blobGets.set(m[1], (this.blobGets.get(m[1]) ?? 0) + 1);
+    const up = http.request({ host: '127.0.0.1', port: this.upstreamPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
     });
-  }
-
-  async start(): Promise<void> {
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.port = (this.server.address() as AddressInfo).port;
-  }
-
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise((r) => this.server.close(r));
+    up.on('error', () => res.destroy());
+    req.pipe(up);
   }
 }
 

@@ -4,11 +4,11 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
-import { ShoalError } from '../../src/common/errors';
 import { parseReference } from '../../src/worker/images/reference';
 import { MEDIA, OUR_ARCH, RegistryClient } from '../../src/worker/images/registry/client';
 import { ImageStore } from '../../src/worker/images/store';
 import { buildTestImage, ociArchive, tarOf } from '../images/helpers';
+import { refused } from './refused';
 import { TestRegistry } from './registry';
 import { TokenServer } from './token-server';
 
@@ -22,19 +22,6 @@ let root: string;
 
 const client = (creds?: { username: string; password: string }) =>
   new RegistryClient({ insecureRegistries: [open.host, guarded.host], credentials: () => creds, idleMs: 5_000 });
-
-async function refused(p: Promise<unknown>, code: status, message: RegExp): Promise<ShoalError> {
-  const err = await p.then(
-    () => {
-      throw new Error('expected a refusal');
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ShoalError);
-  expect((err as ShoalError).message).toMatch(message);
-  expect((err as ShoalError).code).toBe(code);
-  return err as ShoalError;
-}
 
 /** PUTs a manifest or index as the registry's API does. */
 function putManifest(registry: TestRegistry, repo: string, ref: string, mediaType: string, body: Buffer): Promise<void> {

@@ -3,11 +3,11 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ShoalError } from '../../src/common/errors';
 import { parseReference } from '../../src/worker/images/reference';
 import { RegistryClient } from '../../src/worker/images/registry/client';
 import { ImageStore } from '../../src/worker/images/store';
 import { buildTestImage } from '../images/helpers';
+import { refused } from './refused';
 import { StallingProxy, TestRegistry } from './registry';
 
 const work = mkdtempSync(join(tmpdir(), 'shoal-pull-'));
@@ -15,19 +15,6 @@ const open = new TestRegistry();
 const secured = new TestRegistry({ username: 'ci', password: 's3cret-pw' });
 let ociTar: string;
 let root: string;
-
-async function refused(p: Promise<unknown>, code: status, message: RegExp): Promise<ShoalError> {
-  const err = await p.then(
-    () => {
-      throw new Error('expected a refusal');
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ShoalError);
-  expect((err as ShoalError).message).toMatch(message);
-  expect((err as ShoalError).code).toBe(code);
-  return err as ShoalError;
-}
 
 /** Blob files in the store, and anything left in its tmp dir. */
 function blobs(): string[] {

@@ -2,8 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createSign, randomBytes, X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import { LoopbackHttpServer } from '../helpers/http-server';
 
 export interface TokenRequest {
   service: string | null;
@@ -20,12 +20,10 @@ const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
  * (made here with openssl) is the registry's rootcertbundle. The JWT carries that certificate in
  * its x5c header, which is how the registry finds the key.
  */
-export class TokenServer {
+export class TokenServer extends LoopbackHttpServer {
   readonly service = 'shoal-test-registry';
   readonly issuer = 'shoal-test-issuer';
   readonly requests: TokenRequest[] = [];
-  port = 0;
-  private readonly server: http.Server;
   private readonly key: string;
   private readonly certDer: Buffer;
 
@@ -33,6 +31,7 @@ export class TokenServer {
     readonly dir: string,
     private readonly users: Record<string, string>,
   ) {
+    super();
     fs.mkdirSync(dir, { recursive: true });
     const keyFile = path.join(dir, 'token.key');
     execFileSync('openssl', [
@@ -41,7 +40,6 @@ export class TokenServer {
     ], { stdio: 'pipe' });
     this.key = fs.readFileSync(keyFile, 'utf8');
     this.certDer = new X509Certificate(fs.readFileSync(this.rootCertBundle)).raw;
-    this.server = http.createServer((req, res) => this.handle(req, res));
   }
 
   get rootCertBundle(): string {
@@ -52,17 +50,7 @@ export class TokenServer {
     return `http://127.0.0.1:${this.port}/token`;
   }
 
-  async start(): Promise<void> {
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.port = (this.server.address() as AddressInfo).port;
-  }
-
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise((r) => this.server.close(r));
-  }
-
-  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+  protected handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname !== '/token') return void res.writeHead(404).end();
     const scopes = url.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);

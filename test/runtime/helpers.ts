@@ -1,61 +1,25 @@
-import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import * as path from 'node:path';
-import type { ContainerConfig } from '../../src/worker/runtime/runtime';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import type { Runtime } from '../../src/worker/runtime/runtime';
+import { setUpRuntime, tearDownRuntime, type RuntimeSetup } from '../helpers/runtime';
 
-const APPLETS = ['sh', 'sleep', 'cat', 'hostname', 'id', 'echo', 'httpd', 'pwd', 'env', 'true'];
+export { config, leftovers, makeBusyboxLayer, newId, type RuntimeSetup } from '../helpers/runtime';
 
-/** A one-layer busybox rootfs: /bin/busybox plus applet symlinks, /etc/passwd with root and nobody. */
-export function makeBusyboxLayer(dir: string): string {
-  mkdirSync(path.join(dir, 'bin'), { recursive: true });
-  mkdirSync(path.join(dir, 'etc'), { recursive: true });
-  mkdirSync(path.join(dir, 'tmp'), { recursive: true });
-  chmodSync(path.join(dir, 'tmp'), 0o1777);
-  copyFileSync('/bin/busybox', path.join(dir, 'bin/busybox'));
-  chmodSync(path.join(dir, 'bin/busybox'), 0o755);
-  for (const a of APPLETS) symlinkSync('busybox', path.join(dir, 'bin', a));
-  writeFileSync(path.join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
-  writeFileSync(path.join(dir, 'etc/group'), 'root:x:0:\nstaff:x:50:nobody\nnogroup:x:65534:\n');
-  return dir;
-}
-
-let n = 0;
-/** A 25-character id like a task id. */
-export function newId(): string {
-  const s = `${Date.now().toString(36)}${process.pid.toString(36)}${(n++).toString(36)}${Math.random().toString(36).slice(2)}`;
-  return s.replace(/[^a-z0-9]/g, '').padEnd(25, '0').slice(-25);
-}
-
-export function config(id: string, layer: string, logDir: string, over: Partial<ContainerConfig> = {}): ContainerConfig {
-  return {
-    id,
-    hostname: `h-${id.slice(0, 8)}`,
-    args: ['sleep', '60'],
-    env: [],
-    cwd: '/',
-    user: '',
-    layers: [layer],
-    memoryBytes: 0,
-    nanoCpus: 0,
-    pids: 0,
-    logPath: path.join(logDir, `${id}.log`),
-    ...over,
-  };
-}
-
-/** Mounts, cgroup dirs, runc containers and processes left behind by a test run with these names. */
-export function leftovers(marker: string, runcRoot: string): string[] {
-  const out: string[] = [];
-  for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) if (line.includes(marker)) out.push(`mount: ${line}`);
-  const found = execFileSync('find', ['/sys/fs/cgroup', '-maxdepth', '3', '-name', `*${marker}*`], { encoding: 'utf8' }).trim();
-  if (found) out.push(...found.split('\n').map((f) => `cgroup: ${f}`));
-  try {
-    const list = execFileSync('/usr/sbin/runc', ['--root', runcRoot, 'list', '-q'], { encoding: 'utf8' }).trim();
-    if (list) out.push(...list.split('\n').map((c) => `runc: ${c}`));
-  } catch {
-    // no runc root: nothing there
-  }
-  const ps = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' });
-  for (const l of ps.split('\n')) if (l.includes(runcRoot) && !l.includes('ps -eo')) out.push(`process: ${l.trim()}`);
-  return out;
+/**
+ * A Runtime for the tests of a file or describe block, with cgroups below `marker`: set up before
+ * them (handed to `ready`), emptied after each (so every test starts from an empty runtime, even
+ * when the previous one failed half-way), and at the end closed with `close` (default: rt.close())
+ * and checked to have left no mount, cgroup, runc container or process behind.
+ */
+export function useRuntime(marker: string, ready: (setup: RuntimeSetup) => void, close?: (rt: Runtime) => void | Promise<void>): void {
+  let setup: RuntimeSetup | undefined;
+  beforeAll(() => {
+    setup = setUpRuntime(marker);
+    ready(setup);
+  });
+  afterEach(async () => {
+    await setup!.rt.removeAll();
+  });
+  afterAll(async () => {
+    expect(await tearDownRuntime(marker, setup, close)).toEqual([]);
+  });
 }

@@ -1,60 +1,10 @@
-import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { quietLogger } from '../../src/common/logger';
-import { Runtime, type ContainerConfig, type RuntimeOptions } from '../../src/worker/runtime/runtime';
+import { describe, expect, it } from 'vitest';
+import { Runtime, type RuntimeOptions } from '../../src/worker/runtime/runtime';
+import { config, leftovers, newId, useRuntime } from './helpers';
 
 // ---- helpers ----
-const APPLETS = ['sh', 'sleep', 'cat', 'hostname', 'id', 'echo', 'httpd', 'pwd', 'env', 'true'];
-
-/** A one-layer busybox rootfs: /bin/busybox plus applet symlinks, /etc/passwd with root and nobody. */
-function makeBusyboxLayer(dir: string): string {
-  mkdirSync(path.join(dir, 'bin'), { recursive: true });
-  mkdirSync(path.join(dir, 'etc'), { recursive: true });
-  mkdirSync(path.join(dir, 'tmp'), { recursive: true });
-  chmodSync(path.join(dir, 'tmp'), 0o1777);
-  copyFileSync('/bin/busybox', path.join(dir, 'bin/busybox'));
-  chmodSync(path.join(dir, 'bin/busybox'), 0o755);
-  for (const a of APPLETS) symlinkSync('busybox', path.join(dir, 'bin', a));
-  writeFileSync(path.join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
-  writeFileSync(path.join(dir, 'etc/group'), 'root:x:0:\nstaff:x:50:nobody\nnogroup:x:65534:\n');
-  return dir;
-}
-
-function tempDir(prefix: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), prefix));
-}
-
-function rmTemp(dir: string | undefined): void {
-  if (dir) rmSync(dir, { recursive: true, force: true });
-}
-
-let n = 0;
-/** A 25-character id like a task id. */
-function newId(): string {
-  const s = `${Date.now().toString(36)}${process.pid.toString(36)}${(n++).toString(36)}${Math.random().toString(36).slice(2)}`;
-  return s.replace(/[^a-z0-9]/g, '').padEnd(25, '0').slice(-25);
-}
-
-function config(id: string, layer: string, logDir: string, over: Partial<ContainerConfig> = {}): ContainerConfig {
-  return {
-    id,
-    hostname: `h-${id.slice(0, 8)}`,
-    args: ['sleep', '60'],
-    env: [],
-    cwd: '/',
-    user: '',
-    layers: [layer],
-    memoryBytes: 0,
-    nanoCpus: 0,
-    pids: 0,
-    logPath: path.join(logDir, `${id}.log`),
-    ...over,
-  };
-}
-
 /** Lines of a k8s-file log: { stream, text }. */
 function logLines(file: string): { stream: string; tag: string; text: string }[] {
   let raw = '';
@@ -83,23 +33,6 @@ async function until<T>(fn: () => Promise<T | null | undefined | false> | T | nu
   }
 }
 
-/** Mounts, cgroup dirs and runc containers left behind by a test run with these names. */
-function leftovers(marker: string, runcRoot: string): string[] {
-  const out: string[] = [];
-  for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) if (line.includes(marker)) out.push(`mount: ${line}`);
-  const found = execFileSync('find', ['/sys/fs/cgroup', '-maxdepth', '3', '-name', `*${marker}*`], { encoding: 'utf8' }).trim();
-  if (found) out.push(...found.split('\n').map((f) => `cgroup: ${f}`));
-  try {
-    const list = execFileSync('/usr/sbin/runc', ['--root', runcRoot, 'list', '-q'], { encoding: 'utf8' }).trim();
-    if (list) out.push(...list.split('\n').map((c) => `runc: ${c}`));
-  } catch {
-    // no runc root: nothing there
-  }
-  const ps = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' });
-  for (const l of ps.split('\n')) if (l.includes(runcRoot) && !l.includes('ps -eo')) out.push(`process: ${l.trim()}`);
-  return out;
-}
-
 // ---- tests ----
 
 const marker = `shoal-test-${Math.random().toString(36).slice(2, 8)}`;
@@ -110,32 +43,14 @@ let opts: RuntimeOptions;
 let rt: Runtime;
 const extra: Runtime[] = [];
 
-beforeAll(() => {
-  base = tempDir(`${marker}-`);
-  layer = makeBusyboxLayer(path.join(base, 'layer'));
-  logs = path.join(base, 'logs');
-  opts = { root: path.join(base, 'root'), runcRoot: path.join(base, 'runc'), cgroupParent: marker, log: quietLogger() };
-  rt = new Runtime(opts);
-});
-
-afterEach(async () => {
-  // every test starts from an empty runtime, even when the previous one failed half-way
-  await rt.removeAll();
-});
-
-afterAll(async () => {
-  try {
-    for (const r of extra) r.close();
-    if (rt) {
-      await rt.removeAll();
-      rt.close();
-    }
-  } finally {
-    const left = opts ? leftovers(marker, opts.runcRoot) : [];
-    rmTemp(base);
-    expect(left).toEqual([]);
-  }
-});
+useRuntime(
+  marker,
+  (s) => ({ base, layer, logs, opts, rt } = s),
+  (r) => {
+    for (const x of extra) x.close();
+    r.close();
+  },
+);
 
 const cfg = (over: Parameters<typeof config>[3] = {}) => config(newId(), layer, logs, over);
 

@@ -1,12 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { quietLogger } from '../../src/common/logger';
+import { afterAll, describe, expect, it } from 'vitest';
 import { Spawner, spawnerEntry } from '../../src/worker/runtime/exec';
 import { Runtime, type RuntimeOptions } from '../../src/worker/runtime/runtime';
-import { config, leftovers, makeBusyboxLayer, newId } from './helpers';
+import { config, leftovers, newId, useRuntime } from './helpers';
 
 const alive = (pid: number) => {
   try {
@@ -119,34 +117,19 @@ describe('Runtime with its process spawner', () => {
   let base: string;
   let layer: string;
   let opts: RuntimeOptions;
+  let logs: string;
   let rt: Runtime;
-  const cfg = () => config(newId(), layer, path.join(base, 'logs'));
+  const cfg = () => config(newId(), layer, logs);
 
-  beforeAll(() => {
-    base = mkdtempSync(path.join(os.tmpdir(), `${marker}-`));
-    layer = makeBusyboxLayer(path.join(base, 'layer'));
-    opts = { root: path.join(base, 'root'), runcRoot: path.join(base, 'runc'), cgroupParent: marker, log: quietLogger() };
-    rt = new Runtime(opts);
-  });
-
-  afterEach(async () => {
-    await rt.removeAll();
-  });
-
-  afterAll(async () => {
-    try {
-      if (rt) {
-        await rt.removeAll();
-        const pid = rt.spawnerPid;
-        rt.close();
-        if (pid) await until(() => !alive(pid));
-      }
-    } finally {
-      const left = opts ? leftovers(marker, opts.runcRoot) : [];
-      rmSync(base, { recursive: true, force: true });
-      expect(left).toEqual([]);
-    }
-  });
+  useRuntime(
+    marker,
+    (s) => ({ base, layer, logs, opts, rt } = s),
+    async (r) => {
+      const pid = r.spawnerPid;
+      r.close();
+      if (pid) await until(() => !alive(pid));
+    },
+  );
 
   it('forks runc and conmon from the spawner, and containers outlive it', async () => {
     const c = cfg();
