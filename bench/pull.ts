@@ -8,7 +8,6 @@
  *   node dist/bench/pull.js --replicas 50 --runs 5 --layer-mib 12
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
@@ -17,8 +16,9 @@ import { Client } from '../src/cli/client';
 import { blankSpec } from '../src/cli/commands/service-flags';
 import { parseReference } from '../src/worker/images/reference';
 import { RegistryClient } from '../src/worker/images/registry/client';
+import { buildDerivedImage } from '../test/helpers/derived-image';
 import { LoopbackHttpServer } from '../test/helpers/http-server';
-import { buildTestImage, TestNode } from '../test/helpers/test-node';
+import { TestNode } from '../test/helpers/test-node';
 import { TestRegistry } from '../test/registry/registry';
 
 const WORKLOAD = ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1 & wait $!; done'];
@@ -43,63 +43,6 @@ const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-const fileDigest = (file: string) => {
-  const h = createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  const buf = Buffer.alloc(1 << 20);
-  for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-  fs.closeSync(fd);
-  return `sha256:${h.digest('hex')}`;
-};
-
-/** Deterministic incompressible bytes: SHA-256 in counter mode over a seed. */
-function seededBytes(seed: string, size: number): Buffer {
-  const out = Buffer.alloc(size);
-  for (let off = 0, i = 0; off < size; off += 32, i++) createHash('sha256').update(`${seed}:${i}`).digest().copy(out, off);
-  return out;
-}
-
-/**
- * An OCI layout: the busybox test image's layer (for `sh`) and `dataLayers` layers of seeded random
- * data, uncompressed. Returns the layout dir and the digests of its config and layers.
- */
-function buildImage(work: string): { layout: string; blobs: string[]; bytes: number } {
-  const base = path.join(work, 'base');
-  fs.mkdirSync(base, { recursive: true });
-  execFileSync('tar', ['-C', base, '-xf', buildTestImage(work)]);
-  const blobDir = path.join(base, 'blobs', 'sha256');
-  const blob = (d: string) => path.join(blobDir, d.slice(7));
-  const index = JSON.parse(fs.readFileSync(path.join(base, 'index.json'), 'utf8'));
-  const manifest = JSON.parse(fs.readFileSync(blob(index.manifests[0].digest), 'utf8'));
-  const config = JSON.parse(fs.readFileSync(blob(manifest.config.digest), 'utf8'));
-  for (let i = 0; i < dataLayers; i++) {
-    const dir = path.join(work, `layer-${i}`);
-    fs.mkdirSync(path.join(dir, 'data'), { recursive: true });
-    fs.writeFileSync(path.join(dir, 'data', `blob-${i}`), seededBytes(`${values.seed}:${i}`, layerBytes));
-    const tar = path.join(work, `layer-${i}.tar`);
-    execFileSync('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-C', dir, '-cf', tar, '.']);
-    const digest = fileDigest(tar);
-    fs.renameSync(tar, blob(digest));
-    fs.rmSync(dir, { recursive: true, force: true });
-    manifest.layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest, size: fs.statSync(blob(digest)).size });
-    config.rootfs.diff_ids.push(digest);
-  }
-  const configBytes = Buffer.from(JSON.stringify(config));
-  const configDigest = sha256(configBytes);
-  fs.writeFileSync(blob(configDigest), configBytes);
-  manifest.config = { ...manifest.config, digest: configDigest, size: configBytes.length };
-  const manifestBytes = Buffer.from(JSON.stringify(manifest));
-  const manifestDigest = sha256(manifestBytes);
-  fs.writeFileSync(blob(manifestDigest), manifestBytes);
-  index.manifests = [
-    { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestDigest, size: manifestBytes.length, annotations: { 'org.opencontainers.image.ref.name': 'bench' } },
-  ];
-  fs.writeFileSync(path.join(base, 'index.json'), JSON.stringify(index));
-  const layers = manifest.layers as { digest: string; size: number }[];
-  return { layout: base, blobs: [configDigest, ...layers.map((l) => l.digest)], bytes: layers.reduce((n, l) => n + l.size, 0) };
-}
-
 /** A plain-HTTP proxy in front of the registry that counts blob GETs by digest. */
 class CountingProxy extends LoopbackHttpServer {
   readonly blobGets = new Map<string, number>();
@@ -136,7 +79,7 @@ async function main(): Promise<void> {
   let client: Client | undefined;
   try {
     const work = path.join(node.dir, 'bench-image');
-    const image = buildImage(work);
+    const image = buildDerivedImage(work, { layers: dataLayers, layerBytes, seed: values.seed!, refName: 'bench' });
     await registry.start();
     execFileSync('skopeo', ['copy', '--insecure-policy', '--dest-tls-verify=false', '--quiet', `oci:${image.layout}:bench`, `docker://${registry.host}/${REPO}:1`]);
     fs.rmSync(work, { recursive: true, force: true });

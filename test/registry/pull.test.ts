@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { parseReference } from '../../src/worker/images/reference';
 import { RegistryClient } from '../../src/worker/images/registry/client';
 import { ImageStore } from '../../src/worker/images/store';
+import { buildDerivedImage } from '../helpers/derived-image';
 import { buildTestImage } from '../images/helpers';
 import { refused } from './refused';
 import { StallingProxy, TestRegistry } from './registry';
@@ -26,6 +27,8 @@ beforeAll(async () => {
   await Promise.all([open.start(), secured.start()]);
   open.push(`oci-archive:${ociTar}`, 'shoal-test:1');
   open.push(`oci-archive:${ociTar}`, 'team/web:1.4');
+  const derived = buildDerivedImage(work, { layers: 1, layerBytes: 64 << 10, seed: 'derived', refName: 'derived' });
+  open.push(`oci:${derived.layout}:derived`, 'team/derived:1');
   secured.push(`oci-archive:${ociTar}`, 'private/app:1');
 });
 
@@ -106,6 +109,25 @@ describe('pull', () => {
     expect(fetch).toHaveBeenCalledTimes(2);
     expect(blobs()).toHaveLength(3);
     expect((await store.list())[0].tags).toEqual(refs.sort());
+  });
+
+  it('pulls a second image that shares a layer: only its own blobs download, the shared layer is kept once', async () => {
+    const c = client();
+    const fetch = vi.spyOn(c, 'fetchBlob');
+    const store = new ImageStore(root);
+    const base = await store.pull(`${open.host}/shoal-test:1`, c);
+    const fetchedForBase = fetch.mock.calls.map((call) => call[1].digest);
+    const second = await store.pull(`${open.host}/team/derived:1`, c);
+    expect(second.id).not.toBe(base.id);
+    const fetchedForSecond = fetch.mock.calls.slice(fetchedForBase.length).map((call) => call[1].digest);
+    // skopeo compresses layers on push, so digests are the registry's, not the layout's: the
+    // second pull fetches its config and its own layer, and nothing the first one fetched.
+    expect(fetchedForSecond).toHaveLength(2);
+    expect(fetchedForSecond.filter((d) => fetchedForBase.includes(d))).toEqual([]);
+    const [a, b] = await Promise.all([store.resolve(base.id), store.resolve(second.id)]);
+    expect(b!.layers).toHaveLength(2);
+    expect(b!.layers[0]).toBe(a!.layers[0]);
+    expect(readdirSync(join(root, 'layers'))).toHaveLength(2);
   });
 
   it('says a missing tag is not found', async () => {
