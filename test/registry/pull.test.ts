@@ -29,6 +29,7 @@ beforeAll(async () => {
   open.push(`oci-archive:${ociTar}`, 'team/web:1.4');
   const derived = buildDerivedImage(work, { layers: 1, layerBytes: 64 << 10, seed: 'derived', refName: 'derived' });
   open.push(`oci:${derived.layout}:derived`, 'team/derived:1');
+  open.push(`oci-archive:${ociTar}`, 'docker/format:1', { dockerFormat: true });
   secured.push(`oci-archive:${ociTar}`, 'private/app:1');
 });
 
@@ -128,6 +129,16 @@ describe('pull', () => {
     expect(b!.layers).toHaveLength(2);
     expect(b!.layers[0]).toBe(a!.layers[0]);
     expect(readdirSync(join(root, 'layers'))).toHaveLength(2);
+  });
+
+  it('pulls an image stored as a Docker v2 schema 2 manifest', async () => {
+    const c = client();
+    const { manifest } = await c.resolve(parseReference(`${open.host}/docker/format:1`));
+    expect(manifest.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
+    const store = new ImageStore(root);
+    const rec = await store.pull(`${open.host}/docker/format:1`, c);
+    const image = await store.resolve(rec.id);
+    expect(existsSync(join(image!.layers[0], 'bin', 'busybox'))).toBe(true);
   });
 
   it('says a missing tag is not found', async () => {

@@ -70,10 +70,12 @@ export class TestRegistry {
   }
 
   /** Pushes an archive (`oci-archive:PATH` or `docker-archive:PATH`) as `repo:tag`. */
-  push(source: string, ref: string, opts: { all?: boolean } = {}): void {
+  push(source: string, ref: string, opts: { all?: boolean; dockerFormat?: boolean } = {}): void {
     const args = ['copy', '--insecure-policy', '--dest-tls-verify=false', '--quiet'];
     if (this.auth) args.push('--dest-creds', `${this.auth.username}:${this.auth.password}`);
     if (opts.all) args.push('--all');
+    // Docker's image manifest v2 schema 2 instead of OCI's.
+    if (opts.dockerFormat) args.push('--format', 'v2s2');
     execFileSync('skopeo', [...args, source, `docker://${this.host}/${ref}`], { stdio: 'pipe' });
   }
 
