@@ -103,6 +103,16 @@ describe('an image index with several platforms', () => {
     expect(existsSync(join(img!.layers[0], 'bin/busybox'))).toBe(true);
   });
 
+  it(`picks linux/${OUR_ARCH} from a Docker manifest list too`, async () => {
+    const c = client();
+    const list = await c.getManifest(parseReference(`${open.host}/multi:latest`), 'latest');
+    const body = { ...JSON.parse(list.bytes.toString()), mediaType: MEDIA.dockerList };
+    await putManifest(open, 'multi', 'docker-list', MEDIA.dockerList, Buffer.from(JSON.stringify(body)));
+    const resolved = await c.resolve(parseReference(`${open.host}/multi:docker-list`));
+    expect(resolved.manifest.digest).toBe(ours.digest);
+    expect((await new ImageStore(root).pull(`${open.host}/multi:docker-list`, c)).id).toBe(ours.configDigest);
+  });
+
   it('says which platforms an index has when ours is not among them', async () => {
     const c = client();
     const foreign = await c.getManifest(parseReference(`${open.host}/multi:foreign`), 'foreign');
