@@ -39,7 +39,9 @@ const program = new Command('shoald')
   .option('--etcd-peer-port <port>', 'raft peer port of the etcd member (managers)', port, DEFAULTS.etcdPeerPort)
   .option('--cgroup-parent <name>', 'cgroup directory that holds this node’s containers', DEFAULTS.cgroupParent)
   .option('--runc-root <dir>', 'runc state directory (tmpfs)', DEFAULTS.runcRoot)
-  .option('--start-concurrency <n>', 'container starts in flight at once', positive, Math.max(2, os.cpus().length * 2))
+  // Starts are CPU-bound in runc; three per core kept both cores busy best here (50 replicas on
+  // 2 cores: 1.9 s at 6 in flight, 2.0 s at 4 and 8, 2.4 s at 3).
+  .option('--start-concurrency <n>', 'container starts in flight at once', positive, Math.max(2, os.cpus().length * 3))
   .option('--insecure-registry <host:port>', 'pull from this registry over plain HTTP (repeatable)', registryHost, [] as string[])
   .option('--registry-ca <file>', 'PEM CA bundle trusted for HTTPS registries instead of the system’s')
   .option('--image-gc-high-percent <n>', 'delete unused images, least recently used first, when the disk holding the data dir is fuller than this (0 = never)', percent, 85)
