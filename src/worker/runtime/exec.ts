@@ -1,7 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { internal } from '../../common/errors';
 import type { Logger } from '../../common/logger';
@@ -211,7 +210,7 @@ let entry: string | undefined;
 
 /**
  * The file to fork: spawner.js next to this file when running compiled (dist/), else spawner.ts
- * transpiled on its own (it imports only node builtins) into a temp file, for runs from the
+ * transpiled on its own (it imports only node builtins) into a cached file, for runs from the
  * sources (vitest), where plain node cannot load .ts.
  */
 export function spawnerEntry(): string {
@@ -227,7 +226,10 @@ export function spawnerEntry(): string {
     compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
   }).outputText;
   const hash = createHash('sha256').update(out).digest('hex').slice(0, 16);
-  const file = path.join(os.tmpdir(), `shoal-spawner-${hash}.js`);
+  // Cached inside the project's node_modules, not the machine's /tmp, so test runs leave nothing behind.
+  const cacheDir = path.join(path.dirname(require.resolve('typescript/package.json')), '..', '.cache', 'shoal');
+  mkdirSync(cacheDir, { recursive: true });
+  const file = path.join(cacheDir, `spawner-${hash}.js`);
   if (!existsSync(file)) {
     const tmp = `${file}.${process.pid}.tmp`;
     writeFileSync(tmp, out, { mode: 0o644 });
