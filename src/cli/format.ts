@@ -1,3 +1,4 @@
+import { type Command, InvalidArgumentError } from 'commander';
 import Table from 'cli-table3';
 
 /** Prints rows as Docker does: upper-case headers, columns padded by three spaces, no borders. */
@@ -40,3 +41,29 @@ export function titleCase(state: string): string {
 }
 
 export const shortId = (id: string) => id.slice(0, 12);
+
+export interface ListingOptions {
+  quiet?: boolean;
+  format: 'table' | 'json';
+}
+
+function listingFormat(value: string): ListingOptions['format'] {
+  if (value !== 'table' && value !== 'json') throw new InvalidArgumentError('must be "table" or "json"');
+  return value;
+}
+
+/** The -q and --format options every listing command has, as Docker's do. */
+export function listingOptions(cmd: Command, what: string): Command {
+  return cmd.option('-q, --quiet', `print only ${what} IDs`).option('--format <format>', '"table" or "json"', listingFormat, 'table');
+}
+
+/**
+ * Prints a listing as IDs (-q) or JSON (--format json) and returns true; returns false when the
+ * caller should print its table.
+ */
+export function printIdsOrJson<T>(opts: ListingOptions, items: T[], id: (item: T) => string, json: (item: T) => unknown = (i) => i): boolean {
+  if (opts.quiet) process.stdout.write(items.map((i) => `${id(i)}\n`).join(''));
+  else if (opts.format === 'json') printJson(items.map(json));
+  else return false;
+  return true;
+}

@@ -4,7 +4,7 @@ import type { LoadImageResponse__Output } from '../../gen/shoal/v1/LoadImageResp
 import { formatBytes } from '../../common/units';
 import type { Client } from '../client';
 import { credentialsForImage } from '../credentials';
-import { ago, printJson, printTable } from '../format';
+import { ago, listingOptions, printIdsOrJson, printTable } from '../format';
 
 const CHUNK = 1 << 20;
 
@@ -61,15 +61,10 @@ export function imageCommand(connect: () => Client): Command {
       process.stdout.write(`Total reclaimed space: ${formatBytes(Number(res.reclaimed_bytes))}\n`);
     });
 
-  image
-    .command('ls')
-    .description('list images')
-    .option('-q, --quiet', 'print only IDs')
-    .option('--format <format>', '"table" or "json"', 'table')
+  listingOptions(image.command('ls').description('list images'), 'image')
     .action(async (opts) => {
       const { images } = await connect().listImages();
-      if (opts.quiet) return void process.stdout.write(images.map((i) => `${i.id}\n`).join(''));
-      if (opts.format === 'json') return printJson(images);
+      if (printIdsOrJson(opts, images, (i) => i.id)) return;
       const rows: string[][] = [];
       for (const i of images) {
         const id = i.id.replace(/^sha256:/, '').slice(0, 12);

@@ -6,7 +6,7 @@ import { invalidArgument } from '../../common/errors';
 import { taskName } from '../../common/tasks';
 import type { Client } from '../client';
 import { waitForConvergence } from '../converge';
-import { ago, printJson, printTable, shortId, titleCase } from '../format';
+import { ago, listingOptions, printIdsOrJson, printJson, printTable, shortId, titleCase } from '../format';
 import { applyTemplateFlags, blankSpec, collect, integer, labelMap, templateOptions } from './service-flags';
 import { credentialsForImage } from '../credentials';
 import type { RegistryAuth } from '../../gen/shoal/v1/RegistryAuth';
@@ -65,34 +65,23 @@ export function serviceCommand(connect: Connect): Command {
       if (!opts.detach) await waitForConvergence(client, created.id, !!opts.quiet);
     });
 
-  service
-    .command('ls')
-    .description('list services')
-    .option('-q, --quiet', 'print only IDs')
-    .option('--format <format>', '"table" or "json"', 'table')
+  listingOptions(service.command('ls').description('list services'), 'service')
     .action(async (opts) => {
       const { services } = await connect().listServices();
-      if (opts.quiet) return void process.stdout.write(services.map((s) => `${s.service!.id}\n`).join(''));
-      if (opts.format === 'json') return printJson(services.map((s) => ({ ...s.service, running: s.running, desired: s.desired })));
+      if (printIdsOrJson(opts, services, (s) => s.service!.id, (s) => ({ ...s.service, running: s.running, desired: s.desired }))) return;
       printTable(
         ['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE'],
         services.map(({ service: s, running, desired }) => [shortId(s!.id), s!.spec!.name, 'replicated', `${running}/${desired}`, s!.spec!.task_template!.container!.image]),
       );
     });
 
-  service
-    .command('ps')
-    .description('list the tasks of one or more services')
-    .argument('<service...>', 'service names or IDs')
-    .option('-q, --quiet', 'print only task IDs')
-    .option('--format <format>', '"table" or "json"', 'table')
+  listingOptions(service.command('ps').description('list the tasks of one or more services').argument('<service...>', 'service names or IDs'), 'task')
     .option('--no-trunc', 'do not truncate IDs and errors')
     .action(async (refs: string[], opts) => {
       const client = connect();
       const tasks: Task__Output[] = [];
       for (const ref of refs) tasks.push(...(await client.listTasks({ service: ref })).tasks);
-      if (opts.quiet) return void process.stdout.write(tasks.map((t) => `${t.id}\n`).join(''));
-      if (opts.format === 'json') return printJson(tasks);
+      if (printIdsOrJson(opts, tasks, (t) => t.id)) return;
       const { nodes } = await client.listNodes();
       const hostnames = new Map(nodes.map((n) => [n.id, n.description!.hostname]));
       let lastSlot = '';
