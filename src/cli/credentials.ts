@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { invalidArgument } from '../common/errors';
-import { parseReference } from '../worker/images/reference';
+import { parseReference } from '../images/reference';
 
 /**
  * The CLI user's registry credentials, like Docker's config.json: `{"auths": {"host:port":

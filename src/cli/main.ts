@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { ShoalError } from '../common/errors';
-import { VERSION } from '../daemon/daemon';
+import { VERSION } from '../common/version';
 import { Client, daemonAddress } from './client';
 import { imageCommand } from './commands/image';
 import { loginCommands } from './commands/login';

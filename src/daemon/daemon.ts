@@ -21,14 +21,14 @@ import { Leadership } from '../manager/leader';
 import { Store } from '../manager/store/store';
 import { Agent } from '../worker/agent';
 import { Executor } from '../worker/executor';
-import { ImageStore } from '../worker/images/store';
+import { ImageStore } from '../images/store';
 import { imagesHandlers } from '../worker/images-api';
-import { Registries } from '../worker/images/registry/registries';
+import { Registries } from '../images/registry/registries';
 import { Runtime } from '../worker/runtime/runtime';
 import { type DaemonConfig, paths } from './config';
 import { type Identity, readIdentity, writeIdentity } from './identity';
 
-export const VERSION = '0.1.0';
+import { VERSION } from '../common/version';
 const IMAGE_GC_PERIOD_MS = 5 * 60_000;
 
 interface ManagerParts {

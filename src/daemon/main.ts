@@ -3,7 +3,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { createLogger } from '../common/logger';
 import { parseBytes } from '../common/units';
 import { DEFAULTS } from './config';
-import { Daemon, VERSION } from './daemon';
+import { VERSION } from '../common/version';
+import { Daemon } from './daemon';
 
 // Shows as "shoald" in ps and /proc/<pid>/cmdline, which the pid-file check relies on.
 process.title = 'shoald';

@@ -17,8 +17,8 @@ import type { Store, Versioned } from './store/store';
 import { validateServiceSpec } from './validate';
 import type { ImagePinner } from './pin-image';
 import type { RegistryAuth as RegistryAuthMsg } from '../gen/shoal/v1/RegistryAuth';
-import type { RegistryAuth } from '../worker/images/registry/registries';
-import { parseReference } from '../worker/images/reference';
+import type { RegistryAuth } from '../images/registry/registries';
+import { parseReference } from '../images/reference';
 
 
 interface ServiceName extends Versioned {

@@ -1,7 +1,7 @@
 import type { Logger } from '../common/logger';
-import { parseReference } from '../worker/images/reference';
-import type { RegistryClient } from '../worker/images/registry/client';
-import type { RegistryAuth } from '../worker/images/registry/registries';
+import { parseReference } from '../images/reference';
+import type { RegistryClient } from '../images/registry/client';
+import type { RegistryAuth } from '../images/registry/registries';
 
 /** Turns `name:tag` into `name:tag@sha256:…` once, so every node runs the same bytes. */
 export type ImagePinner = (image: string, auth?: RegistryAuth) => Promise<{ image: string; warning?: string }>;

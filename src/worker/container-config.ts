@@ -1,6 +1,6 @@
 import type { Task__Output } from '../gen/shoal/v1/Task';
 import type { ContainerConfig } from './runtime/runtime';
-import type { ResolvedImage } from './images/store';
+import type { ResolvedImage } from '../images/store';
 
 /**
  * Merges a task's container spec over its image's config, as Docker does: the spec's command

@@ -4,9 +4,9 @@ import type { LoadImageChunk__Output } from '../gen/shoal/v1/LoadImageChunk';
 import { invalidArgument, toServiceError, unavailable } from '../common/errors';
 import { unary } from '../common/grpc-handlers';
 import type { Executor } from './executor';
-import type { ImageStore } from './images/store';
-import { parseReference } from './images/reference';
-import type { Registries } from './images/registry/registries';
+import type { ImageStore } from '../images/store';
+import { parseReference } from '../images/reference';
+import type { Registries } from '../images/registry/registries';
 
 /** The node-local image API: images live on each node, not in cluster state. */
 export function imagesHandlers(images: ImageStore, executor: Executor, registries: Registries): ImagesHandlers {

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { ImageStore } from '../../src/worker/images/store';
+import { ImageStore } from '../../src/images/store';
 import { load, ociArchive, tarOf } from './helpers';
 
 const work = mkdtempSync(join(tmpdir(), 'shoal-gc-'));

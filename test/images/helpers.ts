@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, readdirSync, lstatSync, writeFileSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import type { ImageStore } from '../../src/worker/images/store';
+import type { ImageStore } from '../../src/images/store';
 
 export const SCRIPT = join(__dirname, '../../deploy/build-test-image.sh');
 

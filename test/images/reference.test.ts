@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { ShoalError } from '../../src/common/errors';
-import { normalizeTag, parseReference } from '../../src/worker/images/reference';
+import { normalizeTag, parseReference } from '../../src/images/reference';
 
 const D = `sha256:${'a'.repeat(64)}`;
 

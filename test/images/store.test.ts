@@ -8,7 +8,7 @@ import { status } from '@grpc/grpc-js';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ShoalError } from '../../src/common/errors';
-import { ImageStore } from '../../src/worker/images/store';
+import { ImageStore } from '../../src/images/store';
 import { buildTestImage, flipByte, load, ociArchive, rewriteArchive, sha256, snapshot, tarOf } from './helpers';
 
 let images: string; // archives built once by the script

@@ -3,9 +3,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { parseReference } from '../../src/worker/images/reference';
-import { RegistryClient } from '../../src/worker/images/registry/client';
-import { ImageStore } from '../../src/worker/images/store';
+import { parseReference } from '../../src/images/reference';
+import { RegistryClient } from '../../src/images/registry/client';
+import { ImageStore } from '../../src/images/store';
 import { buildDerivedImage } from '../helpers/derived-image';
 import { buildTestImage } from '../images/helpers';
 import { refused } from './refused';

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { internal, invalidArgument, ShoalError } from '../../common/errors';
+import { internal, invalidArgument, ShoalError } from '../common/errors';
 
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';

@@ -1,4 +1,4 @@
-import { invalidArgument } from '../../common/errors';
+import { invalidArgument } from '../common/errors';
 
 /** `[registry/]repository[:tag][@sha256:hex]`, split into its parts. */
 export interface ImageReference {

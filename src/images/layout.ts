@@ -4,7 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { invalidArgument } from '../../common/errors';
+import { invalidArgument } from '../common/errors';
 import type { ArchiveFile, ArchiveFiles } from './archive';
 import { normalizeTag } from './reference';
 

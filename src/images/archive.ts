@@ -3,7 +3,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import { posix } from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
-import { invalidArgument, ShoalError } from '../../common/errors';
+import { invalidArgument, ShoalError } from '../common/errors';
 
 /** One regular file of an image archive, saved to disk and hashed as it streamed past. */
 export interface ArchiveFile {

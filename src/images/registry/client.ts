@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { status } from '@grpc/grpc-js';
-import { invalidArgument, notFound, ShoalError, unavailable } from '../../../common/errors';
+import { invalidArgument, notFound, ShoalError, unavailable } from '../../common/errors';
 import type { ImageReference } from '../reference';
 import { parseChallenge, readBody, request } from './http';
 

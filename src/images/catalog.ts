@@ -1,6 +1,6 @@
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { internal } from '../../common/errors';
+import { internal } from '../common/errors';
 
 export interface CatalogLayer {
   digest: string;
