@@ -1,6 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { permissionDenied, unauthenticated } from '../common/errors';
-import { type Identity, type Role, readIdentity } from './certificates';
+import { type Identity, identityFromSubject, type Role } from './certificates';
 
 type AnyServerCall =
   | grpc.ServerUnaryCall<unknown, unknown>
@@ -17,8 +17,9 @@ export function peerIdentity(call: AnyServerCall): Identity | null {
   // grpc-js fills sslPeerCertificate only for a TLS peer whose certificate verified.
   const cert = call.getAuthContext()?.sslPeerCertificate;
   if (!cert?.raw) return null;
-  const { nodeId, role, clusterId } = readIdentity(cert.raw);
-  return { nodeId, role, clusterId };
+  // Node has already parsed the subject; parsing the DER again would cost far more than the call.
+  const subject = cert.subject as unknown as Record<string, string | string[] | undefined>;
+  return identityFromSubject((name) => [subject[name] ?? []].flat());
 }
 
 const ROLE_NAMES: Record<Role, string> = {

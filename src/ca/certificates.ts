@@ -194,24 +194,30 @@ function parseCertificate(cert: string | Uint8Array<ArrayBuffer>): x509.X509Cert
   }
 }
 
-/** The identity a certificate (PEM, or DER as TLS hands it over) carries, read from its subject. */
-export function readIdentity(certPemOrDer: string | Uint8Array<ArrayBuffer>): Identity & { notBefore: Date; notAfter: Date } {
-  const cert = parseCertificate(certPemOrDer);
-  const field = (name: string, what: string): string => {
-    const values = cert.subjectName.getField(name);
-    if (values.length !== 1 || !values[0]) {
+/**
+ * The identity in a certificate subject, given its values of CN, OU and O. Each must appear once,
+ * and OU must be a known role.
+ */
+export function identityFromSubject(values: (attribute: 'CN' | 'OU' | 'O') => readonly string[]): Identity {
+  const field = (name: 'CN' | 'OU' | 'O', what: string): string => {
+    const found = values(name);
+    if (found.length !== 1 || !found[0]) {
       throw invalidArgument(`the certificate subject must hold exactly one ${name} (${what})`);
     }
-    return values[0];
+    return found[0];
   };
   const role = field('OU', 'role');
   if (!ROLES.includes(role as Role)) {
     throw invalidArgument(`the certificate role (OU) must be one of ${ROLES.join(', ')}, not "${role}"`);
   }
+  return { nodeId: field('CN', 'node id'), role: role as Role, clusterId: field('O', 'cluster id') };
+}
+
+/** The identity a certificate (PEM, or DER as TLS hands it over) carries, and its validity period. */
+export function readIdentity(certPemOrDer: string | Uint8Array<ArrayBuffer>): Identity & { notBefore: Date; notAfter: Date } {
+  const cert = parseCertificate(certPemOrDer);
   return {
-    nodeId: field('CN', 'node id'),
-    role: role as Role,
-    clusterId: field('O', 'cluster id'),
+    ...identityFromSubject((name) => cert.subjectName.getField(name)),
     notBefore: cert.notBefore,
     notAfter: cert.notAfter,
   };

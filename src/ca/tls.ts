@@ -49,6 +49,8 @@ export async function listenTls(
     requestCert: true,
     rejectUnauthorized: false,
     ALPNProtocols: ['h2'],
+    // Node's default is 120 s: long enough for idle half-open connections to pile up on a public port.
+    handshakeTimeout: 10_000,
   });
   const sockets = new Set<net.Socket>();
   tlsServer.on('connection', (socket: net.Socket) => {

@@ -7,6 +7,7 @@ import {
   caDigest,
   createKeyAndCsr,
   createRootCA,
+  identityFromSubject,
   issueCertificate,
   issueKeyPair,
   type Identity,
@@ -15,7 +16,7 @@ import {
   SHOAL_TLS_NAME,
   verifyChain,
 } from '../../src/ca/certificates';
-import { ShoalError } from '../../src/common/errors';
+import { rejected, thrown } from './thrown';
 
 const worker: Identity = { nodeId: 'node-w1', role: 'worker', clusterId: 'cluster-1' };
 
@@ -24,24 +25,6 @@ let otherCa: KeyPair;
 beforeAll(async () => {
   [ca, otherCa] = await Promise.all([createRootCA('shoal-root-ca'), createRootCA('shoal-root-ca')]);
 });
-
-function thrown(fn: () => unknown): ShoalError {
-  try {
-    fn();
-  } catch (e) {
-    return e as ShoalError;
-  }
-  throw new Error('expected an error');
-}
-
-async function rejected(p: Promise<unknown>): Promise<ShoalError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as ShoalError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('createRootCA', () => {
   it('makes a self-signed P-256 CA that may only sign certificates', async () => {
@@ -110,7 +93,6 @@ describe('issueCertificate', () => {
     spki(attacker.csrPem).copy(der, at);
     const tampered = x509.PemConverter.encode(der, 'CERTIFICATE REQUEST');
     const err = await rejected(issueCertificate(ca, tampered, worker));
-    expect(err).toBeInstanceOf(ShoalError);
     expect(err.code).toBe(status.INVALID_ARGUMENT);
     expect(err.message).toBe('the certificate request signature does not verify');
   });
@@ -220,6 +202,30 @@ describe('readIdentity', () => {
 
   it('refuses what is not a certificate', () => {
     expect(thrown(() => readIdentity('nope')).message).toBe('the certificate is not a PEM-encoded X.509 certificate');
+  });
+});
+
+describe('identityFromSubject', () => {
+  const subject = (fields: Record<string, string[]>) => (name: string) => fields[name] ?? [];
+
+  it('reads CN, OU and O', () => {
+    expect(identityFromSubject(subject({ CN: ['n1'], OU: ['admin'], O: ['c1'] }))).toEqual({
+      nodeId: 'n1',
+      role: 'admin',
+      clusterId: 'c1',
+    });
+  });
+
+  it('refuses a repeated attribute, a missing one and an unknown role', () => {
+    expect(thrown(() => identityFromSubject(subject({ CN: ['a', 'b'], OU: ['worker'], O: ['c1'] }))).message).toBe(
+      'the certificate subject must hold exactly one CN (node id)',
+    );
+    expect(thrown(() => identityFromSubject(subject({ CN: ['a'], OU: ['worker'] }))).message).toBe(
+      'the certificate subject must hold exactly one O (cluster id)',
+    );
+    expect(thrown(() => identityFromSubject(subject({ CN: ['a'], OU: ['root'], O: ['c1'] }))).message).toBe(
+      'the certificate role (OU) must be one of manager, worker, admin, not "root"',
+    );
   });
 });
 

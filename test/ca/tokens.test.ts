@@ -10,7 +10,7 @@ vi.mock('node:crypto', async (importOriginal) => {
 import { timingSafeEqual } from 'node:crypto';
 import { caDigest, createRootCA, type KeyPair } from '../../src/ca/certificates';
 import { caMatchesToken, newJoinToken, parseJoinToken, tokenMatches } from '../../src/ca/tokens';
-import { ShoalError } from '../../src/common/errors';
+import { thrown } from './thrown';
 
 let ca: KeyPair;
 let otherCa: KeyPair;
@@ -58,15 +58,9 @@ describe('parseJoinToken', () => {
     [`SWMTKN-1-${DIGEST}-${SECRET.slice(1)}\n`, 'invalid join token: the secret may hold only the characters 0-9 and a-z'],
     [`SWMTKN-1-${'z'.repeat(50)}-${SECRET}`, 'invalid join token: the CA digest is larger than a SHA-256 digest can be'],
   ])('refuses %j with one sentence', (token, message) => {
-    let err: unknown;
-    try {
-      parseJoinToken(token);
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(ShoalError);
-    expect((err as ShoalError).code).toBe(status.INVALID_ARGUMENT);
-    expect((err as ShoalError).message).toBe(message);
+    const err = thrown(() => parseJoinToken(token));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.message).toBe(message);
   });
 
   it('never repeats the secret in its error', () => {
