@@ -30,7 +30,8 @@ const ROLE_NAMES: Record<Role, string> = {
 
 function oneOf(roles: Role[]): string {
   const names = roles.map((r) => ROLE_NAMES[r]);
-  return names.length <= 1 ? (names[0] ?? 'no') : `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`;
+  const last = names.pop();
+  return names.length > 0 ? `${names.join(', ')} or ${last}` : `${last}`;
 }
 
 /**
