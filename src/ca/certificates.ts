@@ -4,6 +4,7 @@ import * as crypto from 'node:crypto';
 import { isIP } from 'node:net';
 import * as x509 from '@peculiar/x509';
 import { invalidArgument } from '../common/errors';
+import { SHOAL_TLS_NAME } from './tls-name';
 
 x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
 
@@ -31,12 +32,6 @@ export interface IssueOptions {
   client?: boolean;
 }
 
-/**
- * Every node certificate names this DNS SAN. Peers dial each other by IP and set
- * `grpc.ssl_target_name_override` to it, so addresses can change without reissuing certificates;
- * what authenticates a peer is the cluster CA, not its address.
- */
-export const SHOAL_TLS_NAME = 'shoal-node';
 
 const EC_KEY: EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
 const SIGNING: EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };

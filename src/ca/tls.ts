@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type * as net from 'node:net';
 import * as tls from 'node:tls';
 import { unavailable } from '../common/errors';
-import { SHOAL_TLS_NAME } from './certificates';
+import { SHOAL_TLS_NAME } from './tls-name';
 import type { NodeCertificates } from './files';
 
 export interface TlsListener {

@@ -3,7 +3,8 @@ import * as tls from 'node:tls';
 import { status, type ServerUnaryCall } from '@grpc/grpc-js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { peerIdentity, requireRole } from '../../src/ca/authz';
-import { createRootCA, type Identity, issueKeyPair, type KeyPair, type Role, SHOAL_TLS_NAME } from '../../src/ca/certificates';
+import { createRootCA, type Identity, issueKeyPair, type KeyPair, type Role } from '../../src/ca/certificates';
+import { SHOAL_TLS_NAME } from '../../src/ca/tls-name';
 import { thrown } from './thrown';
 
 // What grpc-js hands a handler: an auth context with the verified peer certificate, or an empty one.

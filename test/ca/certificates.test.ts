@@ -13,9 +13,9 @@ import {
   type Identity,
   type KeyPair,
   readIdentity,
-  SHOAL_TLS_NAME,
   verifyChain,
 } from '../../src/ca/certificates';
+import { SHOAL_TLS_NAME } from '../../src/ca/tls-name';
 import { rejected, thrown } from './thrown';
 
 const worker: Identity = { nodeId: 'node-w1', role: 'worker', clusterId: 'cluster-1' };
