@@ -22,10 +22,43 @@ import type { PullImageRequest } from '../gen/shoal/v1/PullImageRequest';
 import type { PullImageResponse__Output } from '../gen/shoal/v1/PullImageResponse';
 import type { PruneImagesResponse__Output } from '../gen/shoal/v1/PruneImagesResponse';
 import type { CheckLoginRequest } from '../gen/shoal/v1/CheckLoginRequest';
+import type { JoinRequest } from '../gen/shoal/v1/JoinRequest';
+import type { JoinResponse__Output } from '../gen/shoal/v1/JoinResponse';
+import type { GetJoinTokenResponse__Output } from '../gen/shoal/v1/GetJoinTokenResponse';
+import type { IssueClientCertResponse__Output } from '../gen/shoal/v1/IssueClientCertResponse';
+import type { Node__Output } from '../gen/shoal/v1/Node';
+import type { UpdateNodeRequest } from '../gen/shoal/v1/UpdateNodeRequest';
+import type { RemoveNodeResponse__Output } from '../gen/shoal/v1/RemoveNodeResponse';
+import { clientCredentials } from '../ca/tls';
 
 /** Where the CLI finds its daemon: -H, then SHOAL_HOST, then the local socket. */
 export function daemonAddress(flag?: string): string {
   return flag || process.env.SHOAL_HOST || DEFAULTS.socket;
+}
+
+/** PEM files of an admin client certificate (`shoal ca client-cert`) for a remote manager. */
+export interface TlsFiles {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/**
+ * A unix socket needs nothing (it is root-only); `tcp://HOST:PORT` is a manager's cluster port,
+ * which speaks only TLS and wants a client certificate for anything but joining.
+ */
+function connection(address: string, tls: TlsFiles): { target: string; credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } {
+  if (!address.startsWith('tcp://')) return { target: grpcTarget(address), credentials: grpc.credentials.createInsecure(), options: {} };
+  const read = (file: string | undefined, flag: string) => {
+    if (!file) throw new ShoalError(grpc.status.INVALID_ARGUMENT, `${flag} is required with -H tcp://… (make the files with \`shoal ca client-cert\` on a manager)`);
+    try {
+      return fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ShoalError(grpc.status.INVALID_ARGUMENT, `${flag}: cannot read ${file}: ${(err as Error).message}`);
+    }
+  };
+  const { credentials, options } = clientCredentials({ caPem: read(tls.ca, '--tlscacert'), certPem: read(tls.cert, '--tlscert'), keyPem: read(tls.key, '--tlskey') });
+  return { target: address.slice('tcp://'.length), credentials, options };
 }
 
 /** A create or update always answers with the service it stored. */
@@ -36,11 +69,14 @@ export class Client {
   readonly control: ControlClient;
   readonly images: ImagesClient;
 
-  constructor(readonly address: string) {
+  constructor(
+    readonly address: string,
+    tls: TlsFiles = {},
+  ) {
     const proto = shoalProto();
-    const target = grpcTarget(address);
-    this.control = new proto.Control(target, grpc.credentials.createInsecure());
-    this.images = new proto.Images(target, grpc.credentials.createInsecure(), { channelOverride: this.control.getChannel() });
+    const { target, credentials, options } = connection(address, tls);
+    this.control = new proto.Control(target, credentials, options);
+    this.images = new proto.Images(target, credentials, { ...options, channelOverride: this.control.getChannel() });
   }
 
   private unary<Res>(client: grpc.Client, method: string, req: object, timeoutMs = 60_000): Promise<Res> {
@@ -52,7 +88,14 @@ export class Client {
     });
   }
 
-  init = () => this.unary<InitResponse__Output>(this.control, 'Init', {});
+  init = (advertise_addr = '') => this.unary<InitResponse__Output>(this.control, 'Init', { advertise_addr });
+  join = (req: JoinRequest) => this.unary<JoinResponse__Output>(this.control, 'Join', req, 120_000);
+  leave = (force: boolean) => this.unary<object>(this.control, 'Leave', { force });
+  joinToken = (role: string, rotate: boolean) => this.unary<GetJoinTokenResponse__Output>(this.control, 'GetJoinToken', { role, rotate });
+  clientCert = () => this.unary<IssueClientCertResponse__Output>(this.control, 'IssueClientCert', {});
+  getNode = (node: string) => this.unary<Node__Output>(this.control, 'GetNode', { node });
+  updateNode = (req: UpdateNodeRequest) => this.unary<Node__Output>(this.control, 'UpdateNode', req);
+  removeNode = (node: string, force: boolean) => this.unary<RemoveNodeResponse__Output>(this.control, 'RemoveNode', { node, force });
   info = () => this.unary<InfoResponse__Output>(this.control, 'Info', {});
   createService = async (req: CreateServiceRequest) => stored(await this.unary<ServiceResponse__Output>(this.control, 'CreateService', req));
   getService = (service: string) => this.unary<Service__Output>(this.control, 'GetService', { service });

@@ -5,24 +5,25 @@ import { Client, daemonAddress } from './client';
 import { imageCommand } from './commands/image';
 import { loginCommands } from './commands/login';
 import { nodeCommand } from './commands/node';
+import { caCommand, clusterCommands } from './commands/cluster';
 import { serviceCommand } from './commands/service';
 
 const program = new Command('shoal')
   .description('shoal: run replicated services on a cluster of nodes')
   .version(VERSION)
-  .option('-H, --host <addr>', 'daemon socket or address (default $SHOAL_HOST or /run/shoal/shoal.sock)')
+  .option('-H, --host <addr>', 'daemon socket, or tcp://MANAGER:2377 (default $SHOAL_HOST or /run/shoal/shoal.sock)')
+  .option('--tlscacert <file>', 'with -H tcp://: the cluster CA (from shoal ca client-cert)')
+  .option('--tlscert <file>', 'with -H tcp://: the admin client certificate')
+  .option('--tlskey <file>', 'with -H tcp://: the admin client key')
   .enablePositionalOptions();
 
 let client: Client | undefined;
-const connect = () => (client ??= new Client(daemonAddress(program.opts().host)));
+const connect = () => {
+  const o = program.opts();
+  return (client ??= new Client(daemonAddress(o.host), { ca: o.tlscacert, cert: o.tlscert, key: o.tlskey }));
+};
 
-program
-  .command('init')
-  .description('make this node the first manager of a new cluster')
-  .action(async () => {
-    const res = await connect().init();
-    process.stdout.write(`Cluster initialized: ${res.cluster_id}\nThis node (${res.node_id}) is now a manager and a worker.\n`);
-  });
+for (const c of clusterCommands(connect)) program.addCommand(c);
 
 program
   .command('info')
@@ -32,12 +33,23 @@ program
     const info = await connect().info();
     if (opts.format === 'json') return void process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
     process.stdout.write(
-      `Node ID: ${info.node_id}\nCluster: ${info.cluster_id || '(none: run shoal init)'}\nManager: ${info.manager}\nLeader: ${info.leader}\nVersion: ${info.version}\n`,
+      [
+        `Node ID: ${info.node_id}`,
+        `Hostname: ${info.hostname}`,
+        `Cluster: ${info.cluster_id || '(none: run shoal init or shoal join)'}`,
+        `Role: ${info.role || '-'}`,
+        `Manager: ${info.manager}`,
+        `Leader: ${info.leader}`,
+        `Address: ${info.advertise_addr || '-'}`,
+        `Managers: ${info.managers.join(', ') || '-'}`,
+        `Version: ${info.version}`,
+      ].join('\n') + '\n',
     );
   });
 
 program.addCommand(serviceCommand(connect));
 program.addCommand(nodeCommand(connect));
+program.addCommand(caCommand(connect));
 program.addCommand(imageCommand(connect));
 for (const c of loginCommands(connect)) program.addCommand(c);
 

@@ -21,6 +21,8 @@ export const failedPrecondition = (msg: string) => new ShoalError(status.FAILED_
 export const aborted = (msg: string) => new ShoalError(status.ABORTED, msg);
 export const unavailable = (msg: string) => new ShoalError(status.UNAVAILABLE, msg);
 export const internal = (msg: string) => new ShoalError(status.INTERNAL, msg);
+export const permissionDenied = (msg: string) => new ShoalError(status.PERMISSION_DENIED, msg);
+export const unauthenticated = (msg: string) => new ShoalError(status.UNAUTHENTICATED, msg);
 
 /** Converts any thrown value into what a gRPC handler passes to its callback. */
 export function toServiceError(err: unknown): Partial<ServiceError> {

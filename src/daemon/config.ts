@@ -2,8 +2,12 @@ import * as path from 'node:path';
 
 export interface DaemonConfig {
   dataDir: string;
-  /** The API socket: the CLI's control API and, on this node, the dispatcher. */
+  /** The local API socket for the CLI (root-only). */
   socket: string;
+  /** ADDR:PORT of the cluster's TCP endpoint (TLS): joins, the dispatcher, manager calls and remote CLIs. */
+  listenAddr: string;
+  /** The hostname this node reports; the host's own by default. */
+  hostname?: string;
   etcdClientPort: number;
   etcdPeerPort: number;
   /** cgroup directory under each controller that holds this node's containers. */
@@ -23,6 +27,7 @@ export interface DaemonConfig {
 export const DEFAULTS = {
   dataDir: '/var/lib/shoal',
   socket: '/run/shoal/shoal.sock',
+  listenAddr: '0.0.0.0:2377',
   etcdClientPort: 4379,
   etcdPeerPort: 4380,
   cgroupParent: 'shoal',

@@ -36,6 +36,8 @@ const program = new Command('shoald')
   .version(VERSION)
   .option('--data-dir <dir>', 'where images, containers, logs and the etcd member live', DEFAULTS.dataDir)
   .option('--socket <path>', 'API socket for the CLI', DEFAULTS.socket)
+  .option('--listen-addr <addr:port>', 'the cluster endpoint (TLS): joins, the dispatcher, manager calls and remote CLIs', DEFAULTS.listenAddr)
+  .option('--hostname <name>', 'the hostname this node reports (default: the host’s)')
   .option('--etcd-client-port <port>', 'loopback port of the etcd member (managers)', port, DEFAULTS.etcdClientPort)
   .option('--etcd-peer-port <port>', 'raft peer port of the etcd member (managers)', port, DEFAULTS.etcdPeerPort)
   .option('--cgroup-parent <name>', 'cgroup directory that holds this node’s containers', DEFAULTS.cgroupParent)
@@ -58,6 +60,8 @@ const program = new Command('shoald')
       {
         dataDir: opts.dataDir,
         socket: opts.socket,
+        listenAddr: opts.listenAddr,
+        hostname: opts.hostname,
         etcdClientPort: opts.etcdClientPort,
         etcdPeerPort: opts.etcdPeerPort,
         cgroupParent: opts.cgroupParent,

@@ -22,6 +22,7 @@ const { values } = parseArgs({
 const config: DaemonConfig = {
   dataDir: values['data-dir']!,
   socket: values.socket!,
+  listenAddr: DEFAULTS.listenAddr,
   cgroupParent: values['cgroup-parent']!,
   runcRoot: values['runc-root']!,
   etcdClientPort: DEFAULTS.etcdClientPort,

@@ -1,18 +1,15 @@
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import type { Etcd3 } from 'etcd3';
 import type { ControlHandlers } from '../gen/shoal/v1/Control';
 import type { Service__Output } from '../gen/shoal/v1/Service';
 import type { ServiceResponse__Output } from '../gen/shoal/v1/ServiceResponse';
 import type { ServiceSpec, ServiceSpec__Output } from '../gen/shoal/v1/ServiceSpec';
 import type { Task__Output } from '../gen/shoal/v1/Task';
-import type { Node__Output } from '../gen/shoal/v1/Node';
 import type { LogLine } from '../gen/shoal/v1/LogLine';
 import type { ServiceLogsRequest__Output } from '../gen/shoal/v1/ServiceLogsRequest';
 import { aborted, alreadyExists, invalidArgument, notFound, toServiceError, unavailable } from '../common/errors';
 import { unary } from '../common/grpc-handlers';
 import { newId, now, taskName } from '../common/tasks';
 import type { Dispatcher } from './dispatcher/dispatcher';
-import { LEADER_ELECTION } from './leader';
 import type { Store, Versioned } from './store/store';
 import { validateServiceSpec } from './validate';
 import type { ImagePinner } from './pin-image';
@@ -37,7 +34,7 @@ export interface StoredRegistryAuth extends Versioned, RegistryAuth {}
 /** Control API handlers that need the cluster store; the daemon answers Init and Info itself. */
 export type ClusterHandlers = Pick<
   ControlHandlers,
-  'CreateService' | 'GetService' | 'ListServices' | 'UpdateService' | 'RemoveService' | 'ListTasks' | 'ListNodes' | 'ServiceLogs'
+  'CreateService' | 'GetService' | 'ListServices' | 'UpdateService' | 'RemoveService' | 'ListTasks' | 'ServiceLogs'
 >;
 
 /**
@@ -47,7 +44,6 @@ export type ClusterHandlers = Pick<
 export class ControlApi {
   constructor(
     private readonly store: Store,
-    private readonly etcd: Etcd3,
     private readonly dispatcher: Dispatcher,
     /** Resolves image tags to digests at create and update; absent, tags are stored as given. */
     private readonly pinImage?: ImagePinner,
@@ -61,7 +57,6 @@ export class ControlApi {
       UpdateService: unary((req) => this.updateService(req.service, req.version, req.spec, req.registry_auth)),
       RemoveService: unary((req) => this.removeService(req.service)),
       ListTasks: unary((req) => this.listTasks(req.service, req.node_id)),
-      ListNodes: unary(() => this.listNodes()),
       ServiceLogs: (call) => void this.serviceLogs(call),
     };
   }
@@ -164,19 +159,6 @@ export class ControlApi {
         a.service_name.localeCompare(b.service_name) || a.slot - b.slot || b.created_at.localeCompare(a.created_at) || a.id.localeCompare(b.id),
     );
     return { tasks };
-  }
-
-  private async listNodes() {
-    const [nodes, leaderId] = await Promise.all([
-      this.store.list<Node__Output>('nodes'),
-      this.etcd
-        .election(LEADER_ELECTION)
-        .leader()
-        .catch(() => undefined),
-    ]);
-    for (const n of nodes) if (n.manager_status) n.manager_status.leader = n.id === leaderId;
-    nodes.sort((a, b) => a.description!.hostname.localeCompare(b.description!.hostname) || a.id.localeCompare(b.id));
-    return { nodes };
   }
 
   /** Relays each node's task logs to the client, prefixed with the task; ends when every node has. */

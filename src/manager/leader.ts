@@ -2,6 +2,7 @@ import type { Campaign, Etcd3 } from 'etcd3';
 import type { Logger } from '../common/logger';
 import { orchestrate } from './orchestrator/pass';
 import { ReconcileLoop } from './reconcile-loop';
+import { Reaper } from './reaper';
 import { schedulePending } from './scheduling';
 import type { Kind, Store } from './store/store';
 
@@ -20,6 +21,8 @@ export class Leadership {
   private leader = false;
   private readonly orchestrator: ReconcileLoop;
   private readonly scheduler: ReconcileLoop;
+  private readonly reaper: ReconcileLoop;
+  private readonly reaperState: Reaper;
 
   constructor(
     private readonly etcd: Etcd3,
@@ -29,6 +32,8 @@ export class Leadership {
   ) {
     this.orchestrator = new ReconcileLoop('orchestrator', () => orchestrate(store), log.child({ component: 'orchestrator' }));
     this.scheduler = new ReconcileLoop('scheduler', () => schedulePending(store), log.child({ component: 'scheduler' }));
+    this.reaperState = new Reaper(store, etcd, log.child({ component: 'reaper' }));
+    this.reaper = new ReconcileLoop('reaper', () => this.reaperState.pass(), log.child({ component: 'reaper' }));
   }
 
   get isLeader(): boolean {
@@ -59,9 +64,11 @@ export class Leadership {
     this.campaign = campaign;
     campaign.on('elected', () => {
       this.leader = true;
-      this.log.info('became leader; starting orchestrator and scheduler');
+      this.log.info('became leader; starting orchestrator, scheduler and node reaper');
+      this.reaperState.reset();
       this.orchestrator.start();
       this.scheduler.start();
+      this.reaper.start();
     });
     campaign.on('error', (err) => {
       this.log.error({ err }, 'lost leadership or campaign failed; campaigning again');
@@ -74,12 +81,14 @@ export class Leadership {
     if (!this.leader) return;
     if (kind === 'services' || kind === 'tasks') this.orchestrator.kick();
     if (kind === 'tasks' || kind === 'nodes') this.scheduler.kick();
+    if (kind === 'nodes') this.orchestrator.kick();
   }
 
   private stepDown(): void {
     this.leader = false;
     this.orchestrator.stop();
     this.scheduler.stop();
+    this.reaper.stop();
   }
 
   async stop(): Promise<void> {

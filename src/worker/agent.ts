@@ -11,12 +11,21 @@ import { grpcTarget, shoalProto } from '../common/proto';
 import type { Executor } from './executor';
 import { readTaskLog } from './task-logs';
 
+/** TLS for the node's dispatcher connection: its certificate may be renewed while the agent runs. */
+export type ChannelCredentials = () => { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions };
+
 export interface AgentOptions {
-  /** The dispatcher's address: a unix socket path or host:port. */
-  dispatcher: string;
-  nodeId: string;
+  /** host:port of the managers to try, preferred first; the dispatcher's list replaces it. */
+  managers: string[];
+  credentials: ChannelCredentials;
   description: NodeDescription;
   executor: Executor;
+  /** The managers as the dispatcher last listed them, to remember across restarts. */
+  onManagers(managers: string[]): void;
+  /** The cluster wants this node in another role (promote/demote). */
+  onDesiredRole(role: string): void;
+  /** The node was removed from the cluster. */
+  onRemoved(): void;
   log: Logger;
 }
 
@@ -30,7 +39,10 @@ const LOG_BATCH_LINES = 500;
  * executor, batches task status reports, and serves log subscriptions. Reconnects on its own.
  */
 export class Agent {
-  private readonly client: DispatcherClient;
+  private client: DispatcherClient | undefined;
+  private managers: string[];
+  private next = 0;
+  private addr = '';
   private session: grpc.ClientReadableStream<SessionMessage__Output> | undefined;
   private sessionId = '';
   private heartbeat: NodeJS.Timeout | undefined;
@@ -42,8 +54,7 @@ export class Agent {
   private readonly logReaders = new Map<string, AbortController>();
 
   constructor(private readonly opts: AgentOptions) {
-    const Dispatcher = shoalProto().Dispatcher;
-    this.client = new Dispatcher(grpcTarget(opts.dispatcher), grpc.credentials.createInsecure());
+    this.managers = [...opts.managers];
   }
 
   start(): void {
@@ -57,7 +68,12 @@ export class Agent {
     clearTimeout(this.flushTimer);
     this.session?.cancel();
     for (const c of this.logReaders.values()) c.abort();
-    this.client.close();
+    this.client?.close();
+  }
+
+  /** The manager this agent talks to now, if a session is open. */
+  get manager(): string {
+    return this.sessionId ? this.addr : '';
   }
 
   /** Queues a status report; reports for one task coalesce to the latest. */
@@ -66,14 +82,28 @@ export class Agent {
     if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), STATUS_FLUSH_MS);
   }
 
+  /**
+   * Opens a session with the next manager in the list: after a failure the agent moves on, so a
+   * dead manager costs one reconnect, and the containers keep running meanwhile.
+   */
   private connect(): void {
     if (this.stopped) return;
-    const { nodeId, description } = this.opts;
-    const call = this.client.Session({ node_id: nodeId, description, addr: '' });
+    if (!this.managers.length) {
+      this.opts.log.error('no manager to connect to');
+      return;
+    }
+    const addr = this.managers[this.next % this.managers.length];
+    this.next = (this.next + 1) % this.managers.length;
+    this.addr = addr;
+    const { credentials, options } = this.opts.credentials();
+    this.client?.close();
+    const client = new (shoalProto().Dispatcher)(grpcTarget(addr), credentials, options);
+    this.client = client;
+    const call = client.Session({ description: this.opts.description });
     this.session = call;
     call.on('data', (msg: SessionMessage__Output) => this.onMessage(msg));
     call.on('error', (err: grpc.ServiceError) => {
-      if (err.code !== grpc.status.CANCELLED) this.opts.log.warn({ err: err.details || err.message }, 'dispatcher session failed');
+      if (err.code !== grpc.status.CANCELLED) this.opts.log.warn({ err: err.details || err.message, manager: addr }, 'dispatcher session failed');
     });
     call.on('close', () => {
       if (this.session !== call) return;
@@ -81,7 +111,8 @@ export class Agent {
       clearInterval(this.heartbeat);
       if (this.stopped) return;
       setTimeout(() => this.connect(), this.reconnectDelay).unref();
-      this.reconnectDelay = Math.min(this.reconnectDelay * 2, RECONNECT_MAX_MS);
+      // Backing off only once every manager has been tried: the next one is likely alive.
+      if (this.next === 0) this.reconnectDelay = Math.min(this.reconnectDelay * 2, RECONNECT_MAX_MS);
     });
   }
 
@@ -89,19 +120,31 @@ export class Agent {
     if (msg.session_id !== this.sessionId) {
       this.sessionId = msg.session_id;
       this.reconnectDelay = RECONNECT_MIN_MS;
-      this.opts.log.info({ sessionId: msg.session_id }, 'dispatcher session established');
+      this.opts.log.info({ sessionId: msg.session_id, manager: this.addr }, 'dispatcher session established');
       clearInterval(this.heartbeat);
       this.heartbeat = setInterval(() => this.sendHeartbeat(), Number(msg.heartbeat_period_ms) || 5000);
       this.heartbeat.unref();
       if (this.queue.size) void this.flush();
     }
+    if (msg.removed) return this.opts.onRemoved();
+    if (msg.managers.length) this.updateManagers(msg.managers);
+    if (msg.desired_role) this.opts.onDesiredRole(msg.desired_role);
     if (msg.assignments) this.opts.executor.setAssignments(msg.assignments.tasks, msg.assignments.registry_auth);
     if (msg.log_subscription) this.serveLogs(msg.log_subscription);
     if (msg.cancel_log_subscription) this.logReaders.get(msg.cancel_log_subscription)?.abort();
   }
 
+  /** Keeps the manager being talked to where it is in the new list, so the rotation continues from it. */
+  private updateManagers(managers: string[]): void {
+    if (managers.join(',') === this.managers.join(',')) return;
+    this.managers = [...managers];
+    const at = managers.indexOf(this.addr);
+    this.next = at >= 0 ? (at + 1) % managers.length : 0;
+    this.opts.onManagers(managers);
+  }
+
   private sendHeartbeat(): void {
-    this.client.Heartbeat({ node_id: this.opts.nodeId, session_id: this.sessionId }, (err) => {
+    this.client?.Heartbeat({ session_id: this.sessionId }, (err) => {
       if (err) this.opts.log.warn({ err: err.details }, 'heartbeat failed');
     });
   }
@@ -113,8 +156,8 @@ export class Agent {
     const batch = this.queue;
     this.queue = new Map();
     const updates: TaskStatusUpdate[] = [...batch].map(([task_id, status]) => ({ task_id, status }));
-    const req = { node_id: this.opts.nodeId, session_id: this.sessionId, updates };
-    const err = await new Promise<grpc.ServiceError | null>((resolve) => this.client.UpdateTaskStatus(req, (e) => resolve(e)));
+    const req = { session_id: this.sessionId, updates };
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => this.client!.UpdateTaskStatus(req, (e) => resolve(e)));
     this.flushing = false;
     if (err) {
       this.opts.log.warn({ err: err.details }, 'status report failed; will resend');
@@ -128,7 +171,7 @@ export class Agent {
   private serveLogs(sub: LogSubscription__Output): void {
     const abort = new AbortController();
     this.logReaders.set(sub.id, abort);
-    const stream = this.client.PublishLogs(() => undefined);
+    const stream = this.client!.PublishLogs(() => undefined);
     const send = (lines: LogLine[]) => {
       for (let i = 0; i < lines.length; i += LOG_BATCH_LINES) {
         stream.write({ subscription_id: sub.id, lines: lines.slice(i, i + LOG_BATCH_LINES) });

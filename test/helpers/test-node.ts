@@ -40,7 +40,7 @@ export class TestNode {
   /** More shoald flags, e.g. --insecure-registry. */
   daemonArgs: string[] = [];
   private proc: ChildProcess | undefined;
-  private ports: [number, number] | undefined;
+  private ports: [number, number, number] | undefined;
 
   get dataDir(): string {
     return path.join(this.dir, 'data');
@@ -48,7 +48,7 @@ export class TestNode {
 
   async start(): Promise<void> {
     if (!fs.existsSync(DAEMON)) throw new Error('dist/ is missing: run `npm run build` (npm test does it)');
-    this.ports ??= [await freePort(), await freePort()];
+    this.ports ??= [await freePort(), await freePort(), await freePort()];
     const log = fs.openSync(path.join(this.dir, 'shoald.log'), 'a');
     this.proc = spawn(
       process.execPath,
@@ -58,6 +58,7 @@ export class TestNode {
         `--socket=${this.socket}`,
         `--etcd-client-port=${this.ports[0]}`,
         `--etcd-peer-port=${this.ports[1]}`,
+        `--listen-addr=127.0.0.1:${this.ports[2]}`,
         `--cgroup-parent=${this.cgroupParent}`,
         `--runc-root=${this.runcRoot}`,
         '--log-level=debug',

@@ -9,6 +9,7 @@ import { waitForConvergence } from '../converge';
 import { ago, listingOptions, printIdsOrJson, printJson, printTable, shortId, titleCase } from '../format';
 import { applyTemplateFlags, blankSpec, collect, integer, labelMap, templateOptions } from './service-flags';
 import { credentialsForImage } from '../credentials';
+import { printTasks } from '../task-table';
 import type { RegistryAuth } from '../../gen/shoal/v1/RegistryAuth';
 
 /** --with-registry-auth: the stored credentials for the image's registry, or an error saying to log in. */
@@ -81,29 +82,7 @@ export function serviceCommand(connect: Connect): Command {
       const client = connect();
       const tasks: Task__Output[] = [];
       for (const ref of refs) tasks.push(...(await client.listTasks({ service: ref })).tasks);
-      if (printIdsOrJson(opts, tasks, (t) => t.id)) return;
-      const { nodes } = await client.listNodes();
-      const hostnames = new Map(nodes.map((n) => [n.id, n.description!.hostname]));
-      let lastSlot = '';
-      printTable(
-        ['ID', 'NAME', 'IMAGE', 'NODE', 'DESIRED STATE', 'CURRENT STATE', 'ERROR'],
-        tasks.map((t) => {
-          const slot = `${t.service_id}.${t.slot}`;
-          // As Docker does, history rows under a slot's newest task are marked with \_.
-          const name = slot === lastSlot ? ` \\_ ${taskName(t)}` : taskName(t);
-          lastSlot = slot;
-          const err = t.status!.err || t.schedule_error;
-          return [
-            opts.trunc ? shortId(t.id) : t.id,
-            name,
-            t.spec!.container!.image,
-            hostnames.get(t.node_id) ?? '',
-            titleCase(t.desired_state),
-            `${titleCase(t.status!.state)} ${ago(t.status!.timestamp)}`,
-            err ? (opts.trunc && err.length > 60 ? `"${err.slice(0, 57)}…"` : `"${err}"`) : '',
-          ];
-        }),
-      );
+      await printTasks(client, tasks, opts);
     });
 
   service

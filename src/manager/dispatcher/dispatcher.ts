@@ -8,6 +8,8 @@ import type { LogSubscription } from '../../gen/shoal/v1/LogSubscription';
 import type { PublishLogsMessage__Output } from '../../gen/shoal/v1/PublishLogsMessage';
 import type { TaskStatusUpdate__Output } from '../../gen/shoal/v1/TaskStatusUpdate';
 import { failedPrecondition, ShoalError, toServiceError, unavailable } from '../../common/errors';
+import { requireRole } from '../../ca/authz';
+import type { SessionRegistry } from './sessions';
 import type { Logger } from '../../common/logger';
 import { newId, now, rank } from '../../common/tasks';
 import type { Op, Store } from '../store/store';
@@ -29,6 +31,9 @@ interface Session {
   lastSent: string;
 }
 
+/** Only node certificates reach the dispatcher: a worker's, or a manager's own worker side. */
+const NODE_ROLES = ['worker', 'manager'] as const;
+
 export type LogListener = (msg: PublishLogsMessage__Output) => void;
 
 /**
@@ -44,12 +49,14 @@ export class Dispatcher {
 
   constructor(
     private readonly store: Store,
+    private readonly registry: SessionRegistry,
+    private readonly clusterId: string,
     private readonly log: Logger,
   ) {}
 
   async start(): Promise<void> {
     this.unwatch = await this.store.watch((kind) => {
-      if (kind === 'tasks' || kind === 'registry-auth') this.schedulePush();
+      if (kind === 'tasks' || kind === 'registry-auth' || kind === 'nodes') this.schedulePush();
     });
     this.reaper = setInterval(() => void this.expireSessions(), HEARTBEAT_PERIOD_MS);
     this.reaper.unref();
@@ -63,25 +70,45 @@ export class Dispatcher {
     this.sessions.clear();
   }
 
+  /** Every call's node is the one its certificate names, never a field of the request. */
   handlers(): DispatcherHandlers {
     return {
-      Session: (call) => void this.openSession(call),
+      Session: (call) => {
+        let nodeId: string;
+        try {
+          nodeId = requireRole(call, [...NODE_ROLES], 'the dispatcher', this.clusterId).nodeId;
+        } catch (err) {
+          return void call.destroy(Object.assign(new Error((err as Error).message), toServiceError(err)));
+        }
+        void this.openSession(nodeId, call);
+      },
       Heartbeat: (call, cb) => {
-        const s = this.sessions.get(call.request.node_id);
-        if (!s || s.id !== call.request.session_id) return cb(toServiceError(failedPrecondition('session is not current; open a new one')));
-        s.lastHeartbeat = Date.now();
-        cb(null, { period_ms: HEARTBEAT_PERIOD_MS });
+        try {
+          const s = this.currentSession(call, call.request.session_id);
+          s.lastHeartbeat = Date.now();
+          cb(null, { period_ms: HEARTBEAT_PERIOD_MS });
+        } catch (err) {
+          cb(toServiceError(err));
+        }
       },
       UpdateTaskStatus: (call, cb) => {
-        const { node_id, session_id, updates } = call.request;
-        const s = this.sessions.get(node_id);
-        if (!s || s.id !== session_id) return cb(toServiceError(failedPrecondition('session is not current; open a new one')));
-        this.applyStatus(node_id, updates).then(
+        let s: Session;
+        try {
+          s = this.currentSession(call, call.request.session_id);
+        } catch (err) {
+          return cb(toServiceError(err));
+        }
+        this.applyStatus(s.nodeId, call.request.updates).then(
           () => cb(null, {}),
           (err) => cb(toServiceError(err)),
         );
       },
       PublishLogs: (call, cb) => {
+        try {
+          requireRole(call, [...NODE_ROLES], 'the dispatcher', this.clusterId);
+        } catch (err) {
+          return cb(toServiceError(err));
+        }
         call.on('data', (msg: PublishLogsMessage__Output) => this.logListeners.get(msg.subscription_id)?.(msg));
         call.on('end', () => cb(null, {}));
         call.on('error', () => undefined);
@@ -101,13 +128,32 @@ export class Dispatcher {
     };
   }
 
-  private async openSession(call: ServerWritableStream<SessionRequest__Output, SessionMessage>): Promise<void> {
-    const { node_id: nodeId, description, addr } = call.request;
+  private currentSession(call: Parameters<typeof requireRole>[0], sessionId: string): Session {
+    const { nodeId } = requireRole(call, [...NODE_ROLES], 'the dispatcher', this.clusterId);
+    const s = this.sessions.get(nodeId);
+    if (!s || s.id !== sessionId) throw failedPrecondition('session is not current; open a new one');
+    return s;
+  }
+
+  private async openSession(nodeId: string, call: ServerWritableStream<SessionRequest__Output, SessionMessage>): Promise<void> {
+    const { description } = call.request;
+    const session: Session = { id: newId(), nodeId, call, lastHeartbeat: Date.now(), lastSent: '' };
+    const known = await this.store.get<Node__Output>('nodes', nodeId).then(
+      (n) => n !== null,
+      () => true,
+    );
+    if (!known) {
+      // A certificate outlives `node rm`: tell the node it was removed, so it stops and forgets the cluster.
+      call.write({ session_id: session.id, heartbeat_period_ms: HEARTBEAT_PERIOD_MS, removed: true, managers: [] });
+      return void call.end();
+    }
     try {
+      // Registered first, so the node is never Ready without a session some manager answers for.
+      await this.registry.open(nodeId, session.id);
       await this.markNode(nodeId, (n) => ({
         ...n,
         description: description ?? n.description,
-        status: { state: 'NODE_READY', message: '', addr, heartbeat_at: now() },
+        status: { state: 'NODE_READY', message: '', addr: peerHost(call.getPeer()) || n.status?.addr || '', heartbeat_at: now() },
       }));
     } catch (err) {
       call.destroy(err instanceof ShoalError ? Object.assign(new Error(err.message), toServiceError(err)) : (err as Error));
@@ -115,14 +161,13 @@ export class Dispatcher {
     }
     const previous = this.sessions.get(nodeId);
     previous?.call.end();
-    const session: Session = { id: newId(), nodeId, call, lastHeartbeat: Date.now(), lastSent: '' };
     this.sessions.set(nodeId, session);
     this.log.info({ nodeId, sessionId: session.id }, 'worker session opened');
     const closed = () => {
       if (this.sessions.get(nodeId) !== session) return;
       this.sessions.delete(nodeId);
       this.log.warn({ nodeId }, 'worker session closed');
-      void this.markDown(nodeId, 'session closed');
+      void this.closeSession(session, 'session closed');
     };
     call.on('cancelled', closed);
     call.on('close', closed);
@@ -144,7 +189,13 @@ export class Dispatcher {
   /** Sends every connected node its full task set if it changed since the last send. */
   private async pushAssignments(): Promise<void> {
     if (!this.sessions.size) return;
-    const [tasks, auths] = await Promise.all([this.store.list<Task__Output>('tasks'), this.store.list<StoredRegistryAuth>('registry-auth')]);
+    const [tasks, auths, nodes] = await Promise.all([
+      this.store.list<Task__Output>('tasks'),
+      this.store.list<StoredRegistryAuth>('registry-auth'),
+      this.store.list<Node__Output>('nodes'),
+    ]);
+    const managers = managerAddrs(nodes);
+    const nodeById = new Map(nodes.map((n) => [n.id, n]));
     const authOf = new Map(auths.map((a) => [a.id, a]));
     const byNode = new Map<string, Task__Output[]>();
     for (const t of tasks) if (t.node_id) byNode.set(t.node_id, [...(byNode.get(t.node_id) ?? []), t]);
@@ -156,11 +207,27 @@ export class Dispatcher {
         const a = authOf.get(t.service_id);
         if (a) registry_auth[t.service_id] = { registry: a.registry, username: a.username, password: a.password };
       }
-      // Status reports come from the worker itself; only membership, desired states and credentials are news to it.
-      const key = `${set.map((t) => `${t.id}:${t.desired_state}`).join(',')}|${Object.keys(registry_auth).map((id) => `${id}:${authOf.get(id)!.version}`).join(',')}`;
+      const node = nodeById.get(s.nodeId);
+      const desiredRole = node?.spec?.role ?? '';
+      // Status reports come from the worker itself; only membership, desired states, credentials,
+      // the manager list and the node's role are news to it.
+      const key = [
+        set.map((t) => `${t.id}:${t.desired_state}`).join(','),
+        Object.keys(registry_auth).map((id) => `${id}:${authOf.get(id)!.version}`).join(','),
+        managers.join(','),
+        desiredRole,
+        node ? '' : 'removed',
+      ].join('|');
       if (key === s.lastSent) continue;
       s.lastSent = key;
-      s.call.write({ session_id: s.id, heartbeat_period_ms: HEARTBEAT_PERIOD_MS, assignments: { tasks: set, registry_auth } });
+      s.call.write({
+        session_id: s.id,
+        heartbeat_period_ms: HEARTBEAT_PERIOD_MS,
+        assignments: { tasks: set, registry_auth },
+        managers,
+        desired_role: desiredRole,
+        removed: !node,
+      });
     }
   }
 
@@ -192,12 +259,21 @@ export class Dispatcher {
       if (s.lastHeartbeat >= deadline) continue;
       this.sessions.delete(s.nodeId);
       s.call.end();
-      await this.markDown(s.nodeId, 'heartbeat failure').catch((err) => this.log.warn({ err }, 'marking node down failed'));
+      await this.closeSession(s, 'heartbeat failure');
     }
   }
 
-  private async markDown(nodeId: string, message: string): Promise<void> {
-    await this.markNode(nodeId, (n) => ({ ...n, status: { ...n.status!, state: 'NODE_DOWN', message } }));
+  /**
+   * A session that ends marks its node down only while it is still the node's current session
+   * anywhere in the cluster: the node may already have opened a new one with another manager.
+   */
+  private async closeSession(s: Session, message: string): Promise<void> {
+    try {
+      if (!(await this.registry.close(s.nodeId, s.id))) return;
+      await this.markNode(s.nodeId, (n) => ({ ...n, status: { ...n.status!, state: 'NODE_DOWN', message } }));
+    } catch (err) {
+      this.log.warn({ err, nodeId: s.nodeId }, 'marking node down failed');
+    }
   }
 
   private async markNode(nodeId: string, change: (n: Node__Output) => Node__Output): Promise<void> {
@@ -212,4 +288,18 @@ export class Dispatcher {
       }
     }
   }
+}
+
+/** host:port of every manager's cluster endpoint, in a stable order. */
+export function managerAddrs(nodes: Node__Output[]): string[] {
+  return nodes
+    .filter((n) => n.spec?.role === 'manager' && n.manager_status?.addr)
+    .map((n) => n.manager_status!.addr)
+    .sort();
+}
+
+/** The address part of grpc-js's peer string ("1.2.3.4:5678", "[::1]:5678"). */
+function peerHost(peer: string): string {
+  const m = /^\[?([^\]]+?)\]?:\d+$/.exec(peer);
+  return m ? m[1] : '';
 }

@@ -9,10 +9,22 @@ export interface EtcdOptions {
   /** The member's data lives in <dataDir>/member; pid file and log beside it. */
   dataDir: string;
   name: string;
+  /** The address other managers reach this member at; it also serves clients on loopback. */
+  advertiseHost: string;
   clientPort: number;
   peerPort: number;
+  /** Peer and client traffic is TLS with client certificates from the cluster's etcd CA, which workers never hold. */
+  tls: EtcdTlsFiles;
+  /** Joining an existing cluster: every member as name=peerURL, this one included. Absent: a new one-member cluster. */
+  initialCluster?: string;
   binary?: string;
   log: Logger;
+}
+
+export interface EtcdTlsFiles {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
 }
 
 const CHECK_INTERVAL_MS = 1000;
@@ -32,8 +44,21 @@ export class EtcdSupervisor {
 
   constructor(private readonly opts: EtcdOptions) {}
 
+  get dataDir(): string {
+    return this.opts.dataDir;
+  }
+
   get clientUrl(): string {
-    return `http://127.0.0.1:${this.opts.clientPort}`;
+    return `https://127.0.0.1:${this.opts.clientPort}`;
+  }
+
+  /** Where other managers reach this member's client API. */
+  get advertisedClientUrl(): string {
+    return `https://${urlHost(this.opts.advertiseHost)}:${this.opts.clientPort}`;
+  }
+
+  get peerUrl(): string {
+    return `https://${urlHost(this.opts.advertiseHost)}:${this.opts.peerPort}`;
   }
 
   private get pidFile(): string {
@@ -74,17 +99,26 @@ export class EtcdSupervisor {
   }
 
   private spawn(): void {
-    const { dataDir, name, clientPort, peerPort } = this.opts;
-    const peerUrl = `http://127.0.0.1:${peerPort}`;
+    const { dataDir, name, clientPort, peerPort, tls } = this.opts;
+    const peerUrl = this.peerUrl;
+    const clientUrls = [...new Set([this.clientUrl, this.advertisedClientUrl])].join(',');
     const args = [
       `--name=${name}`,
       `--data-dir=${path.join(dataDir, 'member-data')}`,
-      `--listen-client-urls=${this.clientUrl}`,
-      `--advertise-client-urls=${this.clientUrl}`,
+      `--listen-client-urls=${clientUrls}`,
+      `--advertise-client-urls=${this.advertisedClientUrl}`,
       `--listen-peer-urls=${peerUrl}`,
       `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=${name}=${peerUrl}`,
-      '--initial-cluster-state=new',
+      `--initial-cluster=${this.opts.initialCluster ?? `${name}=${peerUrl}`}`,
+      `--initial-cluster-state=${this.opts.initialCluster ? 'existing' : 'new'}`,
+      '--client-cert-auth',
+      `--trusted-ca-file=${tls.caFile}`,
+      `--cert-file=${tls.certFile}`,
+      `--key-file=${tls.keyFile}`,
+      '--peer-client-cert-auth',
+      `--peer-trusted-ca-file=${tls.caFile}`,
+      `--peer-cert-file=${tls.certFile}`,
+      `--peer-key-file=${tls.keyFile}`,
       '--max-txn-ops=1024',
       '--log-level=warn',
       '--logger=zap',
@@ -102,12 +136,13 @@ export class EtcdSupervisor {
   }
 
   private async waitHealthy(): Promise<void> {
-    const client = new Etcd3({ hosts: this.clientUrl, dialTimeout: 1000 });
+    const client = new Etcd3({ hosts: this.clientUrl, dialTimeout: 1000, credentials: etcdCredentials(this.opts.tls) });
     const deadline = Date.now() + START_TIMEOUT_MS;
     try {
       for (;;) {
         try {
-          await client.get('/shoal/health').exec();
+          // Status is one of the few calls a learner (a joining member not yet promoted) answers.
+          await client.maintenance.status({});
           return;
         } catch (err) {
           if (!isAlive(this.pid)) throw unavailable(`etcd exited during start-up; see ${path.join(this.opts.dataDir, 'etcd.log')}`);
@@ -148,6 +183,13 @@ export class EtcdSupervisor {
     this.opts.log.info('stopped etcd member');
   }
 }
+
+/** Client credentials for the member's TLS API: shoald uses the member's own certificate. */
+export function etcdCredentials(tls: EtcdTlsFiles): { rootCertificate: Buffer; privateKey: Buffer; certChain: Buffer } {
+  return { rootCertificate: fs.readFileSync(tls.caFile), privateKey: fs.readFileSync(tls.keyFile), certChain: fs.readFileSync(tls.certFile) };
+}
+
+const urlHost = (host: string) => (host.includes(':') ? `[${host}]` : host);
 
 function isAlive(pid: number): boolean {
   if (!pid) return false;

@@ -2,7 +2,7 @@ import type { Etcd3, IKeyValue } from 'etcd3';
 import { aborted, notFound } from '../../common/errors';
 
 /** The kinds of object shoal keeps in etcd, one key prefix each. */
-export type Kind = 'cluster' | 'nodes' | 'services' | 'service-names' | 'tasks' | 'registry-auth';
+export type Kind = 'cluster' | 'nodes' | 'services' | 'service-names' | 'tasks' | 'registry-auth' | 'secrets';
 
 /** Every stored object has an id and carries its etcd mod revision as `version`. */
 export interface Versioned {

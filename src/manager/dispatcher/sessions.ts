@@ -1,0 +1,72 @@
+import type { Etcd3, Lease } from 'etcd3';
+import type { Logger } from '../../common/logger';
+
+const SESSIONS = '/shoal/v1/sessions/';
+const MANAGERS_ALIVE = '/shoal/v1/managers-alive/';
+/** A manager that stops answering loses its sessions and its presence after this long. */
+export const MANAGER_LEASE_TTL_S = 5;
+
+/**
+ * Which manager holds each node's dispatcher session, in etcd under this manager's lease: when a
+ * manager dies its lease expires and its sessions vanish, so the leader's reaper can tell a node
+ * nobody answers for (down) from a node connected elsewhere. The same lease marks the manager
+ * itself reachable.
+ */
+export class SessionRegistry {
+  private lease: Lease | undefined;
+
+  constructor(
+    private readonly etcd: Etcd3,
+    private readonly managerId: string,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    this.renewLease();
+    await this.lease!.put(`${MANAGERS_ALIVE}${this.managerId}`).value('1').exec();
+  }
+
+  private renewLease(): void {
+    const lease = this.etcd.lease(MANAGER_LEASE_TTL_S, { autoKeepAlive: true });
+    this.lease = lease;
+    lease.on('lost', (err) => {
+      if (this.lease !== lease) return;
+      this.log.warn({ err: err.message }, 'manager lease lost; taking a new one');
+      this.renewLease();
+      void this.lease!.put(`${MANAGERS_ALIVE}${this.managerId}`)
+        .value('1')
+        .exec()
+        .catch(() => undefined);
+    });
+  }
+
+  async stop(): Promise<void> {
+    const lease = this.lease;
+    this.lease = undefined;
+    await lease?.revoke().catch(() => undefined);
+  }
+
+  /** Records that this manager now holds the node's session. */
+  async open(nodeId: string, sessionId: string): Promise<void> {
+    await this.lease!.put(`${SESSIONS}${nodeId}`).value(sessionId).exec();
+  }
+
+  /** Forgets the session if it is still the node's current one; says whether it was. */
+  async close(nodeId: string, sessionId: string): Promise<boolean> {
+    const key = `${SESSIONS}${nodeId}`;
+    const res = await this.etcd.if(key, 'Value', '==', sessionId).then(this.etcd.delete().key(key)).commit();
+    return res.succeeded;
+  }
+}
+
+/** Nodes that have a session with some live manager. */
+export async function connectedNodes(etcd: Etcd3): Promise<Set<string>> {
+  const keys = await etcd.getAll().prefix(SESSIONS).keys();
+  return new Set(keys.map((k) => k.slice(SESSIONS.length)));
+}
+
+/** Managers whose shoald holds its lease: reachable. */
+export async function reachableManagers(etcd: Etcd3): Promise<Set<string>> {
+  const keys = await etcd.getAll().prefix(MANAGERS_ALIVE).keys();
+  return new Set(keys.map((k) => k.slice(MANAGERS_ALIVE.length)));
+}

@@ -1,0 +1,150 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Etcd3 } from 'etcd3';
+import type { DispatcherHandlers } from '../gen/shoal/v1/Dispatcher';
+import type { NodeCAHandlers } from '../gen/shoal/v1/NodeCA';
+import type { Logger } from '../common/logger';
+import { ClusterApi, type ClusterApiHandlers } from './cluster-api';
+import { ControlApi, type ClusterHandlers } from './control-api';
+import { Dispatcher } from './dispatcher/dispatcher';
+import { SessionRegistry } from './dispatcher/sessions';
+import { EtcdSupervisor, etcdCredentials, type EtcdTlsFiles } from './etcd/supervisor';
+import { promoteWhenCaughtUp } from './etcd/membership';
+import { Leadership } from './leader';
+import { NodeApi, type NodeHandlers } from './node-api';
+import { NodeCaApi } from './node-ca-api';
+import type { ImagePinner } from './pin-image';
+import { Store } from './store/store';
+
+export interface ManagerRoleOptions {
+  /** The etcd member's directory (data, pid file, log, TLS files). */
+  etcdDir: string;
+  nodeId: string;
+  clusterId: string;
+  /** Where other nodes reach this manager: host and host:port of its cluster endpoint. */
+  advertiseHost: string;
+  clusterAddr: string;
+  etcdClientPort: number;
+  etcdPeerPort: number;
+  /** Joining: the member list to start with, the other members' client URLs and the id to promote. */
+  join?: { initialCluster: string; clientUrls: string[]; memberId: string };
+  pinImage?: ImagePinner;
+  log: Logger;
+}
+
+/** The control API a manager serves; the daemon answers Init, Info, Join and Leave itself. */
+export type ManagerControlHandlers = ClusterHandlers & NodeHandlers & ClusterApiHandlers;
+
+/** Where a manager's etcd member keeps the certificate the etcd CA gave it. */
+export function etcdTlsFiles(etcdDir: string): EtcdTlsFiles {
+  const dir = path.join(etcdDir, 'tls');
+  return { caFile: path.join(dir, 'ca.crt'), certFile: path.join(dir, 'member.crt'), keyFile: path.join(dir, 'member.key') };
+}
+
+export function writeEtcdTls(etcdDir: string, files: { caPem: string; certPem: string; keyPem: string }): void {
+  const tls = etcdTlsFiles(etcdDir);
+  fs.mkdirSync(path.dirname(tls.caFile), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(tls.caFile, files.caPem);
+  fs.writeFileSync(tls.certFile, files.certPem);
+  fs.writeFileSync(tls.keyFile, files.keyPem, { mode: 0o600 });
+}
+
+/**
+ * Everything a manager node runs on top of its worker side: its etcd member, the store, the
+ * dispatcher for worker sessions, the control API, the node CA, and the campaign for leadership
+ * (the leader runs the control loops).
+ */
+export class ManagerRole {
+  private constructor(
+    private readonly supervisor: EtcdSupervisor,
+    readonly etcd: Etcd3,
+    readonly store: Store,
+    private readonly sessions: SessionRegistry,
+    private readonly dispatcher: Dispatcher,
+    readonly leadership: Leadership,
+    private readonly control: ControlApi,
+    private readonly nodes: NodeApi,
+    private readonly cluster: ClusterApi,
+    private readonly nodeCa: NodeCaApi,
+  ) {}
+
+  /**
+   * Starts (or adopts) the etcd member, then the manager's services. `bootstrap` runs against the
+   * store before anything serves (init writes the cluster's first objects there).
+   */
+  static async start(opts: ManagerRoleOptions, bootstrap?: (store: Store, etcd: Etcd3) => Promise<void>): Promise<ManagerRole> {
+    const tls = etcdTlsFiles(opts.etcdDir);
+    const supervisor = new EtcdSupervisor({
+      dataDir: opts.etcdDir,
+      name: opts.nodeId,
+      advertiseHost: opts.advertiseHost,
+      clientPort: opts.etcdClientPort,
+      peerPort: opts.etcdPeerPort,
+      tls,
+      initialCluster: opts.join?.initialCluster,
+      log: opts.log.child({ component: 'etcd' }),
+    });
+    await supervisor.start();
+    const credentials = etcdCredentials(tls);
+    if (opts.join) {
+      // A learner answers no client calls, so it is promoted through the members already serving.
+      const others = new Etcd3({ hosts: opts.join.clientUrls, credentials, dialTimeout: 2000 });
+      try {
+        await promoteWhenCaughtUp(others, opts.join.memberId);
+      } finally {
+        others.close();
+      }
+    }
+    // The local member first; the others keep this manager's store working while it restarts.
+    const etcd = new Etcd3({ hosts: [supervisor.clientUrl, ...(opts.join?.clientUrls ?? [])], credentials, dialTimeout: 2000 });
+    const store = new Store(etcd);
+    try {
+      await bootstrap?.(store, etcd);
+    } catch (err) {
+      etcd.close();
+      await supervisor.stop();
+      throw err;
+    }
+    const log = opts.log.child({ component: 'manager' });
+    const sessions = new SessionRegistry(etcd, opts.nodeId, log.child({ component: 'sessions' }));
+    await sessions.start();
+    const dispatcher = new Dispatcher(store, sessions, opts.clusterId, log.child({ component: 'dispatcher' }));
+    await dispatcher.start();
+    const leadership = new Leadership(etcd, store, opts.nodeId, log);
+    await leadership.start();
+    return new ManagerRole(
+      supervisor,
+      etcd,
+      store,
+      sessions,
+      dispatcher,
+      leadership,
+      new ControlApi(store, dispatcher, opts.pinImage),
+      new NodeApi(store, etcd, log.child({ component: 'nodes' })),
+      new ClusterApi(store, opts.clusterId, opts.clusterAddr),
+      new NodeCaApi(store, etcd, opts.clusterId, log.child({ component: 'ca' })),
+    );
+  }
+
+  controlHandlers(): ManagerControlHandlers {
+    return { ...this.control.handlers(), ...this.nodes.handlers(), ...this.cluster.handlers() };
+  }
+
+  dispatcherHandlers(): DispatcherHandlers {
+    return this.dispatcher.handlers();
+  }
+
+  nodeCaHandlers(): NodeCAHandlers {
+    return this.nodeCa.handlers();
+  }
+
+  /** Stops serving and campaigning and stops the etcd member; `wipe` also deletes its data (demote, leave). */
+  async stop(wipe = false): Promise<void> {
+    await this.leadership.stop();
+    await this.dispatcher.stop();
+    await this.sessions.stop();
+    this.etcd.close();
+    await this.supervisor.stop();
+    if (wipe) fs.rmSync(this.supervisor.dataDir, { recursive: true, force: true });
+  }
+}
