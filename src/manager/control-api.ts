@@ -223,9 +223,7 @@ export class ControlApi {
 
   private validate(input: ServiceSpec | null): ServiceSpec__Output {
     if (!input) throw invalidArgument('invalid service spec: spec: required');
-    const spec = validateServiceSpec(input);
-    if (spec.mode?.global) throw invalidArgument('invalid service spec: mode: global services are not supported yet; use replicated');
-    return spec;
+    return validateServiceSpec(input);
   }
 }
 
