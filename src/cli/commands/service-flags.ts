@@ -22,6 +22,21 @@ const wrap =
     }
   };
 
+/** --mode: replicated or global. */
+export function serviceMode(v: string): 'replicated' | 'global' {
+  if (v !== 'replicated' && v !== 'global') throw new InvalidArgumentError(`--mode must be replicated or global, got "${v}"`);
+  return v;
+}
+
+/** A repeatable `spread=node.labels.NAME` placement preference; the daemon checks the label part. */
+export function placementPrefs(flag: string) {
+  return (v: string, previous: string[] = []) => {
+    const m = /^spread=(.+)$/.exec(v.trim());
+    if (!m) throw new InvalidArgumentError(`${flag} must be spread=node.labels.<name>, got "${v}"`);
+    return [...previous, m[1].trim()];
+  };
+}
+
 export const bytes = (flag: string) => wrap((v) => parseBytes(v, flag));
 export const cpus = (flag: string) => wrap((v) => parseCpus(v, flag));
 export const duration = (flag: string) => wrap((v) => parseDuration(v, flag));
