@@ -8,6 +8,8 @@ import { platformMatches } from './platform';
 /** One feasibility rule. `explain` is what the user reads when no node is left. */
 export interface Filter {
   name: string;
+  /** Depends on what is placed on the node, so it is checked again after each placement there. */
+  dynamic?: boolean;
   check(task: Task__Output, node: NodeInfo): boolean;
   explain(nodesFailed: number): string;
 }
@@ -39,23 +41,26 @@ export function platformFilter(platforms: Platform__Output[]): Filter {
 export const cpuLimitFilter: Filter = {
   name: 'cpu-limit',
   check: (task, info) => (task.spec?.resources?.limits?.nano_cpus ?? 0) <= info.cpus,
-  explain: (n) => `cpu limit above the cpus of ${nodes(n)}`,
+  explain: (n) => `cpu limit exceeds the cpus of ${nodes(n)}`,
 };
 
 export const cpuFilter: Filter = {
   name: 'cpu',
+  dynamic: true,
   check: (task, info) => (task.spec?.resources?.reservations?.nano_cpus ?? 0) <= info.freeCpus,
   explain: (n) => `insufficient cpu on ${nodes(n)}`,
 };
 
 export const memoryFilter: Filter = {
   name: 'memory',
+  dynamic: true,
   check: (task, info) => (task.spec?.resources?.reservations?.memory_bytes ?? 0) <= info.freeMemory,
   explain: (n) => `insufficient memory on ${nodes(n)}`,
 };
 
 export const maxReplicasFilter: Filter = {
   name: 'max-replicas',
+  dynamic: true,
   check: (task, info) => {
     const max = task.spec?.placement?.max_replicas ?? 0;
     return max === 0 || info.tasksOf(task.service_id) < max;

@@ -59,23 +59,20 @@ export function schedule(nodes: Node__Output[], active: Task__Output[], pending:
  * Oldest first, so a service that has waited longest gets scarce capacity first.
  */
 function groupTasks(pending: Task__Output[]): Task__Output[][] {
-  const sorted = [...pending].sort(
-    (a, b) =>
-      compareIds(a.created_at, b.created_at) ||
-      compareIds(a.service_id, b.service_id) ||
-      a.spec_version - b.spec_version ||
-      a.slot - b.slot ||
-      compareIds(a.node_id, b.node_id) ||
-      compareIds(a.id, b.id),
-  );
   const groups = new Map<string, Task__Output[]>();
-  for (const t of sorted) {
+  for (const t of pending) {
     const key = `${t.service_id}\0${t.spec_version}`;
     const group = groups.get(key);
     if (group) group.push(t);
     else groups.set(key, [t]);
   }
-  return [...groups.values()];
+  const sorted = [...groups.values()];
+  for (const group of sorted) {
+    group.sort((a, b) => compareIds(a.created_at, b.created_at) || a.slot - b.slot || compareIds(a.node_id, b.node_id) || compareIds(a.id, b.id));
+  }
+  return sorted.sort(
+    (a, b) => compareIds(a[0].created_at, b[0].created_at) || compareIds(a[0].service_id, b[0].service_id) || a[0].spec_version - b[0].spec_version,
+  );
 }
 
 /** The group's filters and spread labels, or the reason they are unusable (reported for every task). */
@@ -116,13 +113,19 @@ function scheduleGroup(group: Task__Output[], infos: NodeInfo[], result: Schedul
   const failures = new Map<Filter, number>();
   const reject = (f: Filter) => failures.set(f, (failures.get(f) ?? 0) + 1);
 
-  const candidates = new Set<NodeInfo>();
+  const candidates: NodeInfo[] = [];
+  const others: NodeInfo[] = [];
   for (const info of infos) {
     const failed = failedFilter(pipeline, info, group[0]);
-    if (failed) reject(failed);
-    else candidates.add(info);
+    if (failed) {
+      reject(failed);
+      others.push(info);
+    } else {
+      candidates.push(info);
+    }
   }
-  const tree = new SpreadTree(group[0].service_id, labels, infos, (info) => candidates.has(info));
+  const tree = new SpreadTree(group[0].service_id, labels, candidates, others);
+  const recheck = pipeline.filter((f) => f.dynamic);
 
   for (let i = 0; i < group.length; i++) {
     const task = group[i];
@@ -135,7 +138,7 @@ function scheduleGroup(group: Task__Output[], infos: NodeInfo[], result: Schedul
     info.addTask(task);
     result.placements.push({ taskId: task.id, nodeId: info.id });
     // Only the chosen node's counters changed, so only it can have stopped fitting.
-    const failed = failedFilter(pipeline, info, task);
+    const failed = failedFilter(recheck, info, task);
     if (failed) reject(failed);
     tree.placed(!failed);
   }

@@ -1,6 +1,12 @@
 import { Heap } from './heap';
 import type { NodeInfo } from './node-info';
 
+/** A candidate node and its count of the service's tasks, kept here so comparisons need no lookup. */
+interface Candidate {
+  info: NodeInfo;
+  tasks: number;
+}
+
 /** Nodes that share the values of the preference labels down to this level. */
 interface Branch {
   /** The label's value; nodes without the label share the empty value. */
@@ -11,12 +17,14 @@ interface Branch {
   /** Inner branches: children with a candidate left, emptiest first. */
   branches?: Heap<Branch>;
   /** Leaves: candidate nodes, best first. */
-  nodes?: Heap<NodeInfo>;
+  nodes?: Heap<Candidate>;
 }
 
 const newBranch = (value: string): Branch => ({ value, tasks: 0, children: new Map() });
 const branchLess = (a: Branch, b: Branch) => a.tasks < b.tasks || (a.tasks === b.tasks && a.value < b.value);
 const isEmpty = (b: Branch) => (b.branches ?? b.nodes)!.size === 0;
+const nodeLess = (a: Candidate, b: Candidate) =>
+  a.tasks < b.tasks || (a.tasks === b.tasks && (a.info.totalTasks < b.info.totalTasks || (a.info.totalTasks === b.info.totalTasks && a.info.id < b.info.id)));
 
 /**
  * Swarm's placement preferences as a decision tree: each level splits the nodes by one label's
@@ -28,12 +36,12 @@ export class SpreadTree {
   private readonly root = newBranch('');
   private readonly path: Branch[] = [];
 
-  constructor(serviceId: string, labels: string[], nodes: NodeInfo[], isCandidate: (info: NodeInfo) => boolean) {
-    const candidates = new Map<Branch, NodeInfo[]>();
-    for (const info of nodes) {
+  /** `others` are the nodes that may not take the task: they only count towards their branch. */
+  constructor(serviceId: string, labels: string[], candidates: NodeInfo[], others: NodeInfo[]) {
+    const leaves = new Map<Branch, Candidate[]>();
+    const add = (info: NodeInfo, candidate: boolean) => {
       const tasks = info.tasksOf(serviceId);
       let branch = this.root;
-      branch.tasks += tasks;
       for (const label of labels) {
         const value = info.node.spec?.labels?.[label] ?? '';
         let next = branch.children.get(value);
@@ -41,23 +49,17 @@ export class SpreadTree {
         next.tasks += tasks;
         branch = next;
       }
-      if (!isCandidate(info)) continue;
-      const list = candidates.get(branch);
-      if (list) list.push(info);
-      else candidates.set(branch, [info]);
-    }
-    const nodeLess = (a: NodeInfo, b: NodeInfo) => {
-      const sa = a.tasksOf(serviceId);
-      const sb = b.tasksOf(serviceId);
-      if (sa !== sb) return sa < sb;
-      return a.totalTasks < b.totalTasks || (a.totalTasks === b.totalTasks && a.id < b.id);
+      if (!candidate) return;
+      const list = leaves.get(branch);
+      if (list) list.push({ info, tasks });
+      else leaves.set(branch, [{ info, tasks }]);
     };
+    for (const info of candidates) add(info, true);
+    // Without preferences there is one branch, and what the others hold does not matter.
+    if (labels.length) for (const info of others) add(info, false);
     const build = (branch: Branch): boolean => {
-      if (!branch.children.size) {
-        branch.nodes = new Heap(nodeLess, candidates.get(branch));
-      } else {
-        branch.branches = new Heap(branchLess, [...branch.children.values()].filter(build));
-      }
+      if (!branch.children.size) branch.nodes = new Heap(nodeLess, leaves.get(branch));
+      else branch.branches = new Heap(branchLess, [...branch.children.values()].filter(build));
       return !isEmpty(branch);
     };
     build(this.root);
@@ -73,13 +75,14 @@ export class SpreadTree {
       branch = branch.branches.peek()!;
     }
     this.path.push(branch);
-    return branch.nodes!.peek();
+    return branch.nodes!.peek()!.info;
   }
 
   /** Records that the node `next` returned took a task; `fits` says whether it can take another. */
   placed(fits: boolean): void {
     const path = this.path;
     const leaf = path[path.length - 1].nodes!;
+    leaf.peek()!.tasks++;
     if (fits) leaf.topChanged();
     else leaf.pop();
     let emptied = leaf.size === 0;
