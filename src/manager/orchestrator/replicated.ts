@@ -125,7 +125,7 @@ function groupBySlot(tasks: Task__Output[]): Map<number, Task__Output[]> {
 
 const newestFirst = (a: Task__Output, b: Task__Output) => b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id);
 
-export function withDesired(task: Task__Output, desired: Task__Output['desired_state']): Task__Output {
+function withDesired(task: Task__Output, desired: Task__Output['desired_state']): Task__Output {
   return { ...task, desired_state: desired };
 }
 
@@ -138,7 +138,7 @@ export function stopTask(task: Task__Output, plan: Plan): void {
   else plan.update.push(withDesired(task, 'SHUTDOWN'));
 }
 
-export function newTask(service: Service__Output, place: SlotPlace, restartTimes: string[], nowMs: number, delayMs: number): Task__Output {
+function newTask(service: Service__Output, place: SlotPlace, restartTimes: string[], nowMs: number, delayMs: number): Task__Output {
   const createdAt = new Date(nowMs).toISOString();
   return {
     id: newId(),
