@@ -46,6 +46,12 @@ die() {
   exit 1
 }
 
+# Exit status 3: the name or the subnet is taken (the test helper then tries others).
+taken() {
+  echo "cluster.sh: $*" >&2
+  exit 3
+}
+
 # --- layout: everything of host hN of cluster NAME is named from these two -------------------
 
 netns_of() { echo "$NAME-$1"; }
@@ -104,7 +110,7 @@ check_subnet_free() {
   local cidr
   while read -r cidr; do
     [[ -n $cidr && $cidr != default ]] || continue
-    if overlaps "$cidr"; then die "--subnet $(int2ip "$NET")/$PREFIX overlaps $cidr, which this machine already uses; choose another"; fi
+    if overlaps "$cidr"; then taken "--subnet $(int2ip "$NET")/$PREFIX overlaps $cidr, which this machine already uses; choose another"; fi
   done < <(ip -4 -o addr show | awk '{print $4}'; ip -4 route show table all | awk '$1 == "local" || $1 == "broadcast" || $1 == "unreachable" || $1 == "blackhole" || $1 == "prohibit" {print $2; next} {print $1}')
 }
 
@@ -241,14 +247,19 @@ cmd_up() {
   [[ -f $DAEMON && -f $CLI ]] || die "$ROOT/dist is missing: run deploy/setup-host.sh first"
   [[ $(id -u) == 0 ]] || die "must run as root: it makes network namespaces, links and cgroups"
 
+  local bridge_addr h i l role
   mkdir -p "$RUN_BASE" "$DATA_BASE"
   # One `up` at a time claims its name and subnet, so two clusters never get the same ones.
   exec 9>"$RUN_BASE/.lock"
   flock 9
-  [[ -e $RUN_BASE/$NAME || -e $DATA_BASE/$NAME ]] && die "a cluster named $NAME exists; run: deploy/cluster.sh down --name $NAME"
-  ip link show "$(bridge_of)" >/dev/null 2>&1 && die "a link named $(bridge_of) exists already; choose another --name"
+  [[ -e $RUN_BASE/$NAME || -e $DATA_BASE/$NAME ]] && taken "a cluster named $NAME exists; run: deploy/cluster.sh down --name $NAME"
+  for l in "$(bridge_of)" $(for ((i = 1; i <= total; i++)); do veth_of "h$i"; done); do
+    ip link show "$l" >/dev/null 2>&1 && taken "a link named $l exists already; choose another --name"
+  done
+  for ((i = 1; i <= total; i++)); do
+    [[ -e /run/netns/$(netns_of "h$i") ]] && taken "a network namespace named $(netns_of "h$i") exists already; choose another --name"
+  done
   check_subnet_free
-  local bridge_addr h i role addr
   bridge_addr=$(int2ip $((NET + (1 << (32 - PREFIX)) - 2)))
   mkdir -p "$RUN_BASE/$NAME"
   ((${#flags[@]} == 0)) || printf '%s\n' "${flags[@]}" >"$RUN_BASE/$NAME/shoald-flags"
