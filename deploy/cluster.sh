@@ -134,6 +134,7 @@ host_field() { # host column: 2 role, 3 address, 9 hostname
 
 normalise_host() {
   local h=$1
+  [[ -f $(hosts_file) ]] || die "no cluster named $NAME (run: deploy/cluster.sh up --name $NAME)"
   [[ $h =~ ^[0-9]+$ ]] && h=h$h
   [[ $h =~ ^h[0-9]+$ ]] || die "$1: a host is named h1, h2, ... (or 1, 2, ...)"
   [[ -n $(host_field "$h" 1) ]] || die "cluster $NAME has no host $h"
@@ -249,6 +250,8 @@ cmd_up() {
 
   local bridge_addr h i l role
   mkdir -p "$RUN_BASE" "$DATA_BASE"
+  # From the claim on, a failure leaves what was made so far (with the daemons' logs) for `down`.
+  trap 'if (($? != 0)) && [[ -e $RUN_BASE/$NAME/hosts ]]; then echo "cluster.sh: up failed; \`deploy/cluster.sh down --name $NAME\` removes what it made" >&2; fi' EXIT
   # One `up` at a time claims its name and subnet, so two clusters never get the same ones.
   exec 9>"$RUN_BASE/.lock"
   flock 9
@@ -362,6 +365,10 @@ cmd_down() {
   (($# == 0)) || die "down: unknown argument $1"
   local hosts h pid pids=()
   mapfile -t hosts < <(known_hosts)
+  if ((${#hosts[@]} == 0)) && [[ ! -e $RUN_BASE/$NAME && ! -e $DATA_BASE/$NAME ]] && ! ip link show "$(bridge_of)" >/dev/null 2>&1; then
+    echo "no cluster named $NAME is on this machine"
+    return 0
+  fi
   # A clean stop first (shoald stops its etcd member); what does not stop in time is killed.
   for h in "${hosts[@]}"; do
     pid=$(shoald_pid "$h")
