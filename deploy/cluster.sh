@@ -160,12 +160,15 @@ shoald_pid() { # prints the pid of h's running shoald, if there is one
   return 0
 }
 
+# True while pid runs (a zombie, dead but not yet reaped by its parent, does not count).
+running() { [[ -e /proc/$1 ]] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+
 wait_gone() { # wait_gone SECONDS PID...: true when every pid has exited in time
   local deadline=$((SECONDS + $1)) p alive
   shift
   while :; do
     alive=
-    for p in "$@"; do [[ -e /proc/$p ]] && alive=1; done
+    for p in "$@"; do running "$p" && alive=1; done
     [[ -z $alive ]] && return 0
     ((SECONDS < deadline)) || return 1
     sleep 0.1
