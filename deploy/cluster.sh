@@ -378,7 +378,12 @@ cmd_down() {
     [[ -n $pid ]] || continue
     kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
   done
-  ((${#pids[@]} == 0)) || wait_gone 15 "${pids[@]}" || echo "shoald did not stop within 15s of SIGTERM; killing it" >&2
+  if ((${#pids[@]})) && ! wait_gone 15 "${pids[@]}"; then
+    for h in "${hosts[@]}"; do
+      pid=$(shoald_pid "$h")
+      [[ -n $pid ]] && running "$pid" && echo "$h: shoald (pid $pid) did not stop within 15s of SIGTERM; killing it" >&2
+    done
+  fi
   for h in "${hosts[@]}"; do remove_host "$h" & done
   wait
   ip link del "$(bridge_of)" 2>/dev/null || true
