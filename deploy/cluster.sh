@@ -27,6 +27,7 @@ usage: deploy/cluster.sh COMMAND [--name NAME] ...
   down               stop every shoald and etcd, remove containers, mounts, cgroups,
                      namespaces, links and directories; safe to repeat
   status             hosts, their addresses and daemons, and `node ls`
+  ls                 the clusters on this machine (a test run that was killed leaves its own)
   shoal HOST ARGS... run the shoal CLI against HOST's daemon (HOST: h1 or 1)
   exec HOST CMD...   run CMD in HOST's network namespace, e.g. exec h2 busybox ping -c1 10.123.0.1
   start HOST         start HOST's shoald again
@@ -426,6 +427,11 @@ cmd_status() {
   return 0
 }
 
+cmd_ls() {
+  (($# == 0)) || die "ls: unknown argument $1"
+  ls "$RUN_BASE" "$DATA_BASE" 2>/dev/null | grep -xE '[a-z][a-z0-9]{0,9}' | sort -u || true
+}
+
 cmd_kill() {
   local h signal=TERM etcd= pids p
   h=$(normalise_host "${1:?kill: which host?}")
@@ -490,6 +496,7 @@ case $COMMAND in
   down) cmd_down "${ARGS[@]}" ;;
   status) cmd_status "${ARGS[@]}" ;;
   check) cmd_check "${ARGS[@]}" ;;
+  ls) cmd_ls "${ARGS[@]}" ;;
   shoal)
     host=$(normalise_host "${ARGS[0]:?shoal: which host?}")
     exec "$NODE" "$CLI" -H "$(sock_of "$host")" "${ARGS[@]:1}"
