@@ -176,12 +176,6 @@ wait_gone() { # wait_gone SECONDS PID...: true when every pid has exited in time
   done
 }
 
-has_flag() { # has_flag FLAG FILE.js [SUBCOMMAND]: whether this build knows FLAG
-  local flag=$1
-  shift
-  "$NODE" "$@" --help 2>/dev/null | grep -q -- "$flag"
-}
-
 # nsenter, not `ip netns exec`: that one remounts /sys in a mount namespace of its own, where
 # the cgroup tree shoald needs is not mounted.
 in_netns() { local h=$1; shift; nsenter --net="/run/netns/$(netns_of "$h")" "$@"; }
@@ -193,9 +187,8 @@ start_host() {
   mkdir -p "$(data_of "$h")" "$(run_of "$h")"
   args=(--data-dir "$(data_of "$h")" --socket "$(sock_of "$h")" --runc-root "$(runc_of "$h")"
     --cgroup-parent "$(cgroup_of "$h")" --etcd-client-port "$(etcd_client_port_of "$h")"
-    --etcd-peer-port "$(etcd_peer_port_of "$h")" --log-level debug --image-gc-high-percent 0)
-  has_flag --listen-addr "$DAEMON" && args+=(--listen-addr "$addr:$CLUSTER_PORT")
-  has_flag --hostname "$DAEMON" && args+=(--hostname "$(host_field "$h" 9)")
+    --etcd-peer-port "$(etcd_peer_port_of "$h")" --log-level debug --image-gc-high-percent 0
+    --listen-addr "$addr:$CLUSTER_PORT" --hostname "$(host_field "$h" 9)")
   mapfile -t extra <"$RUN_BASE/$NAME/shoald-flags"
   args+=("${extra[@]}")
   # As in_netns, with the marker; setsid: the daemon outlives this script.
@@ -228,6 +221,10 @@ wait_answering() { # wait_answering SECONDS HOST...
 }
 
 shoal_on() { local h=$1; shift; "$NODE" "$CLI" -H "$(sock_of "$h")" "$@"; }
+
+join_host() { # join_host HOST TOKEN MANAGER_ADDRESS
+  shoal_on "$1" join --token "$2" --advertise-addr "$(host_field "$1" 3)" "$3:$CLUSTER_PORT"
+}
 
 # --- commands -------------------------------------------------------------------------------
 
@@ -301,33 +298,23 @@ cmd_up() {
   for ((i = 1; i <= total; i++)); do start_host "h$i"; done
   local all=()
   for ((i = 1; i <= total; i++)); do all+=("h$i"); done
-  wait_answering 60 "${all[@]}"
+  wait_answering 120 "${all[@]}"
   echo "hosts up: ${all[*]} on $(int2ip "$NET")/$PREFIX (bridge $(bridge_of) $bridge_addr)"
   [[ -n $join ]] || return 0
 
-  local h1addr
+  local h1addr mtoken wtoken p joins=()
   h1addr=$(host_field h1 3)
-  if has_flag --advertise-addr "$CLI" init; then
-    shoal_on h1 init --advertise-addr "$h1addr"
-  else
-    echo "note: this build's \`shoal init\` has no --advertise-addr; plain init"
-    shoal_on h1 init
-  fi
-  if ((total > 1)); then
-    if ! has_flag --token "$CLI" join; then
-      echo "note: this build has no \`shoal join\`: h2..h$total run alone, outside the cluster"
-    else
-      local mtoken wtoken
-      mtoken=$(shoal_on h1 join-token -q manager)
-      wtoken=$(shoal_on h1 join-token -q worker)
-      for ((i = 2; i <= total; i++)); do
-        h=h$i
-        local token=$wtoken
-        [[ $(host_field "$h" 2) == manager ]] && token=$mtoken
-        shoal_on "$h" join --token "$token" --advertise-addr "$(host_field "$h" 3)" "$h1addr:$CLUSTER_PORT"
-      done
-    fi
-  fi
+  shoal_on h1 init --advertise-addr "$h1addr"
+  mtoken=$(shoal_on h1 join-token -q manager)
+  wtoken=$(shoal_on h1 join-token -q worker)
+  # Managers one at a time: each becomes a voting etcd member once it has caught up, and etcd
+  # takes one learner at a time. Workers all at once.
+  for ((i = 2; i <= managers; i++)); do join_host "h$i" "$mtoken" "$h1addr"; done
+  for ((i = managers + 1; i <= total; i++)); do
+    join_host "h$i" "$wtoken" "$h1addr" &
+    joins+=($!)
+  done
+  for p in "${joins[@]}"; do wait "$p" || die "a worker could not join (its error is above)"; done
   shoal_on h1 node ls
 }
 
@@ -509,7 +496,7 @@ case $COMMAND in
   start)
     host=$(normalise_host "${ARGS[0]:?start: which host?}")
     start_host "$host"
-    wait_answering 60 "$host"
+    wait_answering 120 "$host"
     ;;
   kill) cmd_kill "${ARGS[@]}" ;;
   cut) cmd_cut "${ARGS[@]}" ;;

@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCluster } from '../helpers/cluster';
 import { buildTestImage } from '../helpers/test-node';
 
-// The kit the cluster tests stand on (deploy/cluster.sh through TestCluster): two bare hosts,
-// each a network namespace on one bridge with its own shoald, nobody joined.
+// The kit the cluster tests stand on (deploy/cluster.sh through TestCluster): a manager and a
+// worker, each a network namespace on one bridge with its own shoald.
 let cluster: TestCluster | undefined;
 let work: string;
 
@@ -16,7 +16,7 @@ const ping = (from: number, to: number) => hosts()[from].exec('busybox', 'ping',
 
 beforeAll(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-kit-'));
-  cluster = await TestCluster.create({ managers: 2, join: false });
+  cluster = await TestCluster.create({ managers: 1, workers: 1 });
 }, 180_000);
 
 afterAll(async () => {
@@ -43,12 +43,19 @@ describe('a cluster on one machine', () => {
     expect(hosts()[0].exec('ip', '-4', 'route').stdout).not.toMatch(/default/);
   });
 
-  it('runs a shoald in every host that answers on its own socket', () => {
-    for (const h of hosts()) {
-      const info = JSON.parse(h.ok('info', '--format', 'json'));
-      expect(info.node_id).toMatch(/\S/);
-    }
-    expect(JSON.parse(hosts()[0].ok('info', '--format', 'json')).node_id).not.toBe(JSON.parse(hosts()[1].ok('info', '--format', 'json')).node_id);
+  it('runs a shoald in every host, joined into one cluster under the host’s name and address', async () => {
+    const [h1, h2] = hosts();
+    expect([h1.role, h2.role]).toEqual(['manager', 'worker']);
+    expect(JSON.parse(h2.ok('info', '--format', 'json')).manager).toBe(false);
+    type Node = { description: { hostname: string }; status: { state: string; addr: string } };
+    const nodes = await cluster!.waitFor(() => {
+      const list: Node[] = JSON.parse(h1.ok('node', 'ls', '--format', 'json'));
+      return list.length === 2 && list.every((n) => n.status.state === 'NODE_READY') && list;
+    }, { what: 'two Ready nodes' });
+    expect(nodes.map((n) => [n.description.hostname, n.status.addr]).sort()).toEqual([
+      [h1.hostname, h1.addr],
+      [h2.hostname, h2.addr],
+    ]);
   });
 
   it('cuts a host off from the others and heals it again', async () => {
@@ -64,33 +71,29 @@ describe('a cluster on one machine', () => {
     expect(a.shoal('info').code).toBe(0);
   });
 
-  it('runs a container from a shoald inside a namespace, in that host’s cgroups and runc root', async () => {
-    const h1 = hosts()[0];
-    // `init --advertise-addr` comes with the cluster work; until then a plain init.
-    const advertise = h1.shoal('init', '--help').stdout.includes('--advertise-addr');
-    h1.ok('init', ...(advertise ? ['--advertise-addr', h1.addr] : []));
+  it('runs a container on the worker, in its cgroups and runc root', async () => {
+    const [h1, h2] = hosts();
     expect(await cluster!.waitFor(() => cluster!.leader(), { what: 'a leader' })).toBe(h1);
-    h1.ok('image', 'load', buildTestImage(work));
-    h1.ok('service', 'create', '--name', 'kit', '--replicas', '1', 'shoal-test:latest', 'sleep', '1000');
-    const [id] = h1.containerIds();
-    expect(h1.containerIds()).toHaveLength(1);
-    expect(hosts()[1].containerIds()).toEqual([]);
-    expect(fs.existsSync(path.join('/sys/fs/cgroup/memory', h1.cgroupParent, id))).toBe(true);
-    expect(execFileSync('runc', ['--root', h1.runcRoot, 'state', id], { encoding: 'utf8' })).toMatch(/"status": "running"/);
+    for (const h of hosts()) h.ok('image', 'load', buildTestImage(work));
+    h1.ok('service', 'create', '--name', 'kit', '--replicas', '1', '--constraint', `node.hostname==${h2.hostname}`, 'shoal-test:latest', 'sleep', '1000');
+    const [id] = h2.containerIds();
+    expect(h2.containerIds()).toHaveLength(1);
+    expect(h1.containerIds()).toEqual([]);
+    expect(fs.existsSync(path.join('/sys/fs/cgroup/memory', h2.cgroupParent, id))).toBe(true);
+    expect(execFileSync('runc', ['--root', h2.runcRoot, 'state', id], { encoding: 'utf8' })).toMatch(/"status": "running"/);
   });
 
-  it('kills a host’s shoald and etcd, and starts it again with its containers kept', async () => {
-    const h1 = hosts()[0];
-    const before = h1.containerIds();
+  it('kills the manager’s shoald and etcd, and starts it again; the worker’s container runs on', async () => {
+    const [h1, h2] = hosts();
+    const before = h2.containerIds();
     await h1.kill('SIGKILL');
     expect(h1.shoal('info').code).not.toBe(0);
     await h1.killEtcd();
-    expect(h1.containerIds()).toEqual(before);
     await h1.start();
     await cluster!.waitFor(() => JSON.parse(h1.ok('service', 'ps', 'kit', '--format', 'json')).some((t: { status: { state: string } }) => t.status.state === 'RUNNING'), {
       what: 'the kit service running again',
     });
-    expect(h1.containerIds()).toEqual(before);
+    expect(h2.containerIds()).toEqual(before);
   });
 
   it('destroys everything it made', async () => {
