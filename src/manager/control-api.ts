@@ -8,7 +8,7 @@ import type { LogLine } from '../gen/shoal/v1/LogLine';
 import type { ServiceLogsRequest__Output } from '../gen/shoal/v1/ServiceLogsRequest';
 import { aborted, alreadyExists, invalidArgument, notFound, toServiceError, unavailable } from '../common/errors';
 import { unary } from '../common/grpc-handlers';
-import { newId, now, taskName } from '../common/tasks';
+import { newId, now, taskName, wantsRunning } from '../common/tasks';
 import type { Dispatcher } from './dispatcher/dispatcher';
 import type { Store, Versioned } from './store/store';
 import { validateServiceSpec } from './validate';
@@ -136,15 +136,18 @@ export class ControlApi {
   private async listServices() {
     const [services, tasks] = await Promise.all([this.store.list<Service__Output>('services'), this.store.list<Task__Output>('tasks')]);
     const running = new Map<string, number>();
+    // A global service wants one task per eligible node: the orchestrator keeps exactly those live.
+    const live = new Map<string, number>();
     for (const t of tasks) {
       if (t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING') running.set(t.service_id, (running.get(t.service_id) ?? 0) + 1);
+      if (wantsRunning(t.desired_state)) live.set(t.service_id, (live.get(t.service_id) ?? 0) + 1);
     }
     services.sort((a, b) => a.spec!.name.localeCompare(b.spec!.name));
     return {
       services: services.map((service) => ({
         service,
         running: running.get(service.id) ?? 0,
-        desired: service.spec!.mode!.replicated?.replicas ?? 0,
+        desired: service.spec!.mode!.global ? (live.get(service.id) ?? 0) : (service.spec!.mode!.replicated?.replicas ?? 0),
       })),
     };
   }
@@ -223,9 +226,7 @@ export class ControlApi {
 
   private validate(input: ServiceSpec | null): ServiceSpec__Output {
     if (!input) throw invalidArgument('invalid service spec: spec: required');
-    const spec = validateServiceSpec(input);
-    if (spec.mode?.global) throw invalidArgument('invalid service spec: mode: global services are not supported yet; use replicated');
-    return spec;
+    return validateServiceSpec(input);
   }
 }
 

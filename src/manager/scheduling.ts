@@ -1,15 +1,14 @@
 import type { Node__Output } from '../gen/shoal/v1/Node';
 import type { Task__Output } from '../gen/shoal/v1/Task';
-import { isTerminal, now, wantsRunning } from '../common/tasks';
-import { schedule } from '../scheduler/schedule';
+import { now } from '../common/tasks';
+import { partitionTasks, schedule } from '../scheduler/schedule';
 import type { Op, Store } from './store/store';
 
 /** One scheduler pass: places every unassigned task that wants to run, and records why others cannot be. */
 export async function schedulePending(store: Store): Promise<undefined> {
   const [nodes, tasks] = await Promise.all([store.list<Node__Output>('nodes'), store.list<Task__Output>('tasks')]);
-  const pending = tasks.filter((t) => !t.node_id && wantsRunning(t.desired_state) && !isTerminal(t.status!.state));
+  const { pending, active } = partitionTasks(tasks);
   if (!pending.length) return undefined;
-  const active = tasks.filter((t) => t.node_id && !isTerminal(t.status!.state));
   const byId = new Map(pending.map((t) => [t.id, t]));
   const { placements, unplaced } = schedule(nodes, active, pending);
 

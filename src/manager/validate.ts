@@ -8,6 +8,7 @@ import type { RestartPolicy, RestartPolicy__Output } from '../gen/shoal/v1/Resta
 import type { Placement, Placement__Output } from '../gen/shoal/v1/Placement';
 import { invalidArgument, ShoalError } from '../common/errors';
 import { parseConstraint } from '../scheduler/constraints';
+import { parseSpread } from '../scheduler/preferences';
 
 /** Docker refuses memory limits below this: the container runtime itself needs some. */
 export const MIN_MEMORY_LIMIT = 6 * 1024 * 1024;
@@ -153,5 +154,27 @@ function validatePlacement(p: Placement): Placement__Output {
       fail(`${path}.constraints[${i}]`, err.message);
     }
   });
-  return { constraints, max_replicas: nonNegativeInt(p.max_replicas, `${path}.max_replicas`) };
+  return { constraints, max_replicas: nonNegativeInt(p.max_replicas, `${path}.max_replicas`), ...validateSpreadAndPlatforms(p, path) };
+}
+
+/** Placement preferences must name a node label; a platform must say at least its os or architecture. */
+function validateSpreadAndPlatforms(p: Placement, path: string): Pick<Placement__Output, 'preferences' | 'platforms'> {
+  const preferences = (p.preferences ?? []).map((pref, i) => {
+    const spread = pref.spread ?? '';
+    try {
+      parseSpread(spread);
+    } catch (err) {
+      if (!(err instanceof ShoalError)) throw err;
+      fail(`${path}.preferences[${i}].spread`, err.message);
+    }
+    return { spread };
+  });
+  const platforms = (p.platforms ?? []).map((platform, i) => {
+    const os = platform.os ?? '';
+    const architecture = platform.architecture ?? '';
+    if (!os && !architecture) fail(`${path}.platforms[${i}]`, 'must set os or architecture');
+    if (/\s/.test(os + architecture)) fail(`${path}.platforms[${i}]`, 'must not contain whitespace');
+    return { os, architecture };
+  });
+  return { preferences, platforms };
 }

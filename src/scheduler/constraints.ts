@@ -12,7 +12,7 @@ export interface Constraint {
 }
 
 const FIXED_KEYS = ['node.id', 'node.hostname', 'node.role', 'node.platform.os', 'node.platform.arch'];
-const LABEL_PREFIX = 'node.labels.';
+export const LABEL_PREFIX = 'node.labels.';
 const KEY_HELP = `use ${FIXED_KEYS.join(', ')} or ${LABEL_PREFIX}<name>`;
 
 /** Parses `key==value` or `key!=value`; throws invalidArgument saying what is wrong. */
@@ -33,7 +33,7 @@ export function parseConstraint(text: string): Constraint {
 
 // Workers may report the CPU architecture as Node (x64), uname (x86_64) or Go/OCI (amd64) name it.
 const ARCH_ALIASES: Record<string, string> = { x64: 'amd64', x86_64: 'amd64', aarch64: 'arm64', armv7l: 'arm' };
-const normalizeArch = (arch: string): string => ARCH_ALIASES[arch.toLowerCase()] ?? arch.toLowerCase();
+export const normalizeArch = (arch: string): string => ARCH_ALIASES[arch.toLowerCase()] ?? arch.toLowerCase();
 
 function nodeValue(key: string, node: Node__Output): string | undefined {
   switch (key) {

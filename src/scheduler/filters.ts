@@ -1,11 +1,15 @@
 import type { Task__Output } from '../gen/shoal/v1/Task';
+import type { Platform__Output } from '../gen/shoal/v1/Platform';
 import { NodeState } from '../gen/shoal/v1/NodeState';
 import { constraintMatches, parseConstraint, type Constraint } from './constraints';
 import type { NodeInfo } from './node-info';
+import { platformMatches } from './platform';
 
 /** One feasibility rule. `explain` is what the user reads when no node is left. */
 export interface Filter {
   name: string;
+  /** Depends on what is placed on the node, so it is checked again after each placement there. */
+  dynamic?: boolean;
   check(task: Task__Output, node: NodeInfo): boolean;
   explain(nodesFailed: number): string;
 }
@@ -24,20 +28,39 @@ export const availabilityFilter: Filter = {
   explain: (n) => `${nodes(n)} paused or drained`,
 };
 
+export function platformFilter(platforms: Platform__Output[]): Filter {
+  return {
+    name: 'platform',
+    check: (_task, info) => platformMatches(platforms, info.node),
+    explain: (n) => `unsupported platform on ${nodes(n)}`,
+  };
+}
+
+// A limit the node cannot give even when idle can never be met there, so it is a placement
+// question rather than a runtime failure.
+export const cpuLimitFilter: Filter = {
+  name: 'cpu-limit',
+  check: (task, info) => (task.spec?.resources?.limits?.nano_cpus ?? 0) <= info.cpus,
+  explain: (n) => `cpu limit exceeds the cpus of ${nodes(n)}`,
+};
+
 export const cpuFilter: Filter = {
   name: 'cpu',
+  dynamic: true,
   check: (task, info) => (task.spec?.resources?.reservations?.nano_cpus ?? 0) <= info.freeCpus,
   explain: (n) => `insufficient cpu on ${nodes(n)}`,
 };
 
 export const memoryFilter: Filter = {
   name: 'memory',
+  dynamic: true,
   check: (task, info) => (task.spec?.resources?.reservations?.memory_bytes ?? 0) <= info.freeMemory,
   explain: (n) => `insufficient memory on ${nodes(n)}`,
 };
 
 export const maxReplicasFilter: Filter = {
   name: 'max-replicas',
+  dynamic: true,
   check: (task, info) => {
     const max = task.spec?.placement?.max_replicas ?? 0;
     return max === 0 || info.tasksOf(task.service_id) < max;
@@ -56,9 +79,21 @@ export function constraintFilter(c: Constraint): Filter {
 
 /**
  * The filters a task must pass, cheapest and static first: a node excluded by a constraint is
- * then reported as such, not as short of memory. Throws invalidArgument on a bad constraint.
+ * then reported as such, not as short of memory. Rules the task does not use are left out.
+ * Throws invalidArgument on a bad constraint.
  */
 export function pipelineFor(task: Task__Output): Filter[] {
-  const constraints = (task.spec?.placement?.constraints ?? []).map((text) => constraintFilter(parseConstraint(text)));
-  return [readyFilter, availabilityFilter, ...constraints, cpuFilter, memoryFilter, maxReplicasFilter];
+  const placement = task.spec?.placement;
+  const platforms = placement?.platforms ?? [];
+  const constraints = (placement?.constraints ?? []).map((text) => constraintFilter(parseConstraint(text)));
+  return [
+    readyFilter,
+    availabilityFilter,
+    ...(platforms.length ? [platformFilter(platforms)] : []),
+    ...constraints,
+    ...(task.spec?.resources?.limits?.nano_cpus ? [cpuLimitFilter] : []),
+    cpuFilter,
+    memoryFilter,
+    maxReplicasFilter,
+  ];
 }

@@ -1,5 +1,6 @@
 import type { Node__Output } from '../gen/shoal/v1/Node';
 import type { Task__Output } from '../gen/shoal/v1/Task';
+import { wantsRunning } from '../common/tasks';
 
 /**
  * A node plus counters of what is placed on it. Updated as each task is placed, so filters and
@@ -7,6 +8,7 @@ import type { Task__Output } from '../gen/shoal/v1/Task';
  */
 export class NodeInfo {
   private readonly perService = new Map<string, number>();
+  /** Tasks that are meant to keep running here; spread and max-replicas count these. */
   totalTasks = 0;
   reservedCpus = 0;
   reservedMemory = 0;
@@ -17,20 +19,29 @@ export class NodeInfo {
     return this.node.id;
   }
 
+  /**
+   * A task on its way out still holds its reservations until it has stopped, but no longer
+   * counts as one of its service's tasks here (as swarmkit's nodeInfo does).
+   */
   addTask(task: Task__Output): void {
-    this.perService.set(task.service_id, this.tasksOf(task.service_id) + 1);
-    this.totalTasks++;
     const r = task.spec?.resources?.reservations;
     this.reservedCpus += r?.nano_cpus ?? 0;
     this.reservedMemory += r?.memory_bytes ?? 0;
+    if (!wantsRunning(task.desired_state)) return;
+    this.perService.set(task.service_id, this.tasksOf(task.service_id) + 1);
+    this.totalTasks++;
   }
 
   tasksOf(serviceId: string): number {
     return this.perService.get(serviceId) ?? 0;
   }
 
+  get cpus(): number {
+    return this.node.description?.resources?.nano_cpus ?? 0;
+  }
+
   get freeCpus(): number {
-    return (this.node.description?.resources?.nano_cpus ?? 0) - this.reservedCpus;
+    return this.cpus - this.reservedCpus;
   }
 
   get freeMemory(): number {

@@ -1,7 +1,10 @@
 import type { Node__Output } from '../gen/shoal/v1/Node';
 import type { Task__Output } from '../gen/shoal/v1/Task';
+import { isTerminal, rank, wantsRunning } from '../common/tasks';
 import { pipelineFor, type Filter } from './filters';
 import { buildNodeInfos, type NodeInfo } from './node-info';
+import { parseSpread } from './preferences';
+import { SpreadTree } from './spread-tree';
 
 export interface Placement {
   taskId: string;
@@ -19,13 +22,35 @@ export interface ScheduleResult {
 }
 
 /**
+ * Splits a cluster's tasks into those waiting for the scheduler (wanted, not yet assigned — a
+ * global task already names its node) and those holding a node (assigned and not ended).
+ */
+export function partitionTasks(tasks: Task__Output[]): { pending: Task__Output[]; active: Task__Output[] } {
+  const pending: Task__Output[] = [];
+  const active: Task__Output[] = [];
+  for (const t of tasks) {
+    const state = t.status!.state;
+    if (rank(state) < rank('ASSIGNED')) {
+      if (wantsRunning(t.desired_state)) pending.push(t);
+    } else if (t.node_id && !isTerminal(state)) {
+      active.push(t);
+    }
+  }
+  return { pending, active };
+}
+
+/**
  * Places pending tasks on nodes. `active` are tasks already on nodes and not terminal: they
- * hold reservations and count for spread. Same input, same output.
+ * hold reservations and count for spread. A pending task that already names its node (global
+ * mode) is only checked against that node. Same input, same output.
  */
 export function schedule(nodes: Node__Output[], active: Task__Output[], pending: Task__Output[]): ScheduleResult {
-  const infos = [...buildNodeInfos(nodes, active).values()].sort((a, b) => compareIds(a.id, b.id));
+  const byId = buildNodeInfos(nodes, active);
+  const infos = [...byId.values()].sort((a, b) => compareIds(a.id, b.id));
   const result: ScheduleResult = { placements: [], unplaced: [] };
-  for (const group of groupTasks(pending)) scheduleGroup(group, infos, result);
+  // Tasks bound to one node go first: they have nowhere else to go.
+  for (const group of groupTasks(pending.filter((t) => t.node_id))) schedulePinned(group, byId, result);
+  for (const group of groupTasks(pending.filter((t) => !t.node_id))) scheduleGroup(group, infos, result);
   return result;
 }
 
@@ -34,87 +59,96 @@ export function schedule(nodes: Node__Output[], active: Task__Output[], pending:
  * Oldest first, so a service that has waited longest gets scarce capacity first.
  */
 function groupTasks(pending: Task__Output[]): Task__Output[][] {
-  const sorted = [...pending].sort(
-    (a, b) =>
-      compareIds(a.created_at, b.created_at) ||
-      compareIds(a.service_id, b.service_id) ||
-      a.spec_version - b.spec_version ||
-      a.slot - b.slot ||
-      compareIds(a.id, b.id),
-  );
   const groups = new Map<string, Task__Output[]>();
-  for (const t of sorted) {
+  for (const t of pending) {
     const key = `${t.service_id}\0${t.spec_version}`;
     const group = groups.get(key);
     if (group) group.push(t);
     else groups.set(key, [t]);
   }
-  return [...groups.values()];
+  const sorted = [...groups.values()];
+  for (const group of sorted) {
+    group.sort((a, b) => compareIds(a.created_at, b.created_at) || a.slot - b.slot || compareIds(a.node_id, b.node_id) || compareIds(a.id, b.id));
+  }
+  return sorted.sort(
+    (a, b) => compareIds(a[0].created_at, b[0].created_at) || compareIds(a[0].service_id, b[0].service_id) || a[0].spec_version - b[0].spec_version,
+  );
 }
 
-function scheduleGroup(group: Task__Output[], infos: NodeInfo[], result: ScheduleResult): void {
-  let pipeline: Filter[];
+/** The group's filters and spread labels, or the reason they are unusable (reported for every task). */
+function placementOf(group: Task__Output[], result: ScheduleResult): { pipeline: Filter[]; labels: string[] } | undefined {
   try {
-    pipeline = pipelineFor(group[0]);
+    const labels = (group[0].spec?.placement?.preferences ?? []).map((p) => parseSpread(p.spread));
+    return { pipeline: pipelineFor(group[0]), labels };
   } catch (err) {
     const reason = `invalid placement: ${(err as Error).message}`;
     for (const t of group) result.unplaced.push({ taskId: t.id, reason });
-    return;
+    return undefined;
   }
+}
+
+const failedFilter = (pipeline: Filter[], info: NodeInfo, task: Task__Output) => pipeline.find((f) => !f.check(task, info));
+
+function schedulePinned(group: Task__Output[], byId: Map<string, NodeInfo>, result: ScheduleResult): void {
+  const placement = placementOf(group, result);
+  if (!placement) return;
+  for (const task of group) {
+    const info = byId.get(task.node_id);
+    const failed = info && failedFilter(placement.pipeline, info, task);
+    if (!info) {
+      result.unplaced.push({ taskId: task.id, reason: `no suitable node (node ${task.node_id} is not in the cluster)` });
+    } else if (failed) {
+      result.unplaced.push({ taskId: task.id, reason: explain(placement.pipeline, new Map([[failed, 1]]), 1) });
+    } else {
+      info.addTask(task);
+      result.placements.push({ taskId: task.id, nodeId: info.id });
+    }
+  }
+}
+
+function scheduleGroup(group: Task__Output[], infos: NodeInfo[], result: ScheduleResult): void {
+  const placement = placementOf(group, result);
+  if (!placement) return;
+  const { pipeline, labels } = placement;
   const failures = new Map<Filter, number>();
-  const failedFilter = (info: NodeInfo, task: Task__Output) => pipeline.find((f) => !f.check(task, info));
   const reject = (f: Filter) => failures.set(f, (failures.get(f) ?? 0) + 1);
 
   const candidates: NodeInfo[] = [];
+  const others: NodeInfo[] = [];
   for (const info of infos) {
-    const failed = failedFilter(info, group[0]);
-    if (failed) reject(failed);
-    else candidates.push(info);
+    const failed = failedFilter(pipeline, info, group[0]);
+    if (failed) {
+      reject(failed);
+      others.push(info);
+    } else {
+      candidates.push(info);
+    }
   }
+  const tree = new SpreadTree(group[0].service_id, labels, candidates, others);
+  const recheck = pipeline.filter((f) => f.dynamic);
 
-  const serviceId = group[0].service_id;
   for (let i = 0; i < group.length; i++) {
     const task = group[i];
-    const best = pickBest(candidates, serviceId);
-    if (best < 0) {
+    const info = tree.next();
+    if (!info) {
       const reason = explain(pipeline, failures, infos.length);
       for (const t of group.slice(i)) result.unplaced.push({ taskId: t.id, reason });
       return;
     }
-    const info = candidates[best];
     info.addTask(task);
     result.placements.push({ taskId: task.id, nodeId: info.id });
     // Only the chosen node's counters changed, so only it can have stopped fitting.
-    const failed = failedFilter(info, task);
-    if (failed) {
-      reject(failed);
-      candidates.splice(best, 1);
-    }
+    const failed = failedFilter(recheck, info, task);
+    if (failed) reject(failed);
+    tree.placed(!failed);
   }
 }
 
-/** Spread: fewest tasks of this service, then fewest tasks overall, then lowest node id. */
-function pickBest(candidates: NodeInfo[], serviceId: string): number {
-  let best = -1;
-  let bestService = 0;
-  let bestTotal = 0;
-  for (let i = 0; i < candidates.length; i++) {
-    const c = candidates[i];
-    const service = c.tasksOf(serviceId);
-    // Candidates are sorted by id, so on a full tie the earlier one stays.
-    if (best < 0 || service < bestService || (service === bestService && c.totalTasks < bestTotal)) {
-      best = i;
-      bestService = service;
-      bestTotal = c.totalTasks;
-    }
-  }
-  return best;
-}
-
+/** Swarm's wording: the filters that excluded the most nodes first, then in pipeline order. */
 function explain(pipeline: Filter[], failures: Map<Filter, number>, nodeCount: number): string {
   if (nodeCount === 0) return 'no suitable node (no nodes in the cluster)';
-  const parts = pipeline.filter((f) => failures.has(f)).map((f) => f.explain(failures.get(f)!));
-  return `no suitable node (${parts.join('; ')})`;
+  const failed = pipeline.filter((f) => failures.has(f)).sort((a, b) => failures.get(b)! - failures.get(a)!);
+  return `no suitable node (${failed.map((f) => f.explain(failures.get(f)!)).join('; ')})`;
 }
 
 // Plain code-unit order: locale-independent, so every manager sorts alike.

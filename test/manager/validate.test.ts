@@ -37,7 +37,7 @@ describe('validateServiceSpec', () => {
           reservations: { nano_cpus: 0, memory_bytes: 0, pids: 0 },
         },
         restart_policy: { condition: 'any', delay_ms: 5000, max_attempts: 0, window_ms: 0 },
-        placement: { constraints: [], max_replicas: 0 },
+        placement: { constraints: [], max_replicas: 0, preferences: [], platforms: [] },
       },
     });
   });
@@ -59,7 +59,7 @@ describe('validateServiceSpec', () => {
     expect(out.task_template!.container).toMatchObject({ env: ['A=1', 'B='], stop_signal: 'SIGQUIT', stop_grace_period_ms: 0 });
     expect(out.task_template!.resources!.limits).toEqual({ nano_cpus: 1e9, memory_bytes: 64 * MiB, pids: 0 });
     expect(out.task_template!.restart_policy).toEqual({ condition: 'on-failure', delay_ms: 100, max_attempts: 3, window_ms: 60_000 });
-    expect(out.task_template!.placement).toEqual({ constraints: ['node.labels.zone==a'], max_replicas: 2 });
+    expect(out.task_template!.placement).toEqual({ constraints: ['node.labels.zone==a'], max_replicas: 2, preferences: [], platforms: [] });
   });
 
   it('keeps an explicit restart delay of 0, unlike an absent one', () => {

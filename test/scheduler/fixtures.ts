@@ -43,17 +43,27 @@ export interface TaskOpts {
   memory?: number;
   constraints?: string[];
   maxReplicas?: number;
+  /** Spread label names, e.g. ['zone'] for spread=node.labels.zone. */
+  spread?: string[];
+  platforms?: { os?: string; architecture?: string }[];
+  limitCpus?: number;
+  desired?: TaskState__Output;
 }
 
 export function task(id: string, o: TaskOpts = {}): Task__Output {
   const spec: TaskSpec__Output = {
     container: null,
     resources: {
-      limits: null,
+      limits: { nano_cpus: o.limitCpus ?? 0, memory_bytes: 0, pids: 0 },
       reservations: { nano_cpus: o.cpus ?? 0, memory_bytes: o.memory ?? 0, pids: 0 },
     },
     restart_policy: null,
-    placement: { constraints: o.constraints ?? [], max_replicas: o.maxReplicas ?? 0 },
+    placement: {
+      constraints: o.constraints ?? [],
+      max_replicas: o.maxReplicas ?? 0,
+      preferences: (o.spread ?? []).map((label) => ({ spread: `node.labels.${label}` })),
+      platforms: (o.platforms ?? []).map((p) => ({ os: p.os ?? '', architecture: p.architecture ?? '' })),
+    },
   };
   return {
     id,
@@ -64,7 +74,7 @@ export function task(id: string, o: TaskOpts = {}): Task__Output {
     node_id: o.node ?? '',
     spec_version: o.specVersion ?? 1,
     spec,
-    desired_state: 'RUNNING',
+    desired_state: o.desired ?? 'RUNNING',
     status: { state: o.state ?? (o.node ? 'RUNNING' : 'PENDING'), timestamp: '', message: '', err: '', container: null },
     created_at: '2024-01-01T00:00:00.000Z',
     start_after: '',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { schedule } from '../../src/scheduler/schedule';
+import { partitionTasks, schedule } from '../../src/scheduler/schedule';
 import { GiB, node, task, tasks } from './fixtures';
 
 const countBy = (placements: { nodeId: string }[]) => {
@@ -153,5 +153,90 @@ describe('schedule', () => {
     expect(unplaced).toEqual([]);
     expect(placements).toHaveLength(5000);
     expect(Math.max(...Object.values(countBy(placements)))).toBeLessThanOrEqual(6);
+  });
+
+  it('explains by filter, the one that excluded the most nodes first', () => {
+    const nodes = [
+      node('a', { labels: { zone: 'a' }, memory: GiB }),
+      node('b', { labels: { zone: 'b' }, memory: GiB }),
+      node('c', { memory: GiB }),
+      node('c1', { labels: { zone: 'c' } }),
+      node('c2', { labels: { zone: 'c' } }),
+    ];
+    const { unplaced } = schedule(nodes, [], tasks(1, { memory: 2 * GiB, constraints: ['node.labels.zone!=c'] }));
+    expect(unplaced).toEqual([
+      { taskId: 't-1', reason: 'no suitable node (insufficient memory on 3 nodes; constraint node.labels.zone!=c not satisfied on 2 nodes)' },
+    ]);
+  });
+
+  it('explains a platform no node has and a cpu limit no node can give', () => {
+    const nodes = [node('a', { arch: 'arm64' }), node('b', { cpus: 2e9 }), node('c', { cpus: 2e9 })];
+    expect(schedule(nodes, [], tasks(1, { platforms: [{ os: 'linux', architecture: 'amd64' }], limitCpus: 4e9 })).unplaced[0].reason).toBe(
+      'no suitable node (cpu limit exceeds the cpus of 2 nodes; unsupported platform on 1 node)',
+    );
+    expect(schedule(nodes, [], tasks(1, { platforms: [{ architecture: 'arm64' }] })).placements).toEqual([{ taskId: 't-1', nodeId: 'a' }]);
+    expect(schedule(nodes, [], tasks(1, { limitCpus: 2e9 })).placements).toHaveLength(1);
+  });
+
+  it('reports a spread preference that does not parse', () => {
+    const bad = task('t-1');
+    bad.spec!.placement!.preferences = [{ spread: 'node.hostname' }];
+    expect(schedule([node('a')], [], [bad]).unplaced).toEqual([
+      { taskId: 't-1', reason: 'invalid placement: "node.hostname" does not name a node label: use node.labels.<name>' },
+    ]);
+  });
+
+  it('places a task that fitted nowhere once a node that fits joins', () => {
+    const pending = tasks(1, { memory: 4 * GiB });
+    expect(schedule([node('a', { memory: 2 * GiB })], [], pending).unplaced[0].reason).toBe('no suitable node (insufficient memory on 1 node)');
+    expect(schedule([node('a', { memory: 2 * GiB }), node('b')], [], pending).placements).toEqual([{ taskId: 't-1', nodeId: 'b' }]);
+  });
+
+  describe('a task that names its node (global mode)', () => {
+    const pinned = (id: string, nodeId: string, o: Parameters<typeof task>[1] = {}) => task(id, { service: 'agent', node: nodeId, state: 'PENDING', ...o });
+
+    it('goes to that node only, never to a better one', () => {
+      const active = [task('busy1', { service: 'other', node: 'a' }), task('busy2', { service: 'other', node: 'a' })];
+      const { placements } = schedule([node('a'), node('b')], active, [pinned('g-a', 'a'), pinned('g-b', 'b')]);
+      expect(placements).toEqual([
+        { taskId: 'g-a', nodeId: 'a' },
+        { taskId: 'g-b', nodeId: 'b' },
+      ]);
+    });
+
+    it('stays pending with the reason its node does not fit', () => {
+      const nodes = [node('a', { memory: GiB }), node('b', { availability: 'pause' }), node('c', { state: 'NODE_DOWN' }), node('d', { labels: { zone: 'x' } })];
+      const pending = ['a', 'b', 'c', 'd', 'gone'].map((n) => pinned(`g-${n}`, n, { memory: 2 * GiB, constraints: ['node.labels.zone!=x'] }));
+      expect(schedule(nodes, [], pending).unplaced).toEqual([
+        { taskId: 'g-a', reason: 'no suitable node (insufficient memory on 1 node)' },
+        { taskId: 'g-b', reason: 'no suitable node (1 node paused or drained)' },
+        { taskId: 'g-c', reason: 'no suitable node (1 node not ready)' },
+        { taskId: 'g-d', reason: 'no suitable node (constraint node.labels.zone!=x not satisfied on 1 node)' },
+        { taskId: 'g-gone', reason: 'no suitable node (node gone is not in the cluster)' },
+      ]);
+    });
+
+    it('takes capacity before tasks that could go anywhere', () => {
+      const early = { ...task('r-1', { service: 'web', memory: 2 * GiB }), created_at: '2023-01-01T00:00:00.000Z' };
+      const { placements, unplaced } = schedule([node('a', { memory: 2 * GiB })], [], [early, pinned('g-a', 'a', { memory: 2 * GiB })]);
+      expect(placements).toEqual([{ taskId: 'g-a', nodeId: 'a' }]);
+      expect(unplaced).toEqual([{ taskId: 'r-1', reason: 'no suitable node (insufficient memory on 1 node)' }]);
+    });
+  });
+
+  it('takes as pending the wanted tasks not yet assigned, and as active those holding a node', () => {
+    const all = [
+      task('unassigned'),
+      task('pinned', { node: 'a', state: 'PENDING' }),
+      task('assigned', { node: 'a', state: 'ASSIGNED' }),
+      task('running', { node: 'a' }),
+      task('stopping', { node: 'a', desired: 'SHUTDOWN' }),
+      task('failed', { node: 'a', state: 'FAILED' }),
+      task('cancelled', { desired: 'SHUTDOWN' }),
+      task('delayed', { desired: 'READY' }),
+    ];
+    const { pending, active } = partitionTasks(all);
+    expect(pending.map((t) => t.id)).toEqual(['unassigned', 'pinned', 'delayed']);
+    expect(active.map((t) => t.id)).toEqual(['assigned', 'running', 'stopping']);
   });
 });

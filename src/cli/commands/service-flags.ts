@@ -22,6 +22,21 @@ const wrap =
     }
   };
 
+/** --mode: replicated or global. */
+export function serviceMode(v: string): 'replicated' | 'global' {
+  if (v !== 'replicated' && v !== 'global') throw new InvalidArgumentError(`--mode must be replicated or global, got "${v}"`);
+  return v;
+}
+
+/** A repeatable `spread=node.labels.NAME` placement preference; the daemon checks the label part. */
+export function placementPrefs(flag: string) {
+  return (v: string, previous: string[] = []) => {
+    const m = /^spread=(.+)$/.exec(v.trim());
+    if (!m) throw new InvalidArgumentError(`${flag} must be spread=node.labels.<name>, got "${v}"`);
+    return [...previous, m[1].trim()];
+  };
+}
+
 export const bytes = (flag: string) => wrap((v) => parseBytes(v, flag));
 export const cpus = (flag: string) => wrap((v) => parseCpus(v, flag));
 export const duration = (flag: string) => wrap((v) => parseDuration(v, flag));
@@ -98,7 +113,7 @@ export function blankSpec(): ServiceSpec__Output {
       container: { image: '', command: [], args: [], env: [], dir: '', user: '', hostname: '', stop_signal: '', labels: {} },
       resources: { limits: { nano_cpus: 0, memory_bytes: 0, pids: 0 }, reservations: { nano_cpus: 0, memory_bytes: 0, pids: 0 } },
       restart_policy: { condition: 'any', max_attempts: 0, window_ms: 0 },
-      placement: { constraints: [], max_replicas: 0 },
+      placement: { constraints: [], max_replicas: 0, preferences: [], platforms: [] },
     },
   };
 }

@@ -7,7 +7,7 @@ import { taskName } from '../../common/tasks';
 import type { Client } from '../client';
 import { waitForConvergence } from '../converge';
 import { ago, listingOptions, printIdsOrJson, printJson, printTable, shortId, titleCase } from '../format';
-import { applyTemplateFlags, blankSpec, collect, integer, labelMap, templateOptions } from './service-flags';
+import { applyTemplateFlags, blankSpec, collect, integer, labelMap, placementPrefs, serviceMode, templateOptions } from './service-flags';
 import { credentialsForImage } from '../credentials';
 import { printTasks } from '../task-table';
 import type { RegistryAuth } from '../../gen/shoal/v1/RegistryAuth';
@@ -35,10 +35,12 @@ export function serviceCommand(connect: Connect): Command {
       .argument('<image>', 'image reference, e.g. shoal-test:latest')
       .argument('[command...]', 'command and arguments (replace the image CMD)')
       .requiredOption('--name <name>', 'service name')
-      .option('--replicas <n>', 'number of tasks', integer('--replicas'), 1)
+      .option('--mode <mode>', 'replicated (a number of tasks) or global (one task per node)', serviceMode, 'replicated')
+      .option('--replicas <n>', 'number of tasks (default 1)', integer('--replicas'))
       .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect, [])
       .option('--entrypoint <cmd>', 'replace the image ENTRYPOINT (space-separated)')
       .option('--constraint <expr>', 'placement constraint, e.g. node.hostname==a (repeatable)', collect, [])
+      .option('--placement-pref <pref>', 'spread=node.labels.NAME: spread tasks over the label’s values (repeatable)', placementPrefs('--placement-pref'), [])
       .option('-l, --label <KEY=VALUE>', 'service label (repeatable)', collect, [])
       .option('--container-label <KEY=VALUE>', 'container label (repeatable)', collect, [])
       .option('--with-registry-auth', 'send the credentials of `shoal login` for the image’s registry to the nodes that pull it')
@@ -51,7 +53,13 @@ export function serviceCommand(connect: Connect): Command {
       const spec = blankSpec();
       spec.name = opts.name;
       spec.labels = labelMap(opts.label);
-      spec.mode = { mode: 'replicated', replicated: { replicas: opts.replicas } };
+      if (opts.mode === 'global') {
+        if (opts.replicas !== undefined) throw invalidArgument('--replicas can only be used with replicated mode');
+        if (opts.replicasMaxPerNode !== undefined) throw invalidArgument('--replicas-max-per-node can only be used with replicated mode');
+        spec.mode = { mode: 'global', global: {} };
+      } else {
+        spec.mode = { mode: 'replicated', replicated: { replicas: opts.replicas ?? 1 } };
+      }
       const c = spec.task_template!.container!;
       c.image = image;
       c.args = command;
@@ -59,6 +67,7 @@ export function serviceCommand(connect: Connect): Command {
       c.labels = labelMap(opts.containerLabel);
       if (opts.entrypoint !== undefined) c.command = opts.entrypoint.split(/\s+/).filter(Boolean);
       spec.task_template!.placement!.constraints = opts.constraint;
+      spec.task_template!.placement!.preferences = opts.placementPref.map((spread: string) => ({ spread }));
       applyTemplateFlags(spec, opts);
       const { service: created, warnings } = await client.createService({ spec, registry_auth: registryAuth(image, !!opts.withRegistryAuth) });
       printWarnings(warnings);
@@ -72,7 +81,13 @@ export function serviceCommand(connect: Connect): Command {
       if (printIdsOrJson(opts, services, (s) => s.service!.id, (s) => ({ ...s.service, running: s.running, desired: s.desired }))) return;
       printTable(
         ['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE'],
-        services.map(({ service: s, running, desired }) => [shortId(s!.id), s!.spec!.name, 'replicated', `${running}/${desired}`, s!.spec!.task_template!.container!.image]),
+        services.map(({ service: s, running, desired }) => [
+          shortId(s!.id),
+          s!.spec!.name,
+          s!.spec!.mode!.global ? 'global' : 'replicated',
+          `${running}/${desired}`,
+          s!.spec!.task_template!.container!.image,
+        ]),
       );
     });
 
@@ -115,6 +130,7 @@ export function serviceCommand(connect: Connect): Command {
       });
       for (const { ref, replicas } of wanted) {
         const s = await updateWithRetry(client, ref, (spec) => {
+          if (spec.mode!.global) throw invalidArgument(`${spec.name}: scale can only be used with replicated mode`);
           spec.mode = { mode: 'replicated', replicated: { replicas } };
         });
         process.stdout.write(`${s.spec!.name} scaled to ${replicas}\n`);
@@ -134,6 +150,8 @@ export function serviceCommand(connect: Connect): Command {
       .option('--env-rm <KEY>', 'remove an environment variable (repeatable)', collect, [])
       .option('--constraint-add <expr>', 'add a placement constraint (repeatable)', collect, [])
       .option('--constraint-rm <expr>', 'remove a placement constraint (repeatable)', collect, [])
+      .option('--placement-pref-add <pref>', 'add a spread=node.labels.NAME preference (repeatable)', placementPrefs('--placement-pref-add'), [])
+      .option('--placement-pref-rm <pref>', 'remove a spread=node.labels.NAME preference (repeatable)', placementPrefs('--placement-pref-rm'), [])
       .option('--with-registry-auth', 'send the credentials of `shoal login` for the image’s registry to the nodes that pull it')
       .option('-d, --detach', 'return at once instead of waiting for convergence')
       .option('-q, --quiet', 'print only the service ID'),
@@ -143,13 +161,20 @@ export function serviceCommand(connect: Connect): Command {
     const s = await updateWithRetry(client, ref, (spec) => {
       const c = spec.task_template!.container!;
       if (opts.withRegistryAuth) auth = registryAuth(opts.image ?? c.image, true);
-      if (opts.replicas !== undefined) spec.mode = { mode: 'replicated', replicated: { replicas: opts.replicas } };
+      if (opts.replicas !== undefined) {
+        if (spec.mode!.global) throw invalidArgument('--replicas can only be used with replicated mode');
+        spec.mode = { mode: 'replicated', replicated: { replicas: opts.replicas } };
+      }
       if (opts.image !== undefined) c.image = opts.image;
       if (opts.args !== undefined) c.args = opts.args.split(/\s+/).filter(Boolean);
       const removed = new Set<string>([...opts.envRm, ...opts.envAdd.map((e: string) => e.split('=', 1)[0])]);
       c.env = [...c.env.filter((e) => !removed.has(e.split('=', 1)[0])), ...opts.envAdd];
       const p = spec.task_template!.placement!;
       p.constraints = [...p.constraints.filter((x) => !opts.constraintRm.includes(x)), ...opts.constraintAdd];
+      p.preferences = [
+        ...p.preferences.filter((x) => !opts.placementPrefRm.includes(x.spread)),
+        ...opts.placementPrefAdd.map((spread: string) => ({ spread })),
+      ];
       applyTemplateFlags(spec, opts);
     }, () => auth);
     process.stdout.write(`${s.id}\n`);

@@ -1,17 +1,25 @@
+import type { Node__Output } from '../../gen/shoal/v1/Node';
 import type { Service__Output } from '../../gen/shoal/v1/Service';
 import type { Task__Output } from '../../gen/shoal/v1/Task';
 import type { Op, Store } from '../store/store';
-import { reconcileOrphanedTasks, reconcileReplicated, type Plan } from './replicated';
+import { reconcileGlobal } from './global';
+import { reconcileOrphanedTasks, reconcileReplicatedOnNodes, type Plan } from './replicated';
 
 /** One orchestrator pass over every service: returns when it next needs to run, if it has a deadline. */
 export async function orchestrate(store: Store): Promise<number | undefined> {
-  const [services, tasks] = await Promise.all([store.list<Service__Output>('services'), store.list<Task__Output>('tasks')]);
+  const [services, tasks, nodes] = await Promise.all([
+    store.list<Service__Output>('services'),
+    store.list<Task__Output>('tasks'),
+    store.list<Node__Output>('nodes'),
+  ]);
   const byService = new Map<string, Task__Output[]>(services.map((s) => [s.id, []]));
   const orphans: Task__Output[] = [];
   for (const t of tasks) (byService.get(t.service_id) ?? orphans).push(t);
 
   const now = Date.now();
-  const plans: Plan[] = services.map((s) => reconcileReplicated(s, byService.get(s.id)!, now));
+  const plans: Plan[] = services.map((s) =>
+    s.spec!.mode!.global ? reconcileGlobal(s, nodes, byService.get(s.id)!, now) : reconcileReplicatedOnNodes(s, byService.get(s.id)!, nodes, now),
+  );
   plans.push(reconcileOrphanedTasks(orphans));
 
   const ops: Op[] = [];

@@ -1,7 +1,8 @@
+import type { Node__Output } from '../../gen/shoal/v1/Node';
 import type { Service__Output } from '../../gen/shoal/v1/Service';
 import type { Task__Output } from '../../gen/shoal/v1/Task';
 import type { RestartPolicy__Output } from '../../gen/shoal/v1/RestartPolicy';
-import { isTerminal, newId, wantsRunning } from '../../common/tasks';
+import { isTerminal, newId, rank, wantsRunning } from '../../common/tasks';
 
 /** Tasks kept per slot, current one included, so `service ps` shows recent history (Swarm keeps 5). */
 export const TASK_HISTORY_LIMIT = 5;
@@ -29,37 +30,54 @@ export function reconcileReplicated(service: Service__Output, tasks: Task__Outpu
   for (let slot = 1; slot <= replicas; slot++) if (!slots.has(slot)) slots.set(slot, []);
 
   for (const [slot, slotTasks] of slots) {
-    const live = slotTasks.filter((t) => wantsRunning(t.desired_state)).sort(newestFirst);
-    // More than one live task can only come from a crash between writes; the newest wins.
-    for (const extra of live.slice(1)) plan.update.push(withDesired(extra, 'SHUTDOWN'));
-    const current = live[0];
-
     if (slot > replicas) {
       // A slot scaled away keeps no history: its tasks go once they have stopped, as Swarm's reaper does.
-      if (current) plan.update.push(withDesired(current, 'SHUTDOWN'));
+      for (const t of slotTasks) if (wantsRunning(t.desired_state)) stopTask(t, plan);
       plan.remove.push(...slotTasks.filter((t) => isTerminal(t.status!.state) && !wantsRunning(t.desired_state)));
-      continue;
-    } else if (!current) {
-      plan.create.push(newTask(service, slot, [], nowMs, 0));
-    } else if (current.spec_version < service.spec_version) {
-      plan.update.push(withDesired(current, 'SHUTDOWN'));
-      plan.create.push(newTask(service, slot, [], nowMs, 0));
-    } else if (isTerminal(current.status!.state) && current.desired_state === 'RUNNING') {
-      const policy = service.spec!.task_template!.restart_policy!;
-      const history = restartsInWindow(current, policy, nowMs);
-      if (shouldRestart(current, policy, history.length)) {
-        plan.update.push(withDesired(current, 'SHUTDOWN'));
-        plan.create.push(newTask(service, slot, [...history, new Date(nowMs).toISOString()], nowMs, policy.delay_ms ?? 0));
-      }
-    } else if (current.desired_state === 'READY') {
-      const startAt = Date.parse(current.start_after) || 0;
-      if (startAt <= nowMs) plan.update.push(withDesired(current, 'RUNNING'));
-      else plan.wakeAt = Math.min(plan.wakeAt ?? Infinity, startAt);
+    } else {
+      reconcileSlot(service, slotTasks, nowMs, plan, { slot, nodeId: '' });
     }
-
-    plan.remove.push(...expiredHistory(slotTasks, plan));
   }
   return plan;
+}
+
+/** Where a slot's tasks go: a replicated slot number, or (global mode) slot 0 on one node. */
+export interface SlotPlace {
+  slot: number;
+  nodeId: string;
+}
+
+/**
+ * Keeps one live task in a slot: creates it when missing, replaces it when its spec is old or
+ * it ended and the restart policy restarts it, starts it when its restart delay has passed, and
+ * trims the slot's history. Adds to `plan`.
+ */
+export function reconcileSlot(service: Service__Output, slotTasks: Task__Output[], nowMs: number, plan: Plan, place: SlotPlace): void {
+  const live = slotTasks.filter((t) => wantsRunning(t.desired_state)).sort(newestFirst);
+  // More than one live task can only come from a crash between writes; the newest wins.
+  for (const extra of live.slice(1)) stopTask(extra, plan);
+  const current = live[0];
+  const created = plan.create.length;
+
+  if (!current) {
+    plan.create.push(newTask(service, place, [], nowMs, 0));
+  } else if (current.spec_version < service.spec_version) {
+    stopTask(current, plan);
+    plan.create.push(newTask(service, place, [], nowMs, 0));
+  } else if (isTerminal(current.status!.state) && current.desired_state === 'RUNNING') {
+    const policy = service.spec!.task_template!.restart_policy!;
+    const history = restartsInWindow(current, policy, nowMs);
+    if (shouldRestart(current, policy, history.length)) {
+      plan.update.push(withDesired(current, 'SHUTDOWN'));
+      plan.create.push(newTask(service, place, [...history, new Date(nowMs).toISOString()], nowMs, policy.delay_ms ?? 0));
+    }
+  } else if (current.desired_state === 'READY') {
+    const startAt = Date.parse(current.start_after) || 0;
+    if (startAt <= nowMs) plan.update.push(withDesired(current, 'RUNNING'));
+    else plan.wakeAt = Math.min(plan.wakeAt ?? Infinity, startAt);
+  }
+
+  plan.remove.push(...expiredHistory(slotTasks, plan, plan.create.length - created));
 }
 
 /**
@@ -69,7 +87,7 @@ export function reconcileReplicated(service: Service__Output, tasks: Task__Outpu
 export function reconcileOrphanedTasks(tasks: Task__Output[]): Plan {
   const plan: Plan = { create: [], update: [], remove: [] };
   for (const t of tasks) {
-    if (isTerminal(t.status!.state) || !t.node_id) plan.remove.push(t);
+    if (isTerminal(t.status!.state) || neverAssigned(t)) plan.remove.push(t);
     else if (t.desired_state !== 'REMOVE') plan.update.push(withDesired(t, 'REMOVE'));
   }
   return plan;
@@ -87,9 +105,8 @@ function restartsInWindow(task: Task__Output, policy: RestartPolicy__Output, now
 }
 
 /** Ended tasks beyond the per-slot history limit, oldest first; never the slot's live task. */
-function expiredHistory(slotTasks: Task__Output[], plan: Plan): Task__Output[] {
+function expiredHistory(slotTasks: Task__Output[], plan: Plan, newInSlot: number): Task__Output[] {
   const shuttingDown = new Set(plan.update.filter((t) => !wantsRunning(t.desired_state)).map((t) => t.id));
-  const newInSlot = plan.create.filter((t) => t.slot === slotTasks[0]?.slot).length;
   const sorted = [...slotTasks].sort(newestFirst);
   return sorted
     .slice(Math.max(0, TASK_HISTORY_LIMIT - newInSlot))
@@ -112,15 +129,24 @@ function withDesired(task: Task__Output, desired: Task__Output['desired_state'])
   return { ...task, desired_state: desired };
 }
 
-function newTask(service: Service__Output, slot: number, restartTimes: string[], nowMs: number, delayMs: number): Task__Output {
+/** A task no node was ever given (global tasks name their node before that) can just go. */
+const neverAssigned = (t: Task__Output) => rank(t.status!.state) < rank('ASSIGNED');
+
+/** Stops a task: deleted if it never reached a node, which would otherwise never report it ended. */
+export function stopTask(task: Task__Output, plan: Plan): void {
+  if (neverAssigned(task)) plan.remove.push(task);
+  else plan.update.push(withDesired(task, 'SHUTDOWN'));
+}
+
+function newTask(service: Service__Output, place: SlotPlace, restartTimes: string[], nowMs: number, delayMs: number): Task__Output {
   const createdAt = new Date(nowMs).toISOString();
   return {
     id: newId(),
     version: 0,
     service_id: service.id,
     service_name: service.spec!.name,
-    slot,
-    node_id: '',
+    slot: place.slot,
+    node_id: place.nodeId,
     spec_version: service.spec_version,
     spec: service.spec!.task_template,
     desired_state: delayMs > 0 ? 'READY' : 'RUNNING',
@@ -130,4 +156,33 @@ function newTask(service: Service__Output, slot: number, restartTimes: string[],
     schedule_error: '',
     restart_times: restartTimes,
   };
+}
+
+/**
+ * reconcileReplicated on a cluster: first releases the tasks of nodes that can no longer run
+ * them, so their slots get new tasks elsewhere. A task whose node is down or removed is
+ * orphaned (observed ORPHANED, desired SHUTDOWN): nothing will report on it, and when a down
+ * node comes back its agent stops it. A task on a drained node is asked to shut down, and its
+ * agent reports when it has. Neither counts as live again, so the service never settles with
+ * more than its replicas.
+ */
+export function reconcileReplicatedOnNodes(service: Service__Output, tasks: Task__Output[], nodes: Node__Output[], nowMs: number): Plan {
+  const nodeById = new Map(nodes.map((n) => [n.id, n]));
+  const released = new Map<string, Task__Output>();
+  for (const t of tasks) {
+    if (!t.node_id || !wantsRunning(t.desired_state) || isTerminal(t.status!.state)) continue;
+    const node = nodeById.get(t.node_id);
+    if (!node || node.status?.state === 'NODE_DOWN') released.set(t.id, orphaned(t, node ? 'its node is down' : 'its node was removed', nowMs));
+    else if (node.spec?.availability === 'drain') released.set(t.id, withDesired(t, 'SHUTDOWN'));
+  }
+  const plan = reconcileReplicated(service, released.size ? tasks.map((t) => released.get(t.id) ?? t) : tasks, nowMs);
+  // One transaction may not both change and delete a key: a released task the history drops just goes.
+  const removed = new Set(plan.remove.map((t) => t.id));
+  plan.update.unshift(...[...released.values()].filter((t) => !removed.has(t.id)));
+  return plan;
+}
+
+function orphaned(task: Task__Output, why: string, nowMs: number): Task__Output {
+  const status = { ...task.status!, state: 'ORPHANED' as const, timestamp: new Date(nowMs).toISOString(), message: `task orphaned: ${why}`, err: '' };
+  return { ...task, desired_state: 'SHUTDOWN', status };
 }
