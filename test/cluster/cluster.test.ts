@@ -60,7 +60,8 @@ afterAll(async () => {
   await cluster?.destroy();
 }, 180_000);
 
-describe('a cluster of 3 managers and 2 workers', () => {
+// Each scenario waits on a real cluster converging; on a loaded 2-core machine that takes minutes.
+describe('a cluster of 3 managers and 2 workers', { timeout: 300_000 }, () => {
   it('lists every node Ready, one leader and two reachable managers', async () => {
     const list = await cluster.waitFor(() => {
       const ns = nodes();
@@ -166,7 +167,7 @@ describe('a cluster of 3 managers and 2 workers', () => {
   });
 });
 
-describe('security', () => {
+describe('security', { timeout: 300_000 }, () => {
   const controlClient = (host: TestHost, creds: { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions }) =>
     new (shoalProto().Control)(`${host.addr}:2377`, creds.credentials, creds.options);
   const listServices = (client: grpc.Client) =>
