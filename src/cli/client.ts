@@ -119,7 +119,7 @@ export class Client {
       }
       return new ShoalError(e.code, `cannot connect to the shoal daemon at ${this.address}: ${e.message}`);
     }
-    if (e.code === grpc.status.PERMISSION_DENIED || /EACCES/.test(e.message)) {
+    if (/EACCES/.test(e.message)) {
       return new ShoalError(e.code, `permission denied on ${this.address}: run shoal as root`);
     }
     return e;

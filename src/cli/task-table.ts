@@ -12,7 +12,7 @@ export async function printTasks(client: Client, tasks: Task__Output[], opts: Li
   printTable(
     ['ID', 'NAME', 'IMAGE', 'NODE', 'DESIRED STATE', 'CURRENT STATE', 'ERROR'],
     tasks.map((t) => {
-      const slot = `${t.service_id}.${t.slot}`;
+      const slot = `${t.service_id}.${t.slot || t.node_id}`;
       // As Docker does, history rows under a slot's newest task are marked with \_.
       const name = slot === lastSlot ? ` \\_ ${taskName(t)}` : taskName(t);
       lastSlot = slot;

@@ -15,8 +15,8 @@ export const isTerminal = (s: State): boolean => rank(s) >= rank('COMPLETE');
 /** Desired states that ask for the task to exist and (eventually) run. */
 export const wantsRunning = (desired: State): boolean => rank(desired) <= rank('RUNNING');
 
-/** "web.3" for replicated tasks, as Docker names them. */
-export const taskName = (t: Pick<Task__Output, 'service_name' | 'slot'>): string => `${t.service_name}.${t.slot}`;
+/** "web.3" for replicated tasks and "agent.<node id>" for global ones (slot 0), as Docker names them. */
+export const taskName = (t: Pick<Task__Output, 'service_name' | 'slot' | 'node_id'>): string => `${t.service_name}.${t.slot || t.node_id}`;
 
 const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';
 

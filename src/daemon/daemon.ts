@@ -345,7 +345,7 @@ export class Daemon {
         removeNodeCertificates(this.config.dataDir);
         this.identity = { node_id: this.identity.node_id, cluster_id: '' };
         this.certs = null;
-        await leaveCluster(joined.managers, joined.certs).catch(() => undefined);
+        await leaveCluster(joined.managers, joined.certs, true).catch((e) => this.log.warn({ err: e }, 'could not withdraw the failed join'));
         throw err;
       }
     }

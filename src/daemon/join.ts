@@ -115,7 +115,7 @@ export async function joinManagers(managers: string[], certs: NodeCertificates, 
   };
 }
 
-/** The node tells the managers it leaves (best effort for a worker: it may be cut off). */
-export async function leaveCluster(managers: string[], certs: NodeCertificates): Promise<void> {
-  await callAnyManager(managers, clientCredentials(certs), 'LeaveCluster', {});
+/** The node tells the managers it leaves; `abandonJoin` when its join failed half-way. */
+export async function leaveCluster(managers: string[], certs: NodeCertificates, abandonJoin = false): Promise<void> {
+  await callAnyManager(managers, clientCredentials(certs), 'LeaveCluster', { abandon_join: abandonJoin });
 }

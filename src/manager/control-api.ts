@@ -89,6 +89,9 @@ export class ControlApi {
       throw aborted(`service ${current.spec!.name} changed since it was read (version ${version}, now ${current.version}); retry`);
     }
     const spec = this.validate(input);
+    if (!!spec.mode?.global !== !!current.spec!.mode?.global) {
+      throw invalidArgument(`invalid service spec: mode: service ${current.spec!.name} is ${current.spec!.mode?.global ? 'global' : 'replicated'}; the mode cannot change (remove and create the service again)`);
+    }
     const newAuth = checkAuth(authIn);
     const stored = await this.store.get<StoredRegistryAuth>('registry-auth', current.id);
     // Only a changed image is resolved again; an unchanged one keeps the digest it was pinned to.

@@ -32,6 +32,8 @@ export interface ManagerRoleOptions {
   log: Logger;
 }
 
+const ETCD_CALL_TIMEOUT_MS = 5000;
+
 /** The control API a manager serves; the daemon answers Init, Info, Join and Leave itself. */
 export type ManagerControlHandlers = ClusterHandlers & NodeHandlers & ClusterApiHandlers;
 
@@ -96,7 +98,13 @@ export class ManagerRole {
       }
     }
     // The local member first; the others keep this manager's store working while it restarts.
-    const etcd = new Etcd3({ hosts: [supervisor.clientUrl, ...(opts.join?.clientUrls ?? [])], credentials, dialTimeout: 2000 });
+    const etcd = new Etcd3({
+      hosts: [supervisor.clientUrl, ...(opts.join?.clientUrls ?? [])],
+      credentials,
+      dialTimeout: 2000,
+      // Without quorum etcd never answers a write; a deadline turns that into an error people can read.
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + ETCD_CALL_TIMEOUT_MS }),
+    });
     const store = new Store(etcd);
     try {
       await bootstrap?.(store, etcd);

@@ -43,7 +43,7 @@ export class NodeCaApi {
       },
       LeaveCluster: (call, cb) => {
         const caller = requireRoleOrFail(call, cb, this.clusterId, ['worker', 'manager']);
-        if (caller) unary(() => this.leave(caller))(call, cb);
+        if (caller) unary(() => this.leave(caller, call.request.abandon_join))(call, cb);
       },
     };
   }
@@ -115,14 +115,24 @@ export class NodeCaApi {
     };
   }
 
-  /** The node leaves: it stays listed, Down, until `node rm`, as in Swarm; a manager's member goes. */
-  private async leave(caller: Identity) {
+  /**
+   * The node leaves: it stays listed, Down, until `node rm`, as in Swarm; a manager's member goes.
+   * A node whose join failed half-way is forgotten entirely.
+   */
+  private async leave(caller: Identity, abandonJoin: boolean) {
     const nodes = await this.store.list<Node__Output>('nodes');
     const node = nodes.find((n) => n.id === caller.nodeId);
     if (!node) return {};
+    const memberId = node.manager_status?.etcd_member_id;
+    if (abandonJoin) {
+      if (memberId) await removeMember(this.etcd, memberId);
+      await this.store.commit([{ type: 'delete', kind: 'nodes', id: node.id, version: node.version }]);
+      this.log.warn({ nodeId: caller.nodeId }, 'a node that could not finish joining was removed');
+      return {};
+    }
     if (node.spec!.role === 'manager') {
       checkManagerRemoval(nodes, node, await listMembers(this.etcd));
-      if (node.manager_status?.etcd_member_id) await removeMember(this.etcd, node.manager_status.etcd_member_id);
+      if (memberId) await removeMember(this.etcd, memberId);
     }
     await updateNodeWithRetry(this.store, caller.nodeId, (n) => ({
       ...n,

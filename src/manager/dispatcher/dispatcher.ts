@@ -198,7 +198,8 @@ export class Dispatcher {
     const nodeById = new Map(nodes.map((n) => [n.id, n]));
     const authOf = new Map(auths.map((a) => [a.id, a]));
     const byNode = new Map<string, Task__Output[]>();
-    for (const t of tasks) if (t.node_id) byNode.set(t.node_id, [...(byNode.get(t.node_id) ?? []), t]);
+    // A global task names its node from birth, but is the node's only once the scheduler has checked it fits.
+    for (const t of tasks) if (t.node_id && rank(t.status!.state) >= rank('ASSIGNED')) byNode.set(t.node_id, [...(byNode.get(t.node_id) ?? []), t]);
     for (const s of this.sessions.values()) {
       const set = byNode.get(s.nodeId) ?? [];
       // A node gets the registry credentials of the services it runs tasks of, and no others.

@@ -24,13 +24,29 @@ export async function addLearner(etcd: Etcd3, name: string, peerUrl: string): Pr
     if (!stale.isLearner && stale.name) throw failedPrecondition(`an etcd member already serves ${peerUrl}; remove that node first`);
     await etcd.cluster.memberRemove({ ID: stale.ID });
   }
-  const res = await etcd.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: true });
+  const res = await retryWhileUnhealthy(() => etcd.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: true }));
   const added = res.member!;
   const initialCluster = res.members
     .map((m) => `${m.ID === added.ID ? name : m.name}=${m.peerURLs[0]}`)
     .filter((entry) => !entry.startsWith('='))
     .join(',');
   return { memberId: added.ID, initialCluster, clientUrls: clientUrlsOf(res.members) };
+}
+
+// etcd refuses a member add until its leader has been connected to every voter for a few seconds,
+// which is not yet the case just after the previous manager joined.
+const UNHEALTHY_RETRY_MS = 20_000;
+
+async function retryWhileUnhealthy<T>(fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + UNHEALTHY_RETRY_MS;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!/unhealthy cluster/i.test((err as Error).message) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, PROMOTE_RETRY_MS));
+    }
+  }
 }
 
 /** Promotes a learner once it has caught up with the leader (etcd refuses before that). */

@@ -1,0 +1,243 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Node__Output } from '../../src/gen/shoal/v1/Node';
+import type { Task__Output } from '../../src/gen/shoal/v1/Task';
+import { clientCredentials } from '../../src/ca/tls';
+import { shoalProto } from '../../src/common/proto';
+import { TestCluster, type TestHost } from '../helpers/cluster';
+import { buildTestImage } from '../helpers/test-node';
+
+// Three managers (h1-h3) and two workers (h4, h5), each a network namespace with its own shoald:
+// the cluster as the issue describes it, its failures made for real.
+let cluster: TestCluster;
+let work: string;
+const SERVICES: string[] = [];
+
+const h = (name: string) => cluster.host(name);
+const json = <T>(host: TestHost, ...args: string[]): T => JSON.parse(host.ok(...args, '--format', 'json')) as T;
+
+/** Any manager that answers: the leader may be the one a test just killed. */
+function manager(): TestHost {
+  for (const m of cluster.managers) if (m.shoal('info').code === 0 && m.shoal('node', 'ls', '-q').code === 0) return m;
+  throw new Error('no manager answers');
+}
+
+const nodes = () => json<Node__Output[]>(manager(), 'node', 'ls');
+const nodeId = (host: TestHost) => JSON.parse(host.ok('info', '--format', 'json')).node_id as string;
+const tasks = (service: string) => json<Task__Output[]>(manager(), 'service', 'ps', service);
+const running = (service: string) => tasks(service).filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING');
+
+/** Running tasks per host name, and the containers each host really has for them. */
+function placement(service: string): Map<string, number> {
+  const byId = new Map(nodes().map((n) => [n.id, n.description!.hostname]));
+  const counts = new Map<string, number>();
+  for (const t of running(service)) counts.set(byId.get(t.node_id)!, (counts.get(byId.get(t.node_id)!) ?? 0) + 1);
+  return counts;
+}
+
+function createService(name: string, ...args: string[]): void {
+  SERVICES.push(name);
+  manager().ok('service', 'create', '--name', name, ...args);
+}
+
+beforeAll(async () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-cluster-'));
+  cluster = await TestCluster.create({ managers: 3, workers: 2 });
+  const image = buildTestImage(work);
+  for (const host of cluster.hosts) host.ok('image', 'load', image);
+}, 300_000);
+
+afterEach(async () => {
+  for (const name of SERVICES.splice(0)) manager().shoal('service', 'rm', name);
+  await cluster.waitFor(() => cluster.hosts.every((host) => host.containerIds().length === 0), { what: 'every container gone', timeoutMs: 60_000 });
+}, 120_000);
+
+afterAll(async () => {
+  fs.rmSync(work, { recursive: true, force: true });
+  await cluster?.destroy();
+}, 180_000);
+
+// Each scenario waits on a real cluster converging; on a loaded 2-core machine that takes minutes.
+describe('a cluster of 3 managers and 2 workers', { timeout: 300_000 }, () => {
+  it('lists every node Ready, one leader and two reachable managers', async () => {
+    const list = await cluster.waitFor(() => {
+      const ns = nodes();
+      return ns.length === 5 && ns.every((n) => n.status!.state === 'NODE_READY') && ns;
+    }, { what: '5 Ready nodes' });
+    expect(list.filter((n) => n.spec!.role === 'manager')).toHaveLength(3);
+    expect(list.filter((n) => n.manager_status?.leader)).toHaveLength(1);
+    expect(manager().ok('node', 'ls')).toMatch(/Leader[\s\S]*Reachable[\s\S]*Reachable/);
+    for (const host of cluster.hosts) {
+      const dir = path.join(host.dataDir, 'certificates');
+      expect(fs.statSync(path.join(dir, 'node.key')).mode & 0o777).toBe(0o600);
+      expect(fs.existsSync(path.join(dir, 'ca.crt'))).toBe(true);
+    }
+  });
+
+  it('spreads 10 replicas over the 5 nodes, 2 each', async () => {
+    createService('spread', '--replicas', '10', 'shoal-test:latest', 'sleep', '1000');
+    const counts = await cluster.waitFor(() => running('spread').length === 10 && placement('spread'), { what: '10 running' });
+    expect([...counts.values()]).toEqual([2, 2, 2, 2, 2]);
+    for (const host of cluster.hosts) expect(host.containerIds()).toHaveLength(2);
+  });
+
+  it('runs a global service on every node and follows drain and constraints', async () => {
+    createService('agent', '--mode', 'global', 'shoal-test:latest', 'sleep', '1000');
+    await cluster.waitFor(() => running('agent').length === 5, { what: 'one agent task per node' });
+    manager().ok('node', 'update', '--availability', 'drain', h('h5').hostname);
+    await cluster.waitFor(() => running('agent').length === 4 && h('h5').containerIds().length === 0, { what: 'the drained node emptied' });
+    manager().ok('node', 'update', '--availability', 'active', h('h5').hostname);
+    manager().ok('node', 'update', '--label-add', 'zone=a', h('h4').hostname);
+    createService('zoned', '--replicas', '3', '--constraint', 'node.labels.zone==a', 'shoal-test:latest', 'sleep', '1000');
+    await cluster.waitFor(() => running('zoned').length === 3, { what: '3 zoned tasks' });
+    expect([...placement('zoned').keys()]).toEqual([h('h4').hostname]);
+    manager().ok('node', 'update', '--label-rm', 'zone', h('h4').hostname);
+    await cluster.waitFor(() => running('agent').length === 5, { what: 'the agent back on the reactivated node' });
+  });
+
+  it('keeps a constrained task pending with the reason when no node fits', async () => {
+    createService('nowhere', '-d', '--constraint', 'node.labels.zone==nowhere', 'shoal-test:latest', 'sleep', '1000');
+    const t = await cluster.waitFor(() => tasks('nowhere').find((x) => x.schedule_error), { what: 'a scheduling error' });
+    expect(t.schedule_error).toMatch(/constraint node\.labels\.zone==nowhere not satisfied on 5 nodes/);
+  });
+
+  it('replaces the tasks of a stopped worker elsewhere, and leaves no surplus when it returns', async () => {
+    createService('survive', '--replicas', '5', 'shoal-test:latest', 'sleep', '1000');
+    await cluster.waitFor(() => running('survive').length === 5, { what: '5 running' });
+    const worker = h('h5');
+    await worker.kill('SIGKILL');
+    await cluster.waitFor(() => nodes().find((n) => n.description!.hostname === worker.hostname)!.status!.state === 'NODE_DOWN', { what: 'h5 down' });
+    await cluster.waitFor(() => running('survive').length === 5 && !placement('survive').has(worker.hostname), { what: '5 running elsewhere' });
+    await worker.start();
+    await cluster.waitFor(() => worker.containerIds().length === 0 && running('survive').length === 5, { what: 'h5 back with its stale tasks stopped' });
+    expect(new Set(running('survive').map((t) => t.slot)).size).toBe(5);
+  });
+
+  it('survives a worker cut off from every manager, and converges when the link heals', async () => {
+    createService('cut', '--replicas', '5', 'shoal-test:latest', 'sleep', '1000');
+    await cluster.waitFor(() => running('cut').length === 5, { what: '5 running' });
+    const worker = h('h4');
+    const had = worker.containerIds().length;
+    await worker.cutLink();
+    await cluster.waitFor(() => nodes().find((n) => n.description!.hostname === worker.hostname)!.status!.state === 'NODE_DOWN', { what: 'h4 down', timeoutMs: 60_000 });
+    // Cut off, it keeps its containers until it hears otherwise.
+    expect(worker.containerIds()).toHaveLength(had);
+    await cluster.waitFor(() => running('cut').length === 5 && !placement('cut').has(worker.hostname), { what: '5 running without h4' });
+    await worker.healLink();
+    await cluster.waitFor(() => nodes().every((n) => n.status!.state === 'NODE_READY') && worker.containerIds().length === 0, {
+      what: 'h4 back, its stale containers removed',
+      timeoutMs: 60_000,
+    });
+    expect(running('cut')).toHaveLength(5);
+  });
+
+  it('scales 0 to 30 through a kill -9 of the leader’s shoald and etcd: exactly 30 running, one per slot', async () => {
+    createService('failover', '--replicas', '0', 'shoal-test:latest', 'sleep', '1000');
+    const leader = await cluster.waitFor(() => cluster.leader(), { what: 'a leader' });
+    leader.ok('service', 'scale', 'failover=30', '-d');
+    await leader.kill('SIGKILL');
+    await leader.killEtcd();
+    const others = cluster.managers.filter((m) => m !== leader);
+    await cluster.waitFor(() => others.some((m) => JSON.parse(m.ok('info', '--format', 'json')).leader), { what: 'a new leader' });
+    await cluster.waitFor(() => running('failover').length === 30, { what: '30 running', timeoutMs: 180_000 });
+    await leader.start();
+    await cluster.waitFor(() => nodes().every((n) => n.status!.state === 'NODE_READY'), { what: 'the old leader back' });
+    const live = running('failover');
+    expect(live).toHaveLength(30);
+    expect(new Set(live.map((t) => t.slot))).toEqual(new Set(Array.from({ length: 30 }, (_, i) => i + 1)));
+    const containers = cluster.hosts.reduce((n, host) => n + host.containerIds().length, 0);
+    expect(containers).toBe(30);
+  });
+
+  it('promotes a worker to a manager (an etcd member) and demotes it again', async () => {
+    const m = manager();
+    m.ok('node', 'promote', h('h4').hostname);
+    await cluster.waitFor(() => JSON.parse(h('h4').ok('info', '--format', 'json')).manager, { what: 'h4 running as a manager', timeoutMs: 120_000 });
+    await cluster.waitFor(() => nodes().find((n) => n.description!.hostname === h('h4').hostname)!.manager_status?.reachability === 'reachable', {
+      what: 'h4 reachable as a manager',
+    });
+    expect(h('h4').ok('service', 'ls')).toMatch(/NAME/);
+    manager().ok('node', 'demote', h('h4').hostname);
+    await cluster.waitFor(() => !JSON.parse(h('h4').ok('info', '--format', 'json')).manager, { what: 'h4 a worker again', timeoutMs: 120_000 });
+    expect(h('h4').shoal('service', 'ls').stderr).toMatch(/this node is not a manager; run it on a manager or use -H/);
+    expect(nodes().filter((n) => n.spec!.role === 'manager')).toHaveLength(3);
+  });
+});
+
+describe('security', { timeout: 300_000 }, () => {
+  const controlClient = (host: TestHost, creds: { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions }) =>
+    new (shoalProto().Control)(`${host.addr}:2377`, creds.credentials, creds.options);
+  const listServices = (client: grpc.Client) =>
+    new Promise<grpc.ServiceError | null>((resolve) =>
+      (client as unknown as { ListServices: Function }).ListServices({}, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null) => resolve(err)),
+    );
+  const nodeCerts = (host: TestHost) => {
+    const dir = path.join(host.dataDir, 'certificates');
+    return { caPem: fs.readFileSync(path.join(dir, 'ca.crt'), 'utf8'), certPem: fs.readFileSync(path.join(dir, 'node.crt'), 'utf8'), keyPem: fs.readFileSync(path.join(dir, 'node.key'), 'utf8') };
+  };
+
+  it('refuses a client without a certificate and a worker certificate at the control API', async () => {
+    const certs = nodeCerts(h('h5'));
+    const anonymous = controlClient(h('h1'), clientCredentials({ caPem: certs.caPem }));
+    const err = await listServices(anonymous);
+    anonymous.close();
+    expect(err?.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(err?.details).toMatch(/needs a client certificate of this cluster/);
+    const worker = controlClient(h('h1'), clientCredentials(certs));
+    const denied = await listServices(worker);
+    worker.close();
+    expect(denied?.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(denied?.details).toMatch(/a worker certificate cannot use the control API/);
+  });
+
+  it('serves a remote CLI with an admin client certificate', () => {
+    const dir = path.join(work, 'admin');
+    manager().ok('ca', 'client-cert', '--out', dir);
+    const tls = ['--tlscacert', path.join(dir, 'ca.pem'), '--tlscert', path.join(dir, 'cert.pem'), '--tlskey', path.join(dir, 'key.pem')];
+    const out = h('h5').exec(process.execPath, path.join(__dirname, '..', '..', 'dist', 'src', 'cli', 'main.js'), '-H', `tcp://${h('h2').addr}:2377`, ...tls, 'node', 'ls');
+    expect(out.code).toBe(0);
+    expect(out.stdout.split('\n').filter((l) => /Ready/.test(l))).toHaveLength(5);
+  });
+
+  it('refuses wrong and rotated tokens, and joins with the current one', async () => {
+    const worker = h('h5');
+    worker.ok('leave');
+    await cluster.waitFor(() => nodes().find((n) => n.description!.hostname === worker.hostname)?.status?.state === 'NODE_DOWN', { what: 'h5 down after leaving' });
+    const m = manager();
+    const old = m.ok('join-token', '-q', 'worker').trim();
+    m.ok('join-token', '--rotate', 'worker');
+    const fresh = m.ok('join-token', '-q', 'worker').trim();
+    const join = (token: string) => worker.shoal('join', '--token', token, `${h('h1').addr}:2377`);
+    expect(join('SWMTKN-1-nonsense').stderr).toMatch(/token/i);
+    const rotated = join(old);
+    expect(rotated.code).not.toBe(0);
+    expect(rotated.stderr).toMatch(/join token is not valid for this cluster/);
+    const unreachable = worker.shoal('join', '--token', fresh, '10.255.255.1:2377');
+    expect(unreachable.code).not.toBe(0);
+    expect(unreachable.stderr).toMatch(/cannot reach a shoal manager at 10\.255\.255\.1:2377|no route/);
+    expect(worker.shoal('join', '--token', fresh, '--advertise-addr', '192.0.2.77', `${h('h1').addr}:2377`).stderr).toMatch(/not an address of this host/);
+    worker.ok('join', '--token', fresh, `${h('h1').addr}:2377`);
+    expect(join(fresh).stderr).toMatch(/already part of a cluster/);
+    const stale = nodes().find((n) => n.description!.hostname === worker.hostname && n.status!.state === 'NODE_DOWN');
+    if (stale) m.ok('node', 'rm', stale.id);
+    await cluster.waitFor(() => nodes().filter((n) => n.status!.state === 'NODE_READY').length === 5, { what: '5 Ready nodes again' });
+  });
+
+  it('refuses node operations that would hurt the cluster, each with one sentence', () => {
+    const m = manager();
+    const fail = (...args: string[]) => {
+      const r = m.shoal(...args);
+      expect(r.code).not.toBe(0);
+      return r.stderr.trim();
+    };
+    expect(fail('node', 'rm', h('h4').hostname)).toMatch(/is Ready: stop it or have it leave first.*--force/);
+    expect(fail('node', 'rm', h('h2').hostname)).toMatch(/is a manager; demote it first/);
+    expect(fail('node', 'promote', 'no-such-node')).toMatch(/node no-such-node not found/);
+    expect(fail('node', 'update', '--availability', 'sometimes', h('h4').hostname)).toMatch(/availability: must be one of active, pause, drain/);
+    expect(fail('init')).toMatch(/already part of a cluster/);
+    expect(nodeId(h('h4'))).toMatch(/\S/);
+  });
+});
