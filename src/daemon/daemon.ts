@@ -84,6 +84,8 @@ export class Daemon {
       root: p.containers,
       runcRoot: config.runcRoot,
       cgroupParent: config.cgroupParent,
+      logSizeMax: config.logMaxBytes,
+      logMaxFiles: config.logMaxFiles,
       log: log.child({ component: 'runtime' }),
     });
     this.executor = new Executor({

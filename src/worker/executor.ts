@@ -10,6 +10,7 @@ import type { RegistryClient } from '../images/registry/client';
 import type { RegistryAuth } from '../images/registry/registries';
 import type { ContainerState, Runtime } from './runtime/runtime';
 import { containerConfig, stopPolicy } from './container-config';
+import { logFileTask } from './runtime/log-rotation';
 import { Semaphore } from './semaphore';
 
 export type Report = (taskId: string, status: TaskStatus) => void;
@@ -244,8 +245,9 @@ export class Executor {
       return;
     }
     for (const f of files) {
-      const id = f.replace(/\.log(\.\d+)?$/, '');
-      if (!this.tasks.has(id) && !this.containers.has(id) && !this.busy.has(id)) fs.rmSync(path.join(this.opts.logDir, f), { force: true });
+      // not conmon's <id>.log.tmp: removed between its creation and its rename, conmon would exit
+      const id = logFileTask(f);
+      if (id !== null && !this.tasks.has(id) && !this.containers.has(id) && !this.busy.has(id)) fs.rmSync(path.join(this.opts.logDir, f), { force: true });
     }
   }
 

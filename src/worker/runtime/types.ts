@@ -47,6 +47,8 @@ export interface RuntimeOptions {
   cgroupParent: string;
   /** conmon --log-size-max in bytes; unset or 0 = unlimited. */
   logSizeMax?: number;
+  /** With logSizeMax, how many files of a log to keep, the live one included (default 1: conmon starts it over). */
+  logMaxFiles?: number;
   log?: Logger;
   /** Paths of the binaries; default /usr/sbin/runc and /usr/bin/conmon. */
   runcPath?: string;
