@@ -25,6 +25,8 @@ export interface ContainerConfig {
   logPath: string;
   /** Put into the OCI annotations. */
   labels?: Record<string, string>;
+  /** "" or absent: the default seccomp profile; "unconfined": none; else a profile in JSON (see seccomp.ts). */
+  seccompProfile?: string;
 }
 
 export type ContainerStatus = 'creating' | 'created' | 'running' | 'stopped' | 'unknown';
