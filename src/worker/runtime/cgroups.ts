@@ -72,3 +72,19 @@ export async function removeCgroupParent(parent: string): Promise<void> {
     await Promise.all((await cgroupHierarchies()).map((h) => rmdirPatiently(path.join(h, rel), 3)));
   }
 }
+
+/**
+ * How many processes of a container the kernel killed for lack of memory: "oom_kill" in
+ * memory.events (v2) or memory.oom_control (v1). Readable until the container's cgroup is removed.
+ */
+export async function oomKills(parent: string, id: string): Promise<number> {
+  let kills = 0;
+  for (const h of await cgroupHierarchies()) {
+    for (const file of ['memory.events', 'memory.oom_control']) {
+      const text = await fs.readFile(path.join(h, parent, id, file), 'utf8').catch(() => '');
+      const n = Number(/^oom_kill (\d+)$/m.exec(text)?.[1] ?? 0);
+      kills = Math.max(kills, n);
+    }
+  }
+  return kills;
+}

@@ -3,7 +3,7 @@ import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import { alreadyExists, failedPrecondition, internal, invalidArgument, notFound, ShoalError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
-import { cgroupHierarchies, removeCgroupParent, removeContainerCgroups } from './cgroups';
+import { cgroupHierarchies, oomKills, removeCgroupParent, removeContainerCgroups } from './cgroups';
 import { spawnConmon } from './conmon';
 import { Spawner } from './exec';
 import { ExitWatcher, readExitFile } from './exits';
@@ -345,6 +345,12 @@ export class Runtime {
   /** The pid of the helper process that forks runc, conmon and mount for this runtime, while it runs (tests). */
   get spawnerPid(): number | undefined {
     return this.spawner.pid;
+  }
+
+  /** Whether the kernel killed a process of the container for lack of memory; known until remove(). */
+  async oomKilled(id: string): Promise<boolean> {
+    checkId(id);
+    return (await oomKills(this.opts.cgroupParent, id)) > 0;
   }
 
   /** The cgroup dir of a container for one controller, e.g. ("memory", id). */
