@@ -87,7 +87,8 @@ export class ImageStore {
   onCommit?: () => void;
 
   constructor(
-    private readonly root: string,
+    /** The store's directory, on the node's data disk. */
+    readonly root: string,
     log?: Logger,
   ) {
     this.log = log ?? quietLogger();

@@ -1,6 +1,7 @@
 import { PassThrough } from 'node:stream';
 import type { ImagesHandlers } from '../gen/shoal/v1/Images';
 import type { LoadImageChunk__Output } from '../gen/shoal/v1/LoadImageChunk';
+import { explainNoSpace } from '../common/disk';
 import { invalidArgument, toServiceError, unavailable } from '../common/errors';
 import { unary } from '../common/grpc-handlers';
 import type { Executor } from './executor';
@@ -23,9 +24,9 @@ export function imagesHandlers(images: ImageStore, executor: Executor, registrie
       call.on('error', (err) => tar.destroy(err));
       images.load(tar).then(
         (loaded) => cb(null, { images: loaded.map((i) => ({ ...i, size_bytes: i.sizeBytes, created_at: i.createdAt })) }),
-        (err) => {
+        async (err) => {
           tar.resume();
-          cb(toServiceError(err));
+          cb(toServiceError(await explainNoSpace(err, images.root)));
         },
       );
     },
@@ -58,7 +59,7 @@ export function imagesHandlers(images: ImageStore, executor: Executor, registrie
       // The user's credentials serve this pull only; the daemon keeps none of them.
       const auth = req.registry_auth?.username ? { ...req.registry_auth, registry: ref.registry } : undefined;
       const client = registries.clientFor({ auth, insecureRegistry: req.insecure_registry ? ref.registry : undefined });
-      const i = await images.pull(req.image, client);
+      const i = await images.pull(req.image, client).catch(async (err) => Promise.reject(await explainNoSpace(err, images.root)));
       const digest = i.repoDigest.slice(i.repoDigest.lastIndexOf('@') + 1);
       return { image: { ...i, size_bytes: i.sizeBytes, created_at: i.createdAt, containers: executor.imageInUse(i.id) ? 1 : 0 }, digest };
     }),

@@ -1,6 +1,7 @@
 import { mkdirSync, promises as fs } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
+import { diskFullError, isNoSpace } from '../../common/disk';
 import { alreadyExists, failedPrecondition, internal, invalidArgument, notFound, ShoalError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
 import { cgroupHierarchies, oomKills, removeCgroupParent, removeContainerCgroups } from './cgroups';
@@ -129,6 +130,7 @@ export class Runtime {
       await this.settleConmon(cfg.id);
       await this.cleanup(cfg.id).catch((ce) => this.log?.warn({ err: ce, id: cfg.id }, 'cleanup after a failed create failed'));
       if (e instanceof ShoalError) throw e;
+      if (isNoSpace(e)) throw await diskFullError(this.opts.root);
       throw internal(`cannot create container ${cfg.id}: ${(e as Error).message}`);
     }
     this.creating.delete(cfg.id);
