@@ -113,7 +113,7 @@ export class Daemon {
     }
     const proto = shoalProto();
     this.localServer.addService(proto.Control.service, this.localControlHandlers());
-    this.localServer.addService(proto.Images.service, imagesHandlers(this.images, this.executor, this.registries));
+    this.localServer.addService(proto.Images.service, imagesHandlers(this.images, this.executor, this.registries, this.config.imageGc));
     await this.listenLocal();
     if (this.identity.cluster_id) await this.rejoin();
     this.log.info(

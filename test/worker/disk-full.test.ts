@@ -30,8 +30,10 @@ async function until(what: string, fn: () => boolean, timeoutMs = 120_000): Prom
   }
 }
 
-// A node whose data dir is a small tmpfs, so that "no space left" is real.
+// A node whose data dir is a small tmpfs, so that "no space left" is real; etcd alone fills a
+// quarter of it, over the image collection mark.
 const node = new TestNode();
+node.daemonArgs = ['--image-gc-high-percent', '10'];
 let image: string;
 let mounted = false;
 
@@ -56,6 +58,13 @@ afterAll(async () => {
 });
 
 describe('a node whose data disk is full', () => {
+  it('refuses an image load that collection would undo at once, saying the disk is too full', () => {
+    const r = node.shoal('image', 'load', image);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/the disk is too full to keep the image: the disk holding .* is \d+% full, over --image-gc-high-percent 10 even with every unused image deleted/);
+    expect(node.ok('image', 'ls', '-q')).toBe('');
+  });
+
   it('says so plainly, keeps restarting etcd, and recovers once there is space', async () => {
     fill(node.dataDir, 'filler-1');
     // etcd dies of it; its pid file is gone too, so restarting it fails writing a new one
