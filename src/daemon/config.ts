@@ -22,9 +22,9 @@ export interface DaemonConfig {
   registryCaFile?: string;
   /** Automatic image collection: when the store is over either mark, unused images go, LRU first. */
   imageGc?: { maxBytes?: number; highPercent?: number };
-  /** A task's log file is started over past this many bytes (0: never)... */
+  /** conmon starts a task's log file over past this many bytes (0: never). */
   logMaxBytes?: number;
-  /** ...and this many of its files are kept, the live one included. */
+  /** Files kept of each task's log, the live one included (see worker/runtime/log-rotation.ts). */
   logMaxFiles?: number;
 }
 

@@ -6,6 +6,7 @@ import { Etcd3 } from 'etcd3';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdSupervisor } from '../../src/manager/etcd/supervisor';
+import { fillDisk } from '../helpers/disk';
 import { freePort } from '../helpers/ports';
 
 interface Entry {
@@ -13,24 +14,6 @@ interface Entry {
   msg: string;
   failures?: number;
   retryInMs?: number;
-}
-
-/** Fills the filesystem of `dir` to the last page: writes `name` until ENOSPC. */
-function fill(dir: string, name: string): void {
-  const fd = fs.openSync(path.join(dir, name), 'a');
-  const chunk = Buffer.alloc(1024 * 1024);
-  try {
-    for (let size = chunk.length; size >= 1; ) {
-      try {
-        fs.writeSync(fd, chunk, 0, size);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-        size = Math.floor(size / 2);
-      }
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 async function until(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
@@ -77,11 +60,11 @@ describe('etcd supervisor on a full data disk (real etcd, a small tmpfs)', () =>
     try {
       await client.put('before').value('1');
       // full to the last page, with no pid file left to overwrite in place
-      fill(dir, 'filler-1');
+      fillDisk(dir, 'filler-1');
       const pidFile = path.join(dir, 'etcd.pid');
       const pid = Number(fs.readFileSync(pidFile, 'utf8'));
       fs.rmSync(pidFile);
-      fill(dir, 'filler-2');
+      fillDisk(dir, 'filler-2');
       process.kill(pid, 'SIGKILL');
 
       const failures = () => log.filter((e) => e.failures !== undefined && e.retryInMs !== undefined);

@@ -2,25 +2,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fillDisk } from '../helpers/disk';
 import { buildTestImage, TestNode } from '../helpers/test-node';
-
-/** Fills the filesystem of `dir` to the last page: writes `name` until ENOSPC. */
-function fill(dir: string, name: string): void {
-  const fd = fs.openSync(path.join(dir, name), 'a');
-  const chunk = Buffer.alloc(1024 * 1024);
-  try {
-    for (let size = chunk.length; size >= 1; ) {
-      try {
-        fs.writeSync(fd, chunk, 0, size);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-        size = Math.floor(size / 2);
-      }
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 async function until(what: string, fn: () => boolean, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -66,12 +49,12 @@ describe('a node whose data disk is full', () => {
   });
 
   it('says so plainly, keeps restarting etcd, and recovers once there is space', async () => {
-    fill(node.dataDir, 'filler-1');
+    fillDisk(node.dataDir, 'filler-1');
     // etcd dies of it; its pid file is gone too, so restarting it fails writing a new one
     const etcdDir = path.join(node.dataDir, 'etcd');
     const pid = Number(fs.readFileSync(path.join(etcdDir, 'etcd.pid'), 'utf8'));
     fs.rmSync(path.join(etcdDir, 'etcd.pid'));
-    fill(node.dataDir, 'filler-2');
+    fillDisk(node.dataDir, 'filler-2');
     process.kill(pid, 'SIGKILL');
 
     await until('two failed restarts', () => /restarting etcd failed \(2 in a row\)/.test(fs.readFileSync(path.join(node.dir, 'shoald.log'), 'utf8')));
