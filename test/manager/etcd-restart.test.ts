@@ -5,7 +5,9 @@ import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdSupervisor } from '../../src/manager/etcd/supervisor';
+import { createRootCA, issueKeyPair } from '../../src/ca/certificates';
+import { EtcdSupervisor, etcdCredentials } from '../../src/manager/etcd/supervisor';
+import { etcdTlsFiles, writeEtcdTls } from '../../src/manager/manager-role';
 import { fillDisk } from '../helpers/disk';
 import { freePort } from '../helpers/ports';
 
@@ -35,9 +37,13 @@ describe('etcd supervisor on a full data disk (real etcd, a small tmpfs)', () =>
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256m', 'shoal-test-etcd-full', dir]);
     mounted = true;
     const logger = pino({ level: 'info' }, { write: (line: string) => void log.push(JSON.parse(line) as Entry) });
+    const ca = await createRootCA('shoal test etcd CA');
+    writeEtcdTls(dir, { caPem: ca.certPem, ...(await issueKeyPair(ca, { nodeId: 'n1', role: 'manager', clusterId: 'c1' }, { ips: ['127.0.0.1'], server: true, client: true })) });
     supervisor = new EtcdSupervisor({
       dataDir: dir,
       name: 'n1',
+      advertiseHost: '127.0.0.1',
+      tls: etcdTlsFiles(dir),
       clientPort: await freePort(),
       peerPort: await freePort(),
       log: logger,
@@ -56,7 +62,7 @@ describe('etcd supervisor on a full data disk (real etcd, a small tmpfs)', () =>
   });
 
   it('keeps restarting a dead member, backing off, until there is space again', async () => {
-    const client = new Etcd3({ hosts: supervisor.clientUrl, dialTimeout: 1000 });
+    const client = new Etcd3({ hosts: supervisor.clientUrl, dialTimeout: 1000, credentials: etcdCredentials(etcdTlsFiles(dir)) });
     try {
       await client.put('before').value('1');
       // full to the last page, with no pid file left to overwrite in place
