@@ -22,6 +22,10 @@ export interface DaemonConfig {
   registryCaFile?: string;
   /** Automatic image collection: when the store is over either mark, unused images go, LRU first. */
   imageGc?: { maxBytes?: number; highPercent?: number };
+  /** conmon starts a task's log file over past this many bytes (0: never). */
+  logMaxBytes?: number;
+  /** Files kept of each task's log, the live one included (see worker/runtime/log-rotation.ts). */
+  logMaxFiles?: number;
 }
 
 export const DEFAULTS = {
@@ -32,6 +36,9 @@ export const DEFAULTS = {
   etcdPeerPort: 4380,
   cgroupParent: 'shoal',
   runcRoot: '/run/shoal/runc',
+  // what Docker's json-file driver is commonly given in production (max-size=10m, max-file=3)
+  logMaxSize: '10m',
+  logMaxFiles: 3,
 };
 
 export const paths = (c: DaemonConfig) => ({

@@ -84,6 +84,8 @@ export class Daemon {
       root: p.containers,
       runcRoot: config.runcRoot,
       cgroupParent: config.cgroupParent,
+      logSizeMax: config.logMaxBytes,
+      logMaxFiles: config.logMaxFiles,
       log: log.child({ component: 'runtime' }),
     });
     this.executor = new Executor({
@@ -111,7 +113,7 @@ export class Daemon {
     }
     const proto = shoalProto();
     this.localServer.addService(proto.Control.service, this.localControlHandlers());
-    this.localServer.addService(proto.Images.service, imagesHandlers(this.images, this.executor, this.registries));
+    this.localServer.addService(proto.Images.service, imagesHandlers(this.images, this.executor, this.registries, this.config.imageGc));
     await this.listenLocal();
     if (this.identity.cluster_id) await this.rejoin();
     this.log.info(

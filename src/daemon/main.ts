@@ -49,6 +49,8 @@ const program = new Command('shoald')
   .option('--registry-ca <file>', 'PEM CA bundle trusted for HTTPS registries instead of the system’s')
   .option('--image-gc-high-percent <n>', 'delete unused images, least recently used first, when the disk holding the data dir is fuller than this (0 = never)', percent, 85)
   .option('--image-gc-max-size <size>', 'also delete them when the image store takes more than this, e.g. 20g')
+  .option('--log-max-size <size>', 'start a task’s log file over past this size, keeping the last --log-max-files (0 = never)', DEFAULTS.logMaxSize)
+  .option('--log-max-files <n>', 'files kept per task log, the live one included', positive, DEFAULTS.logMaxFiles)
   .option('--log-level <level>', 'trace, debug, info, warn or error', process.env.SHOAL_LOG_LEVEL ?? 'info')
   .action(async (opts) => {
     if (process.getuid?.() !== 0) {
@@ -71,8 +73,10 @@ const program = new Command('shoald')
         registryCaFile: opts.registryCa,
         imageGc: {
           highPercent: opts.imageGcHighPercent > 0 ? opts.imageGcHighPercent : undefined,
-          maxBytes: opts.imageGcMaxSize !== undefined ? parseBytesOrExit(opts.imageGcMaxSize) : undefined,
+          maxBytes: opts.imageGcMaxSize !== undefined ? parseBytesOrExit(opts.imageGcMaxSize, '--image-gc-max-size') : undefined,
         },
+        logMaxBytes: parseBytesOrExit(opts.logMaxSize, '--log-max-size'),
+        logMaxFiles: opts.logMaxFiles,
       },
       log,
     );
@@ -99,9 +103,9 @@ const program = new Command('shoald')
     }
   });
 
-function parseBytesOrExit(v: string): number {
+function parseBytesOrExit(v: string, flag: string): number {
   try {
-    return parseBytes(v, '--image-gc-max-size');
+    return parseBytes(v, flag);
   } catch (err) {
     process.stderr.write(`shoald: ${(err as Error).message}\n`);
     process.exit(2);

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { failedPrecondition, invalidArgument, notFound } from '../common/errors';
+import { status } from '@grpc/grpc-js';
+import { failedPrecondition, invalidArgument, notFound, ShoalError } from '../common/errors';
+import { formatBytes } from '../common/units';
 import { quietLogger, type Logger } from '../common/logger';
 import { readArchive } from './archive';
 import { readCatalog, writeCatalog, type Catalog, type CatalogImage, type CatalogLayer } from './catalog';
@@ -52,6 +54,17 @@ export interface PruneResult {
   reclaimedBytes: number;
 }
 
+/**
+ * An image loaded or pulled is not collected automatically until a container has used it or this
+ * long has passed: it is there to be run, and a disk over the mark must not take it first.
+ */
+export const GC_GRACE_MS = 5 * 60_000;
+
+export interface CollectResult extends PruneResult {
+  /** Why the store is still over the policy's high mark after collecting (nothing more could go); null when it is not. */
+  stillOver: string | null;
+}
+
 /** When automatic collection starts; it then deletes unused images, least recently used first. */
 export interface GcPolicy {
   /** Collect when the store's blobs and unpacked layers take more than this; down to 90% of it. */
@@ -81,13 +94,16 @@ export class ImageStore {
   private readonly pinned = new Map<string, number>();
   /** Image id → when last used (ms); written into the catalog with its next save. */
   private readonly lastUsed = new Map<string, number>();
+  /** Images loaded or pulled and not used since, with when: collection leaves them alone for GC_GRACE_MS (in memory only). */
+  private readonly fresh = new Map<string, number>();
   /** Bytes of each unpacked layer dir, by diff id hex, measured once. */
   private readonly layerBytes = new Map<string, number>();
   /** Called after images are added (loaded or pulled): the daemon checks its collection marks. */
   onCommit?: () => void;
 
   constructor(
-    private readonly root: string,
+    /** The store's directory, on the node's data disk. */
+    readonly root: string,
     log?: Logger,
   ) {
     this.log = log ?? quietLogger();
@@ -137,6 +153,7 @@ export class ImageStore {
     if (!found) return null;
     const { id, image } = found;
     this.lastUsed.set(id, Date.now());
+    this.fresh.delete(id);
     const config = JSON.parse(await readFile(this.blobPath(id), 'utf8')) as ImageConfigJson;
     const layers = await Promise.all(image.layers.map((l) => this.layerDir(l)));
     return { ...record(id, image), config: imageConfig(config), layers };
@@ -206,36 +223,63 @@ export class ImageStore {
 
   /**
    * Automatic collection: when the store is over `policy`, deletes unused images (`keep` is false),
-   * least recently used first, until it is under the low mark or nothing more may go.
+   * least recently used first, until it is under the low mark or nothing more may go. Images
+   * loaded or pulled less than GC_GRACE_MS before `now` and not used since stay.
    */
-  async collect(policy: GcPolicy, keep: (imageId: string) => boolean): Promise<PruneResult> {
+  async collect(policy: GcPolicy, keep: (imageId: string) => boolean, now = Date.now()): Promise<CollectResult> {
     await this.open();
     return this.exclusive(async () => {
-      const result: PruneResult = { deleted: [], reclaimedBytes: 0 };
-      const over = async (low: boolean): Promise<boolean> => {
-        if (policy.maxBytes !== undefined && (await this.diskUsage()) > policy.maxBytes * (low ? 0.9 : 1)) return true;
-        if (policy.highPercent !== undefined) {
-          const fs = await statfs(this.root);
-          const used = fs.blocks ? (100 * (fs.blocks - fs.bfree)) / fs.blocks : 0;
-          if (used > policy.highPercent - (low ? 5 : 0)) return true;
-        }
-        return false;
-      };
-      if (!(await over(false))) return result;
+      const result: CollectResult = { deleted: [], reclaimedBytes: 0, stillOver: null };
+      if (!(await this.over(policy, false))) return result;
       const candidates = Object.keys(this.catalog.images)
-        .filter((id) => !keep(id) && !this.pinned.has(id.slice(7)))
+        .filter((id) => !keep(id) && !this.pinned.has(id.slice(7)) && !this.inGrace(id, now))
         .sort((a, b) => this.lastUse(a) - this.lastUse(b));
       for (const id of candidates) {
         const r = await this.deleteImages([id]);
         result.deleted.push(...r.deleted);
         result.reclaimedBytes += r.reclaimedBytes;
-        if (!(await over(true))) break;
+        if (!(await this.over(policy, true))) break;
       }
       if (result.deleted.length) {
         this.log.info({ images: result.deleted.map((i) => i.id), reclaimedBytes: result.reclaimedBytes }, 'image store over its limit: deleted least recently used images');
       }
+      result.stillOver = await this.over(policy, false);
       return result;
     });
+  }
+
+  /**
+   * After a load or pull of `ids`: if the store is over `policy` even once every other unused
+   * image is gone, these would be the next to go, so they go now (those `keep` says are wanted
+   * stay) and the caller is told the disk is too full, rather than told of a success that
+   * collection undoes.
+   */
+  async admit(ids: string[], policy: GcPolicy, keep: (imageId: string) => boolean): Promise<void> {
+    const { stillOver } = await this.collect(policy, (id) => keep(id) || ids.includes(id));
+    if (!stillOver) return;
+    const doomed = ids.filter((id) => !keep(id));
+    if (!doomed.length) return;
+    await this.exclusive(() => this.deleteImages(doomed.filter((id) => this.catalog.images[id])));
+    throw new ShoalError(status.RESOURCE_EXHAUSTED, `the disk is too full to keep the image: ${stillOver} even with every unused image deleted; free space or raise the limit`);
+  }
+
+  private inGrace(id: string, now: number): boolean {
+    const since = this.fresh.get(id);
+    return since !== undefined && now - since < GC_GRACE_MS;
+  }
+
+  /** Why the store is over the policy's high mark (or, with `low`, its low mark); null when it is not. */
+  private async over(policy: GcPolicy, low: boolean): Promise<string | null> {
+    if (policy.maxBytes !== undefined) {
+      const used = await this.diskUsage();
+      if (used > policy.maxBytes * (low ? 0.9 : 1)) return `the image store takes ${formatBytes(used)}, over --image-gc-max-size ${formatBytes(policy.maxBytes)}`;
+    }
+    if (policy.highPercent !== undefined) {
+      const fs = await statfs(this.root);
+      const used = fs.blocks ? (100 * (fs.blocks - fs.bfree)) / fs.blocks : 0;
+      if (used > policy.highPercent - (low ? 5 : 0)) return `the disk holding ${this.root} is ${Math.round(used)}% full, over --image-gc-high-percent ${policy.highPercent}`;
+    }
+    return null;
   }
 
   private lastUse(id: string): number {
@@ -250,7 +294,10 @@ export class ImageStore {
     const deleted = ids.map((id) => record(id, catalog.images[id]));
     for (const id of ids) delete catalog.images[id];
     await this.save(catalog);
-    for (const id of ids) this.lastUsed.delete(id);
+    for (const id of ids) {
+      this.lastUsed.delete(id);
+      this.fresh.delete(id);
+    }
     const { bytes } = await this.collectGarbage();
     this.log.info({ images: ids, reclaimedBytes: bytes }, 'pruned images');
     return { deleted, reclaimedBytes: bytes };
@@ -272,6 +319,7 @@ export class ImageStore {
         tags.add(tag);
       }
       this.lastUsed.set(id, Date.now());
+      this.fresh.set(id, Date.now());
       catalog.images[id] = {
         digest: image.manifestDigest,
         tags: [...tags].sort(),

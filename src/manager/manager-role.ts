@@ -135,7 +135,8 @@ export class ManagerRole {
   }
 
   controlHandlers(): ManagerControlHandlers {
-    return { ...this.control.handlers(), ...this.nodes.handlers(), ...this.cluster.handlers() };
+    // a store call failing because etcd is down or its disk full says so (explain)
+    return this.supervisor.explaining({ ...this.control.handlers(), ...this.nodes.handlers(), ...this.cluster.handlers() });
   }
 
   dispatcherHandlers(): DispatcherHandlers {

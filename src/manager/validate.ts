@@ -9,6 +9,7 @@ import type { Placement, Placement__Output } from '../gen/shoal/v1/Placement';
 import { invalidArgument, ShoalError } from '../common/errors';
 import { parseConstraint } from '../scheduler/constraints';
 import { parseSpread } from '../scheduler/preferences';
+import { validateSeccompProfile } from './seccomp-profile';
 
 /** Docker refuses memory limits below this: the container runtime itself needs some. */
 export const MIN_MEMORY_LIMIT = 6 * 1024 * 1024;
@@ -90,6 +91,7 @@ function validateContainer(c: ContainerSpec): ContainerSpec__Output {
     stop_grace_period_ms:
       grace === null || grace === undefined ? DEFAULT_STOP_GRACE_MS : nonNegativeInt(grace, `${path}.stop_grace_period_ms`),
     labels: { ...c.labels },
+    seccomp_profile: validateSeccompProfile(c.seccomp_profile ?? '', `${path}.seccomp_profile`, fail),
   };
 }
 

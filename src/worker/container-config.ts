@@ -23,6 +23,7 @@ export function containerConfig(task: Task__Output, image: ResolvedImage, logPat
     nanoCpus: limits?.nano_cpus ?? 0,
     pids: limits?.pids ?? 0,
     logPath,
+    seccompProfile: c.seccomp_profile,
     labels: { 'shoal.task.id': task.id, 'shoal.service.id': task.service_id, 'shoal.service.name': task.service_name, ...c.labels },
   };
 }

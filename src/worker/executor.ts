@@ -4,12 +4,14 @@ import type { Task__Output } from '../gen/shoal/v1/Task';
 import type { TaskStatus } from '../gen/shoal/v1/TaskStatus';
 import type { Logger } from '../common/logger';
 import { isTerminal, now, rank, wantsRunning, type State } from '../common/tasks';
+import { formatBytes } from '../common/units';
 import type { ImageStore, ResolvedImage } from '../images/store';
 import { parseReference } from '../images/reference';
 import type { RegistryClient } from '../images/registry/client';
 import type { RegistryAuth } from '../images/registry/registries';
 import type { ContainerState, Runtime } from './runtime/runtime';
 import { containerConfig, stopPolicy } from './container-config';
+import { logFileTask } from './runtime/log-rotation';
 import { Semaphore } from './semaphore';
 
 export type Report = (taskId: string, status: TaskStatus) => void;
@@ -207,7 +209,11 @@ export class Executor {
     const code = exitCode ?? -1;
     const container = { container_id: task.id, pid: 0, exit_code: code };
     if (code === 0) this.report(task.id, { state: 'COMPLETE', message: 'finished', container });
-    else this.report(task.id, { state: 'FAILED', message: 'started', err: `task: non-zero exit (${code})`, container });
+    else {
+      // read before removeContainer, which takes the cgroup and its counters with it
+      const oom = await this.opts.runtime.oomKilled(task.id).catch(() => false);
+      this.report(task.id, { state: 'FAILED', message: 'started', err: exitError(code, oom, task.spec!.resources?.limits?.memory_bytes ?? 0), container });
+    }
     await this.removeContainer(task.id);
   }
 
@@ -244,8 +250,9 @@ export class Executor {
       return;
     }
     for (const f of files) {
-      const id = f.replace(/\.log(\.\d+)?$/, '');
-      if (!this.tasks.has(id) && !this.containers.has(id) && !this.busy.has(id)) fs.rmSync(path.join(this.opts.logDir, f), { force: true });
+      // not conmon's <id>.log.tmp: removed between its creation and its rename, conmon would exit
+      const id = logFileTask(f);
+      if (id !== null && !this.tasks.has(id) && !this.containers.has(id) && !this.busy.has(id)) fs.rmSync(path.join(this.opts.logDir, f), { force: true });
     }
   }
 
@@ -259,6 +266,14 @@ export class Executor {
     this.reported.set(taskId, status.state);
     this.opts.report(taskId, { message: '', err: '', timestamp: now(), ...status });
   }
+}
+
+/** Why a task failed: its exit code, and the memory limit when the kernel killed in it for lack of memory. */
+export function exitError(code: number, oomKilled: boolean, memoryLimit: number): string {
+  if (!oomKilled) return `task: non-zero exit (${code})`;
+  const oom = `out of memory${memoryLimit > 0 ? ` (limit ${formatBytes(memoryLimit).replace(/(?<=\d)(?=[A-Z])/, ' ')})` : ''}`;
+  // 137 = 128 + SIGKILL: the kernel's OOM killer took the container's main process
+  return code === 137 ? `killed: ${oom}` : `task: non-zero exit (${code}); a process in it was killed: ${oom}`;
 }
 
 /** Only references that name a registry host are pulled; others (`shoal-test:latest`) must be loaded. */

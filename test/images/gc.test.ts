@@ -115,7 +115,8 @@ describe('automatic collection', () => {
 
   it('collects by how full the filesystem is', async () => {
     const store = new ImageStore(root);
-    await image(store, 'a:1', 16);
+    // used, so past the grace a just-loaded image has
+    await store.resolve(await image(store, 'a:1', 16));
     expect((await store.collect({ highPercent: 100 }, () => false)).deleted).toEqual([]);
     expect((await store.collect({ highPercent: 0 }, () => false)).deleted).toHaveLength(1);
   });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { K8sFileParser } from '../../src/worker/task-logs';
 
 describe('k8s-file log parser', () => {
-  it('splits records into lines by stream and joins partial records', () => {
+  it('splits records into lines by stream; a partial record ends where the other stream writes', () => {
     const p = new K8sFileParser('t1');
     const lines = p.push(
       '2026-01-01T00:00:00.000000001+00:00 stdout P hel\n' +
@@ -11,8 +11,9 @@ describe('k8s-file log parser', () => {
         '2026-01-01T00:00:00.000000004+00:00 stdout F \n',
     );
     expect(lines.map((l) => [l.stream, l.line])).toEqual([
+      ['stdout', 'hel'],
       ['stderr', 'oops'],
-      ['stdout', 'hello'],
+      ['stdout', 'lo'],
       ['stdout', ''],
     ]);
   });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
 import type { ServiceSpec__Output } from '../../gen/shoal/v1/ServiceSpec';
 import { parseBytes, parseCpus, parseDuration } from '../../common/units';
@@ -41,6 +42,29 @@ export const bytes = (flag: string) => wrap((v) => parseBytes(v, flag));
 export const cpus = (flag: string) => wrap((v) => parseCpus(v, flag));
 export const duration = (flag: string) => wrap((v) => parseDuration(v, flag));
 
+/**
+ * --security-opt seccomp=unconfined|default|FILE (or Docker's older seccomp:…) → the spec's
+ * seccomp_profile: "unconfined", "" for the default, or the JSON of FILE, read here and sent.
+ */
+export function securityOpt(v: string): string {
+  const m = /^seccomp[=:](.+)$/.exec(v);
+  if (!m) throw new InvalidArgumentError(`only seccomp=unconfined, seccomp=default or seccomp=FILE is supported, got "${v}"`);
+  const value = m[1];
+  if (value === 'unconfined') return value;
+  if (value === 'default') return '';
+  let text: string;
+  try {
+    text = readFileSync(value, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read the seccomp profile ${value}: ${(err as Error).message}`);
+  }
+  try {
+    return JSON.stringify(JSON.parse(text));
+  } catch (err) {
+    throw new InvalidArgumentError(`the seccomp profile ${value} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
 /** Options shared by `service create` and `service update`, applied onto a spec. */
 export interface TemplateFlags {
   limitMemory?: number;
@@ -58,6 +82,7 @@ export interface TemplateFlags {
   workdir?: string;
   user?: string;
   replicasMaxPerNode?: number;
+  securityOpt?: string;
 }
 
 export function applyTemplateFlags(spec: ServiceSpec__Output, f: TemplateFlags): void {
@@ -81,6 +106,7 @@ export function applyTemplateFlags(spec: ServiceSpec__Output, f: TemplateFlags):
   if (f.workdir !== undefined) c.dir = f.workdir;
   if (f.user !== undefined) c.user = f.user;
   if (f.replicasMaxPerNode !== undefined) t.placement!.max_replicas = f.replicasMaxPerNode;
+  if (f.securityOpt !== undefined) c.seccomp_profile = f.securityOpt;
 }
 
 /** Adds the template options to a command; create and update share them. */
@@ -100,7 +126,8 @@ export function templateOptions(cmd: Command): Command {
     .option('--hostname <name>', 'container hostname')
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <user>', 'user[:group] to run as')
-    .option('--replicas-max-per-node <n>', 'maximum tasks per node (0: unlimited)', integer('--replicas-max-per-node'));
+    .option('--replicas-max-per-node <n>', 'maximum tasks per node (0: unlimited)', integer('--replicas-max-per-node'))
+    .option('--security-opt <opt>', 'seccomp=unconfined, seccomp=default or seccomp=FILE (a profile in JSON)', securityOpt);
 }
 
 /** A spec with every nested message present and nothing set; the daemon fills in defaults. */
@@ -110,7 +137,7 @@ export function blankSpec(): ServiceSpec__Output {
     labels: {},
     mode: { mode: 'replicated', replicated: { replicas: 1 } },
     task_template: {
-      container: { image: '', command: [], args: [], env: [], dir: '', user: '', hostname: '', stop_signal: '', labels: {} },
+      container: { image: '', command: [], args: [], env: [], dir: '', user: '', hostname: '', stop_signal: '', labels: {}, seccomp_profile: '' },
       resources: { limits: { nano_cpus: 0, memory_bytes: 0, pids: 0 }, reservations: { nano_cpus: 0, memory_bytes: 0, pids: 0 } },
       restart_policy: { condition: 'any', max_attempts: 0, window_ms: 0 },
       placement: { constraints: [], max_replicas: 0, preferences: [], platforms: [] },

@@ -1,8 +1,11 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { hostname } from 'node:os';
+import type { sendUnaryData, ServiceError } from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
-import { unavailable } from '../../common/errors';
+import { diskFull, diskFullError, isNoSpace } from '../../common/disk';
+import { type ShoalError, toServiceError, unavailable } from '../../common/errors';
 import type { Logger } from '../../common/logger';
 
 export interface EtcdOptions {
@@ -19,6 +22,8 @@ export interface EtcdOptions {
   initialCluster?: string;
   binary?: string;
   log: Logger;
+  /** Waits between failed restarts: the first, doubled after each failure up to the cap. */
+  backoff?: { initialMs: number; maxMs: number };
 }
 
 export interface EtcdTlsFiles {
@@ -28,19 +33,25 @@ export interface EtcdTlsFiles {
 }
 
 const CHECK_INTERVAL_MS = 1000;
+const BACKOFF = { initialMs: 1000, maxMs: 30_000 };
 const START_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 10_000;
 
 /**
  * Runs this manager's etcd member as a detached process (so a crash of shoald does not take the
  * cluster's state down with it), adopts a member that is still running from an earlier shoald,
- * restarts it if it dies, and stops it when the daemon stops.
+ * restarts it whenever it dies, however often that fails (waiting longer after each failure, up
+ * to a cap, and logging each), and stops it when the daemon stops.
  */
 export class EtcdSupervisor {
   private pid = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
   private restarting: Promise<void> | undefined;
+  /** Restarts failed in a row, the last one's error, and when to try again. */
+  private failures = 0;
+  private lastFailure: Error | undefined;
+  private retryAt = 0;
 
   constructor(private readonly opts: EtcdOptions) {}
 
@@ -69,16 +80,62 @@ export class EtcdSupervisor {
   async start(): Promise<void> {
     fs.mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o700 });
     const adopted = this.adoptablePid();
-    if (adopted) {
-      this.pid = adopted;
-      this.opts.log.info({ pid: adopted }, 'adopted running etcd member');
-    } else {
-      this.spawn();
+    try {
+      if (adopted) {
+        this.pid = adopted;
+        this.opts.log.info({ pid: adopted }, 'adopted running etcd member');
+      } else {
+        this.spawn();
+      }
+      await this.waitHealthy();
+    } catch (err) {
+      throw await this.startFailure(err);
     }
-    await this.waitHealthy();
     this.stopping = false;
-    this.timer = setInterval(() => this.check(), CHECK_INTERVAL_MS);
+    this.timer = setInterval(() => this.check(), Math.min(CHECK_INTERVAL_MS, this.backoff.initialMs));
     this.timer.unref();
+  }
+
+  /** The same gRPC handlers, but a unary call's failure reaches the client as explain() puts it, when it can. */
+  explaining<H extends object>(handlers: H): H {
+    const out: Record<string, unknown> = {};
+    for (const [name, handler] of Object.entries(handlers) as [string, (call: unknown, cb?: sendUnaryData<unknown>) => void][]) {
+      out[name] = (call: unknown, cb?: sendUnaryData<unknown>) => handler(call, cb && this.explainErrors(cb));
+    }
+    return out as H;
+  }
+
+  private explainErrors<T>(cb: sendUnaryData<T>): sendUnaryData<T> {
+    return (err, res) => {
+      if (!err) return cb(null, res);
+      this.explain((err as Partial<ServiceError>).details ?? '').then(
+        (plain) => cb(plain ? (toServiceError(plain) as ServiceError) : err),
+        () => cb(err),
+      );
+    };
+  }
+
+  /** Why etcd did not start: the full data disk (ENOSPC, or etcd died on it) if that is it. */
+  private async startFailure(err: unknown): Promise<Error> {
+    return isNoSpace(err) || (await diskFull(this.opts.dataDir)) ? diskFullError(this.opts.dataDir) : (err as Error);
+  }
+
+  private get backoff(): { initialMs: number; maxMs: number } {
+    return this.opts.backoff ?? BACKOFF;
+  }
+
+  /**
+   * What a client should be told when a call to the store failed with `details` (etcd unreachable,
+   * etcd3's "circuit breaker is open"): that the data disk is full, when it is, or that etcd is
+   * down and being restarted; undefined when neither explains it.
+   */
+  async explain(details: string): Promise<ShoalError | undefined> {
+    if (!/circuit breaker is open|UNAVAILABLE|no connection established|no space left|ENOSPC|deadline exceeded/i.test(details)) return undefined;
+    if (await diskFull(this.opts.dataDir)) return diskFullError(this.opts.dataDir);
+    if (this.failures) {
+      return unavailable(`the cluster store (etcd) of node ${hostname()} is down; restarting it failed ${this.failures} time(s), last: ${this.lastFailure?.message}; shoald keeps trying`);
+    }
+    return undefined;
   }
 
   /** A member started by an earlier shoald on this data dir, if it is still alive. */
@@ -131,7 +188,13 @@ export class EtcdSupervisor {
     child.unref();
     if (!child.pid) throw unavailable('could not start etcd: is the etcd-server package installed? (run deploy/setup-host.sh)');
     this.pid = child.pid;
-    fs.writeFileSync(this.pidFile, `${child.pid}\n`);
+    try {
+      fs.writeFileSync(this.pidFile, `${child.pid}\n`);
+    } catch (err) {
+      // a member no pid file names cannot be adopted: the next shoald would start a second one on the same data
+      process.kill(child.pid, 'SIGKILL');
+      throw err;
+    }
     this.opts.log.info({ pid: child.pid, clientPort, peerPort }, 'started etcd member');
   }
 
@@ -156,14 +219,22 @@ export class EtcdSupervisor {
   }
 
   private check(): void {
-    if (this.stopping || this.restarting || isAlive(this.pid)) return;
-    this.opts.log.warn({ pid: this.pid }, 'etcd member died; restarting it');
+    if (this.stopping || this.restarting || isAlive(this.pid) || Date.now() < this.retryAt) return;
+    if (!this.failures) this.opts.log.warn({ pid: this.pid }, 'etcd member died; restarting it');
     this.restarting = (async () => {
       try {
         this.spawn();
         await this.waitHealthy();
-      } catch (err) {
-        this.opts.log.error({ err }, 'restarting etcd failed; will retry');
+        if (this.failures) this.opts.log.info({ failures: this.failures }, `etcd member is back after ${this.failures} failed restart(s)`);
+        this.failures = 0;
+        this.lastFailure = undefined;
+      } catch (e) {
+        const err = await this.startFailure(e);
+        this.failures++;
+        this.lastFailure = err;
+        const waitMs = Math.min(this.backoff.initialMs * 2 ** (this.failures - 1), this.backoff.maxMs);
+        this.retryAt = Date.now() + waitMs;
+        this.opts.log.error({ err, failures: this.failures, retryInMs: waitMs }, `restarting etcd failed (${this.failures} in a row): ${err.message}; trying again in ${waitMs / 1000} s`);
       } finally {
         this.restarting = undefined;
       }

@@ -72,3 +72,20 @@ export async function removeCgroupParent(parent: string): Promise<void> {
     await Promise.all((await cgroupHierarchies()).map((h) => rmdirPatiently(path.join(h, rel), 3)));
   }
 }
+
+/**
+ * How many processes of a container the kernel killed for lack of memory: "oom_kill" in
+ * memory.oom_control of the v1 memory hierarchy, or memory.events on v2. Readable until the
+ * container's cgroup is removed. Only those two files, read at once: the exit is reported after.
+ */
+export async function oomKills(parent: string, id: string): Promise<number> {
+  const files = (await cgroupHierarchies()).flatMap((h) => {
+    const name = path.basename(h);
+    if (name === 'memory') return [path.join(h, parent, id, 'memory.oom_control')];
+    return h === CGROUP_ROOT || name === 'unified' ? [path.join(h, parent, id, 'memory.events')] : [];
+  });
+  const counts = await Promise.all(
+    files.map(async (f) => Number(/^oom_kill (\d+)$/m.exec(await fs.readFile(f, 'utf8').catch(() => ''))?.[1] ?? 0)),
+  );
+  return Math.max(0, ...counts);
+}

@@ -1,12 +1,14 @@
 import { mkdirSync, promises as fs } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
+import { diskFullError, isNoSpace } from '../../common/disk';
 import { alreadyExists, failedPrecondition, internal, invalidArgument, notFound, ShoalError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
-import { cgroupHierarchies, removeCgroupParent, removeContainerCgroups } from './cgroups';
+import { cgroupHierarchies, oomKills, removeCgroupParent, removeContainerCgroups } from './cgroups';
 import { spawnConmon } from './conmon';
 import { Spawner } from './exec';
 import { ExitWatcher, readExitFile } from './exits';
+import { LogRotator } from './log-rotation';
 import { checkId, isId, Layout } from './paths';
 import { mountPoints, mountRootfs, unmountRootfs } from './rootfs';
 import { processStart, Runc } from './runc';
@@ -33,6 +35,8 @@ export class Runtime {
   private readonly spawner: Spawner;
   private readonly creating = new Set<string>();
   private readonly removing = new Map<string, Promise<void>>();
+  /** Present when logs are capped (logSizeMax). */
+  private readonly rotator: LogRotator | undefined;
 
   constructor(private readonly opts: RuntimeOptions) {
     for (const [k, v] of [['root', opts.root], ['runcRoot', opts.runcRoot]] as const) {
@@ -48,6 +52,20 @@ export class Runtime {
     this.conmonPath = opts.conmonPath ?? '/usr/bin/conmon';
     for (const d of [this.layout.bundles, this.layout.exits, this.layout.sockets, opts.runcRoot]) mkdirSync(d, { recursive: true, mode: 0o700 });
     this.exits = new ExitWatcher(this.layout.exits, this.log);
+    if (opts.logSizeMax) {
+      this.rotator = new LogRotator(opts.logMaxFiles ?? 1, this.log);
+      this.trackRunningLogs().catch((err) => this.log?.warn({ err }, 'cannot find the logs of running containers; they are not rotated'));
+    }
+  }
+
+  /** Containers an earlier daemon started: their conmon's command line names the log. */
+  private async trackRunningLogs(): Promise<void> {
+    for (const id of (await fs.readdir(this.layout.bundles).catch(() => [] as string[])).filter(isId)) {
+      const pid = await this.conmonPid(id);
+      const argv = pid ? (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0') : [];
+      const log = argv[argv.indexOf('-l') + 1];
+      if (argv.includes('-l') && log?.startsWith('k8s-file:')) this.rotator!.track(id, log.slice('k8s-file:'.length));
+    }
   }
 
   /**
@@ -89,6 +107,7 @@ export class Runtime {
         fs.copyFile('/etc/resolv.conf', path.join(bundle, 'resolv.conf')).catch(() => fs.writeFile(path.join(bundle, 'resolv.conf'), '')),
         fs.mkdir(path.dirname(cfg.logPath), { recursive: true }),
       ]);
+      this.rotator?.prepare(cfg.logPath);
       const pid = await spawnConmon(this.spawner, {
         conmonPath: this.conmonPath,
         runcPath: this.runc.runcPath,
@@ -102,6 +121,7 @@ export class Runtime {
         conmonPidFile: this.layout.conmonPidFile(cfg.id),
         containerPidFile: path.join(bundle, 'pidfile'),
       });
+      this.rotator?.track(cfg.id, cfg.logPath);
       this.log?.debug({ id: cfg.id, pid, ms: Math.round(performance.now() - t0) }, 'container created');
     } catch (e) {
       this.creating.delete(cfg.id);
@@ -110,6 +130,7 @@ export class Runtime {
       await this.settleConmon(cfg.id);
       await this.cleanup(cfg.id).catch((ce) => this.log?.warn({ err: ce, id: cfg.id }, 'cleanup after a failed create failed'));
       if (e instanceof ShoalError) throw e;
+      if (isNoSpace(e)) throw await diskFullError(this.opts.root);
       throw internal(`cannot create container ${cfg.id}: ${(e as Error).message}`);
     }
     this.creating.delete(cfg.id);
@@ -273,6 +294,7 @@ export class Runtime {
       if (i === 60) process.kill(pid, 'SIGKILL');
       await sleep(i < 10 ? 5 : 20);
     }
+    this.rotator?.untrack(id);
     const bundle = this.layout.bundle(id);
     await unmountRootfs(this.spawner.exec, bundle);
     await Promise.all([
@@ -318,12 +340,19 @@ export class Runtime {
   /** Stops watching the exit dir and ends the process spawner. Containers keep running. */
   close(): void {
     this.exits.close();
+    this.rotator?.close();
     this.spawner.close();
   }
 
   /** The pid of the helper process that forks runc, conmon and mount for this runtime, while it runs (tests). */
   get spawnerPid(): number | undefined {
     return this.spawner.pid;
+  }
+
+  /** Whether the kernel killed a process of the container for lack of memory; known until remove(). */
+  async oomKilled(id: string): Promise<boolean> {
+    checkId(id);
+    return (await oomKills(this.opts.cgroupParent, id)) > 0;
   }
 
   /** The cgroup dir of a container for one controller, e.g. ("memory", id). */

@@ -1,3 +1,4 @@
+import { seccompFor } from './seccomp';
 import type { ContainerConfig } from './types';
 import type { ExecUser } from './user';
 
@@ -79,6 +80,7 @@ export function buildSpec({ cfg, user, bundle, cgroupsPath }: SpecInput): Record
 
   const caps = [...DEFAULT_CAPS];
   const annotations: Record<string, string> = { ...(cfg.labels ?? {}) };
+  const seccomp = seccompFor(cfg.seccompProfile ?? '', caps);
 
   return {
     ociVersion: '1.0.2',
@@ -115,6 +117,7 @@ export function buildSpec({ cfg, user, bundle, cgroupsPath }: SpecInput): Record
       namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,
+      ...(seccomp ? { seccomp } : {}),
     },
   };
 }

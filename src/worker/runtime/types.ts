@@ -25,6 +25,8 @@ export interface ContainerConfig {
   logPath: string;
   /** Put into the OCI annotations. */
   labels?: Record<string, string>;
+  /** "" or absent: the default seccomp profile; "unconfined": none; else a profile in JSON (see seccomp.ts). */
+  seccompProfile?: string;
 }
 
 export type ContainerStatus = 'creating' | 'created' | 'running' | 'stopped' | 'unknown';
@@ -47,6 +49,8 @@ export interface RuntimeOptions {
   cgroupParent: string;
   /** conmon --log-size-max in bytes; unset or 0 = unlimited. */
   logSizeMax?: number;
+  /** With logSizeMax, how many files of a log to keep, the live one included (default 1: conmon starts it over). */
+  logMaxFiles?: number;
   log?: Logger;
   /** Paths of the binaries; default /usr/sbin/runc and /usr/bin/conmon. */
   runcPath?: string;

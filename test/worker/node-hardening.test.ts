@@ -1,0 +1,97 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Task__Output } from '../../src/gen/shoal/v1/Task';
+import { buildTestImage, TestNode } from '../helpers/test-node';
+
+// One real node: etcd, runc under conmon, cgroups; the CLI as a user runs it.
+const node = new TestNode();
+const CLI = path.resolve(__dirname, '../../dist/src/cli/main.js');
+
+const tasks = (service: string): Task__Output[] => JSON.parse(node.ok('service', 'ps', service, '--format', 'json'));
+
+/** `shoal service logs` with both streams into one pipe, as `2>&1` in a terminal would. */
+function logs(service: string): string {
+  const r = spawnSync('sh', ['-c', `"${process.execPath}" "${CLI}" -H "${node.socket}" service logs ${service} 2>&1`], { encoding: 'utf8' });
+  return r.stdout;
+}
+
+async function until<T>(what: string, fn: () => T | undefined | false): Promise<T> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Runs `script` once as a service and returns its log, as the CLI prints it. */
+async function runOnce(name: string, script: string, ...flags: string[]): Promise<string> {
+  node.shoal('service', 'create', '-d', '--name', name, '--restart-condition', 'none', ...flags, 'shoal-test:latest', 'sh', '-c', script);
+  await until(`${name} to finish`, () => tasks(name).some((t) => ['COMPLETE', 'FAILED'].includes(t.status!.state)));
+  return logs(name);
+}
+
+beforeAll(async () => {
+  const image = buildTestImage(node.dir);
+  await node.start();
+  node.ok('init');
+  node.ok('image', 'load', image);
+});
+
+afterAll(async () => {
+  await node.destroy();
+});
+
+describe('a node, as the CLI shows it', () => {
+  it('says a task was killed for lack of memory, and what the limit was', async () => {
+    node.ok('service', 'create', '-d', '--name', 'hog', '--limit-memory', '32m', '--restart-condition', 'none', 'shoal-test:latest', 'tail', '/dev/zero');
+    const t = await until('the task to fail', () => tasks('hog').find((x) => x.status!.state === 'FAILED'));
+    expect(t.status!.err).toBe('killed: out of memory (limit 32 MiB)');
+    expect(node.ok('service', 'ps', 'hog')).toContain('killed: out of memory (limit 32 MiB)');
+  });
+
+  it('ends every log line with a newline, whichever stream it came from, the last one too', async () => {
+    const out = await runOnce('streams', 'echo first; echo to-stderr >&2; printf no-newline-at-exit');
+    const lines = out.split('\n');
+    expect(lines.pop()).toBe('');
+    const prefix = /^streams\.1\.[a-z0-9]+ +\| /;
+    for (const l of lines) expect(l).toMatch(prefix);
+    // conmon reads the two streams from two pipes, so their order is not known; their lines are
+    expect(lines.map((l) => l.replace(prefix, '')).sort()).toEqual(['first', 'no-newline-at-exit', 'to-stderr']);
+  });
+
+  it('runs tasks under the default seccomp profile, or none with --security-opt seccomp=unconfined', async () => {
+    const probe = 'grep Seccomp: /proc/self/status; unshare -Urm sh -c "mount -t tmpfs none /tmp && echo mounted-in-userns"';
+    const confined = await runOnce('confined', probe);
+    expect(confined).toMatch(/Seccomp:\s+2/);
+    expect(confined).toMatch(/Operation not permitted/);
+    expect(confined).not.toContain('mounted-in-userns');
+    const free = await runOnce('unconfined', probe, '--security-opt', 'seccomp=unconfined');
+    expect(free).toMatch(/Seccomp:\s+0/);
+    expect(free).toContain('mounted-in-userns');
+  });
+
+  it('sends a profile FILE with the service, and update can change it', async () => {
+    const file = path.join(node.dir, 'no-mkdir.json');
+    fs.writeFileSync(file, JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO' }] }, null, 2));
+    expect(await runOnce('custom', 'mkdir /x && echo made', '--security-opt', `seccomp=${file}`)).toMatch(/Operation not permitted/);
+    const spec = JSON.parse(node.ok('service', 'inspect', 'custom'))[0].spec;
+    expect(JSON.parse(spec.task_template.container.seccomp_profile).syscalls[0].names).toEqual(['mkdir', 'mkdirat']);
+    node.ok('service', 'update', '-d', '--security-opt', 'seccomp=default', 'custom');
+    expect(JSON.parse(node.ok('service', 'inspect', 'custom'))[0].spec.task_template.container.seccomp_profile).toBe('');
+  });
+
+  it('refuses a profile that is not one, naming the field, and stores nothing', () => {
+    const bad = path.join(node.dir, 'bad.json');
+    fs.writeFileSync(bad, JSON.stringify({ defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ names: ['read'], action: 'ALLOW' }] }));
+    const r = node.shoal('service', 'create', '--name', 'bad', '--security-opt', `seccomp=${bad}`, 'shoal-test:latest', 'true');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/task_template\.container\.seccomp_profile\.syscalls\[0\]\.action: must be one of SCMP_ACT_ALLOW/);
+    expect(node.shoal('service', 'create', '--name', 'bad', '--security-opt', 'apparmor=x', 'shoal-test:latest', 'true').stderr).toMatch(/only seccomp=unconfined, seccomp=default or seccomp=FILE/);
+    expect(node.shoal('service', 'create', '--name', 'bad', '--security-opt', 'seccomp=/nonexistent.json', 'shoal-test:latest', 'true').stderr).toMatch(/cannot read the seccomp profile/);
+    expect(node.ok('service', 'ls', '-q')).not.toMatch(/bad/);
+  });
+});
