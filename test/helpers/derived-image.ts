@@ -20,6 +20,8 @@ export interface DerivedImageOptions {
   seed: string;
   /** The layout's `org.opencontainers.image.ref.name`. */
   refName: string;
+  /** Fields set in the image config's `config` (Entrypoint, Cmd, Env, StopSignal, …). */
+  config?: Record<string, unknown>;
 }
 
 /** Deterministic incompressible bytes: SHA-256 in counter mode over a seed. */
@@ -65,6 +67,7 @@ export function buildDerivedImage(work: string, opts: DerivedImageOptions): Deri
     manifest.layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest, size: fs.statSync(blob(digest)).size });
     config.rootfs.diff_ids.push(digest);
   }
+  Object.assign(config.config, opts.config);
   const configBytes = Buffer.from(JSON.stringify(config));
   const configDigest = sha256(configBytes);
   fs.writeFileSync(blob(configDigest), configBytes);

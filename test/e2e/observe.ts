@@ -1,0 +1,101 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Task__Output } from '../../src/gen/shoal/v1/Task';
+import { buildDerivedImage } from '../helpers/derived-image';
+import type { TestNode } from '../helpers/test-node';
+
+/**
+ * Polls `probe` until it returns something other than undefined, null or false, and returns
+ * that; throws, naming what it waited for and the last value seen, when `timeoutMs` passes.
+ */
+export async function waitFor<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      last = await probe();
+      if (last !== undefined && last !== null && last !== false) return last as T;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Every task of a service, newest first within a slot, as `service ps --format json` gives them. */
+export const tasksOf = (node: TestNode, service: string): Task__Output[] => JSON.parse(node.ok('service', 'ps', service, '--format', 'json'));
+
+/** Tasks of the service that are meant to run and do. */
+export const runningOf = (node: TestNode, service: string): Task__Output[] =>
+  tasksOf(node, service).filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING');
+
+/** The lines one task wrote, from `service logs` (without the task prefix). */
+export function taskLines(node: TestNode, service: string, taskId: string, ...flags: string[]): string[] {
+  return node
+    .ok('service', 'logs', ...flags, service)
+    .split('\n')
+    .filter((l) => l.includes(`.${taskId} `))
+    .map((l) => l.slice(l.indexOf('| ') + 2));
+}
+
+/** Waits until the one running task of a service is not `previous` and has logged a line matching `line`. */
+export async function nextTaskLogging(node: TestNode, service: string, line: RegExp, previous?: string): Promise<Task__Output> {
+  return waitFor(`a new running task of ${service} logging ${line}`, () => {
+    const t = runningOf(node, service).find((x) => x.id !== previous);
+    return t && taskLines(node, service, t.id).some((l) => line.test(l)) && t;
+  });
+}
+
+export interface CgroupLimits {
+  /** Bytes, or null when unlimited. */
+  memory: number | null;
+  /** CFS quota as a fraction of one CPU, or null when unlimited. */
+  cpus: number | null;
+  pids: number | null;
+}
+
+/**
+ * The limits the kernel applies to a process, read through its own /proc/<pid>/cgroup so it works
+ * whatever the cgroup parent is, on v1 (hybrid) and v2 (unified) hosts.
+ */
+export function cgroupLimits(pid: number): CgroupLimits {
+  const lines = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n').map((l) => l.split(':'));
+  const v1 = (controller: string, file: string): string => {
+    const line = lines.find(([, controllers]) => controllers.split(',').includes(controller));
+    if (!line) throw new Error(`process ${pid} has no ${controller} cgroup`);
+    return fs.readFileSync(path.join('/sys/fs/cgroup', line[1], line[2], file), 'utf8').trim();
+  };
+  const unified = lines.find(([id, controllers]) => id === '0' && controllers === '');
+  const isV2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
+  if (isV2 && unified) {
+    const read = (file: string) => fs.readFileSync(path.join('/sys/fs/cgroup', unified[2], file), 'utf8').trim();
+    const [quota, period] = read('cpu.max').split(' ');
+    return {
+      memory: read('memory.max') === 'max' ? null : Number(read('memory.max')),
+      cpus: quota === 'max' ? null : Number(quota) / Number(period),
+      pids: read('pids.max') === 'max' ? null : Number(read('pids.max')),
+    };
+  }
+  const memory = Number(v1('memory', 'memory.limit_in_bytes'));
+  const quota = Number(v1('cpu', 'cpu.cfs_quota_us'));
+  const pids = v1('pids', 'pids.max');
+  return {
+    // v1 says "no limit" with the largest page-aligned int64.
+    memory: memory >= 2 ** 62 ? null : memory,
+    cpus: quota < 0 ? null : quota / Number(v1('cpu', 'cpu.cfs_period_us')),
+    pids: pids === 'max' ? null : Number(pids),
+  };
+}
+
+/**
+ * An image tar for `shoal image load`: the busybox test image with `config` set in its image
+ * config (Entrypoint, Cmd, Env, StopSignal, …), tagged `tag`.
+ */
+export function configuredImage(work: string, tag: string, config: Record<string, unknown>): string {
+  const { layout } = buildDerivedImage(work, { layers: 0, layerBytes: 0, seed: tag, refName: tag, config });
+  const tar = path.join(work, `${tag.replace(/[^a-z0-9]/gi, '_')}.tar`);
+  execFileSync('tar', ['-C', layout, '-cf', tar, 'oci-layout', 'index.json', 'blobs']);
+  return tar;
+}
