@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Client } from '../../src/cli/client';
+import type { LogLine__Output } from '../../src/gen/shoal/v1/LogLine';
 import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import { buildDerivedImage } from '../helpers/derived-image';
 import type { TestNode } from '../helpers/test-node';
@@ -24,27 +26,50 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | null
   }
 }
 
-/** Every task of a service, newest first within a slot, as `service ps --format json` gives them. */
-export const tasksOf = (node: TestNode, service: string): Task__Output[] => JSON.parse(node.ok('service', 'ps', service, '--format', 'json'));
+const clients = new WeakMap<TestNode, Client>();
 
-/** Tasks of the service that are meant to run and do. */
-export const runningOf = (node: TestNode, service: string): Task__Output[] =>
-  tasksOf(node, service).filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING');
-
-/** The lines one task wrote, from `service logs` (without the task prefix). */
-export function taskLines(node: TestNode, service: string, taskId: string, ...flags: string[]): string[] {
-  return node
-    .ok('service', 'logs', ...flags, service)
-    .split('\n')
-    .filter((l) => l.includes(`.${taskId} `))
-    .map((l) => l.slice(l.indexOf('| ') + 2));
+/**
+ * The node's control API in this process: what tests observe through it is what the CLI shows,
+ * without starting a CLI process for every poll. What a test does to the node goes through the CLI.
+ */
+export function apiOf(node: TestNode): Client {
+  let c = clients.get(node);
+  if (!c) clients.set(node, (c = new Client(node.socket)));
+  return c;
 }
 
-/** Waits until the one running task of a service is not `previous` and has logged a line matching `line`. */
+export function closeApi(node: TestNode): void {
+  clients.get(node)?.close();
+  clients.delete(node);
+}
+
+/** Every task of a service, newest first within a slot, as `service ps` lists them. */
+export const tasksOf = async (node: TestNode, service: string): Promise<Task__Output[]> => (await apiOf(node).listTasks({ service })).tasks;
+
+/** Tasks of the service that are meant to run and do. */
+export const runningOf = async (node: TestNode, service: string): Promise<Task__Output[]> =>
+  (await tasksOf(node, service)).filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING');
+
+/** Everything the service's tasks logged so far, as `service logs` sends it. */
+export function logsOf(node: TestNode, service: string, tail = -1): Promise<LogLine__Output[]> {
+  return new Promise((resolve, reject) => {
+    const lines: LogLine__Output[] = [];
+    const call = apiOf(node).control.ServiceLogs({ service, follow: false, tail });
+    call.on('data', (l: LogLine__Output) => lines.push(l));
+    call.on('error', reject);
+    call.on('end', () => resolve(lines));
+  });
+}
+
+/** The lines one task wrote. */
+export const taskLines = async (node: TestNode, service: string, taskId: string): Promise<string[]> =>
+  (await logsOf(node, service)).filter((l) => l.task_id === taskId).map((l) => l.line);
+
+/** Waits until a running task of the service other than `previous` has logged a line matching `line`. */
 export async function nextTaskLogging(node: TestNode, service: string, line: RegExp, previous?: string): Promise<Task__Output> {
-  return waitFor(`a new running task of ${service} logging ${line}`, () => {
-    const t = runningOf(node, service).find((x) => x.id !== previous);
-    return t && taskLines(node, service, t.id).some((l) => line.test(l)) && t;
+  return waitFor(`a new running task of ${service} logging ${line}`, async () => {
+    const lines = await logsOf(node, service);
+    return (await runningOf(node, service)).find((t) => t.id !== previous && lines.some((l) => l.task_id === t.id && line.test(l.line)));
   });
 }
 

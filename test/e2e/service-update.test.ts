@@ -46,8 +46,8 @@ describe('service update', () => {
     const second = await nextTaskLogging(node, 'img', /^mark=v2$/, first.id);
     expect(second.spec!.container!.image).toBe('shoal-e2e:marked');
     expect(inspect('img').spec!.task_template!.container!.image).toBe('shoal-e2e:marked');
-    expect(runningOf(node, 'img').map((t) => t.id)).toEqual([second.id]);
-    expect(tasksOf(node, 'img').find((t) => t.id === first.id)!.status!.state).toBe('SHUTDOWN');
+    expect((await runningOf(node, 'img')).map((t) => t.id)).toEqual([second.id]);
+    expect((await tasksOf(node, 'img')).find((t) => t.id === first.id)!.status!.state).toBe('SHUTDOWN');
   });
 
   it('--args replaces the arguments given to the image entrypoint', async () => {
@@ -89,7 +89,7 @@ describe('service update', () => {
     await expect
       .poll(() => node.ok('service', 'ps', '--no-trunc', 'pin'), { timeout: 20_000, message: 'the new task to be pending with the constraint as its reason' })
       .toMatch(new RegExp(`Running\\s+Pending .*"no suitable node \\(constraint ${constraint} not satisfied on 1 node\\)"`));
-    expect(runningOf(node, 'pin')).toEqual([]);
+    expect(await runningOf(node, 'pin')).toEqual([]);
     expect(inspect('pin').spec!.task_template!.placement!.constraints).toEqual([constraint]);
 
     node.ok('service', 'update', '--constraint-rm', constraint, 'pin');

@@ -34,10 +34,10 @@ async function stopOnce(name: string, flags: string[], image: string, command: s
   node.ok('service', 'create', '--name', name, ...flags, image, ...command);
   const task = await nextTaskLogging(node, name, /^ready$/);
   node.ok('service', 'update', '--env-add', 'ROUND=2', name);
-  expect(tasksOf(node, name).find((t) => t.id === task.id)!.status!.state).toBe('SHUTDOWN');
-  expect(runningOf(node, name).map((t) => t.id)).not.toContain(task.id);
+  expect((await tasksOf(node, name)).find((t) => t.id === task.id)!.status!.state).toBe('SHUTDOWN');
+  expect((await runningOf(node, name)).map((t) => t.id)).not.toContain(task.id);
   expect(node.containerIds()).not.toContain(task.id);
-  return { id: task.id, lines: taskLines(node, name, task.id) };
+  return { id: task.id, lines: await taskLines(node, name, task.id) };
 }
 
 describe('stop signal and grace period', () => {

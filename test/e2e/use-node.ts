@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { buildTestImage, TestNode } from '../helpers/test-node';
-import { waitFor } from './observe';
+import { apiOf, closeApi, waitFor } from './observe';
 
 export interface E2eNodeOptions {
   /**
@@ -33,6 +33,7 @@ export function useE2eNode(opts: E2eNodeOptions = {}): TestNode {
   });
   afterAll(async () => {
     try {
+      closeApi(node);
       await node.destroy();
     } finally {
       expect(leftoversOf(node)).toEqual([]);
@@ -43,12 +44,12 @@ export function useE2eNode(opts: E2eNodeOptions = {}): TestNode {
 
 /** Removes every service of a running node and waits until their containers are gone. */
 export async function removeServices(node: TestNode): Promise<void> {
-  if (node.shoal('info').code !== 0) return;
-  const ids = node.shoal('service', 'ls', '-q');
-  // Not initialised (or the cluster is down on purpose): there are no services to remove.
-  if (ids.code !== 0) return;
-  for (const id of ids.stdout.split('\n').filter(Boolean)) node.ok('service', 'rm', id);
-  await waitFor('every container of the removed services to be gone', () => node.containerIds().length === 0, 30_000);
+  const api = apiOf(node);
+  // Not initialised, or the daemon or its cluster is down on purpose: there is nothing to remove.
+  const listed = await api.listServices().catch(() => undefined);
+  if (!listed) return;
+  for (const { service } of listed.services) await api.removeService(service!.id);
+  await waitFor('every container of the removed services to be gone', () => node.containerIds().length === 0, 60_000);
 }
 
 /**
