@@ -1,10 +1,8 @@
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from '../../src/cli/client';
 import type { LogLine__Output } from '../../src/gen/shoal/v1/LogLine';
 import type { Task__Output } from '../../src/gen/shoal/v1/Task';
-import { buildDerivedImage } from '../helpers/derived-image';
 import type { TestNode } from '../helpers/test-node';
 
 /**
@@ -112,15 +110,4 @@ export function cgroupLimits(pid: number): CgroupLimits {
     cpus: quota < 0 ? null : quota / Number(v1('cpu', 'cpu.cfs_period_us')),
     pids: pids === 'max' ? null : Number(pids),
   };
-}
-
-/**
- * An image tar for `shoal image load`: the busybox test image with `config` set in its image
- * config (Entrypoint, Cmd, Env, StopSignal, …), tagged `tag`.
- */
-export function configuredImage(work: string, tag: string, config: Record<string, unknown>): string {
-  const { layout } = buildDerivedImage(work, { layers: 0, layerBytes: 0, seed: tag, refName: tag, config });
-  const tar = path.join(work, `${tag.replace(/[^a-z0-9]/gi, '_')}.tar`);
-  execFileSync('tar', ['-C', layout, '-cf', tar, 'oci-layout', 'index.json', 'blobs']);
-  return tar;
 }

@@ -2,9 +2,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Service__Output } from '../../src/gen/shoal/v1/Service';
-import { buildTestImage } from '../helpers/test-node';
 import { TestRegistry } from '../registry/registry';
-import { cgroupLimits, configuredImage, nextTaskLogging, runningOf, tasksOf } from './observe';
+import { configuredImage, testImage } from './images';
+import { cgroupLimits, nextTaskLogging, runningOf, tasksOf } from './observe';
 import { useE2eNode } from './use-node';
 
 // A private registry (basic auth) the node may speak plain HTTP to, and one node.
@@ -25,9 +25,9 @@ const savedConfig = process.env.SHOAL_CONFIG;
 
 beforeAll(() => {
   // An image that differs from shoal-test only in its config, so a container shows which one it runs.
-  marked = configuredImage(node.dir, 'shoal-e2e:marked', { Env: ['PATH=/bin', 'MARK=v2'] });
+  marked = configuredImage(node, 'shoal-e2e:marked', { Env: ['PATH=/bin', 'MARK=v2'] });
   node.ok('image', 'load', marked);
-  args = configuredImage(node.dir, 'shoal-e2e:args', { Entrypoint: ['sh', '-c', 'echo "args: $*"; trap "exit 0" TERM; while true; do sleep 0.2; done', 'argv0'], Cmd: [] });
+  args = configuredImage(node, 'shoal-e2e:args', { Entrypoint: ['sh', '-c', 'echo "args: $*"; trap "exit 0" TERM; while true; do sleep 0.2; done', 'argv0'], Cmd: [] });
   node.ok('image', 'load', args);
   // The CLI user's credentials live in this file's own config dir.
   process.env.SHOAL_CONFIG = path.join(node.dir, 'cli-config');
@@ -99,8 +99,8 @@ describe('service update', () => {
 
   it('an update without --with-registry-auth keeps the service’s credentials for the next pull', async () => {
     // Version 2 exists only in the registry: the task can only get it by pulling.
-    registry.push(`oci-archive:${buildTestImage(node.dir)}`, 'private/app:1');
-    registry.push(`oci-archive:${configuredImage(node.dir, 'private-app:2', { Env: ['PATH=/bin', 'MARK=private2'] })}`, 'private/app:2');
+    registry.push(`oci-archive:${testImage(node)}`, 'private/app:1');
+    registry.push(`oci-archive:${configuredImage(node, 'private-app:2', { Env: ['PATH=/bin', 'MARK=private2'] })}`, 'private/app:2');
     const repo = `${registry.host}/private/app`;
     node.ok('login', registry.host, '-u', 'ci', '-p', PASSWORD);
     node.ok('service', 'create', '--name', 'priv', '--with-registry-auth', `${repo}:1`, ...logsThenIdles(MARKED));

@@ -1,13 +1,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { configuredImage, nextTaskLogging, runningOf, taskLines, tasksOf } from './observe';
+import { configuredImage } from './images';
+import { nextTaskLogging, runningOf, taskLines, tasksOf } from './observe';
 import { useE2eNode } from './use-node';
 
 const node = useE2eNode();
 
 beforeAll(() => {
-  node.ok('image', 'load', configuredImage(node.dir, 'shoal-e2e:usr1', { Env: ['PATH=/bin'], StopSignal: 'SIGUSR1' }));
+  node.ok('image', 'load', configuredImage(node, 'shoal-e2e:usr1', { Env: ['PATH=/bin'], StopSignal: 'SIGUSR1' }));
 });
 
 /** A container that reports each of these signals, takes a moment to clean up, and exits 0. */

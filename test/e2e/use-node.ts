@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
-import { buildTestImage, TestNode } from '../helpers/test-node';
+import { TestNode } from '../helpers/test-node';
+import { testImage } from './images';
 import { apiOf, closeApi, waitFor } from './observe';
 
 export interface E2eNodeOptions {
@@ -26,7 +27,7 @@ export function useE2eNode(opts: E2eNodeOptions = {}): TestNode {
     await node.start();
     if (opts.ready === false) return;
     node.ok('init');
-    node.ok('image', 'load', buildTestImage(node.dir));
+    node.ok('image', 'load', testImage(node));
   });
   afterEach(async () => {
     await removeServices(node);
