@@ -14,10 +14,12 @@ export function testImage(node: TestNode): string {
 
 /**
  * An image tar for `shoal image load`: the busybox test image with `config` set in its image
- * config (Entrypoint, Cmd, Env, StopSignal, …), tagged `tag`.
+ * config (Entrypoint, Cmd, Env, StopSignal, …) and, if `layerBytes`, one more layer of that many
+ * random bytes of its own, tagged `tag`.
  */
-export function configuredImage(node: TestNode, tag: string, config: Record<string, unknown>): string {
-  const { layout } = buildDerivedImage(node.dir, { layers: 0, layerBytes: 0, seed: tag, refName: tag, config, base: testImage(node) });
+export function configuredImage(node: TestNode, tag: string, config: Record<string, unknown>, layerBytes = 0): string {
+  const layers = layerBytes ? 1 : 0;
+  const { layout } = buildDerivedImage(node.dir, { layers, layerBytes, seed: tag, refName: tag, config, base: testImage(node) });
   const tar = path.join(node.dir, `${tag.replace(/[^a-z0-9]/gi, '_')}.tar`);
   execFileSync('tar', ['-C', layout, '-cf', tar, 'oci-layout', 'index.json', 'blobs']);
   return tar;
