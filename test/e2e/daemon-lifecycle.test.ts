@@ -39,11 +39,11 @@ async function twoReplicas(name: string): Promise<[string, number][]> {
 describe('shoald lifecycle', () => {
   it('a second shoald on the same data directory is refused by the pid file and touches nothing', async () => {
     const first = readPid(path.join(node.dataDir, 'shoald.pid'));
-    const [client, peer] = [await freePort(), await freePort()];
+    const [client, peer, cluster] = [await freePort(), await freePort(), await freePort()];
     const second = await new Promise<{ code: number; out: string }>((resolve) =>
       execFile(
         process.execPath,
-        [DAEMON, `--data-dir=${node.dataDir}`, `--socket=${node.socket}`, `--etcd-client-port=${client}`, `--etcd-peer-port=${peer}`, `--cgroup-parent=${node.cgroupParent}`, `--runc-root=${node.runcRoot}`],
+        [DAEMON, `--data-dir=${node.dataDir}`, `--socket=${node.socket}`, `--etcd-client-port=${client}`, `--etcd-peer-port=${peer}`, `--listen-addr=127.0.0.1:${cluster}`, `--cgroup-parent=${node.cgroupParent}`, `--runc-root=${node.runcRoot}`],
         { timeout: 60_000 },
         (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, out: stdout + stderr }),
       ),

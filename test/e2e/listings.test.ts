@@ -56,6 +56,17 @@ describe('listings', () => {
     expect(table.slice(1)).toEqual([expect.stringMatching(new RegExp(`^${beta[0].id}\\s+beta\\.1\\s+shoal-test:latest\\s+\\S+\\s+Running\\s+Running `))]);
   });
 
+  it('node ps: -q the IDs, --format json the tasks on this node', async () => {
+    node.ok('service', 'create', '--name', 'alpha', '--replicas', '2', 'shoal-test:latest', ...IDLE);
+    const info = await apiOf(node).info();
+    const tasks = (await apiOf(node).listTasks({ service: '', node_id: info.node_id })).tasks;
+    expect(tasks).toHaveLength(2);
+    expect(lines(node.ok('node', 'ps', '-q'))).toEqual(tasks.map((t) => t.id));
+    expect(lines(node.ok('node', 'ps', '-q', info.node_id))).toEqual(tasks.map((t) => t.id));
+    const json = JSON.parse(node.ok('node', 'ps', '--format', 'json'));
+    expect(json.map((t: { id: string; node_id: string }) => [t.id, t.node_id])).toEqual(tasks.map((t) => [t.id, info.node_id]));
+  });
+
   it('node ls: -q the node ID, --format json the node', async () => {
     const info = await apiOf(node).info();
     expect(node.ok('node', 'ls', '-q')).toBe(`${info.node_id}\n`);
@@ -80,7 +91,7 @@ describe('listings', () => {
   });
 
   it('every listing refuses a --format it does not know, naming the values it takes', () => {
-    for (const cmd of [['service', 'ls'], ['service', 'ps', 'x'], ['node', 'ls'], ['image', 'ls']]) {
+    for (const cmd of [['service', 'ls'], ['service', 'ps', 'x'], ['node', 'ls'], ['node', 'ps'], ['image', 'ls']]) {
       const r = node.shoal(...cmd, '--format', 'yaml');
       expect(r.code, cmd.join(' ')).not.toBe(0);
       expect(r.stdout).toBe('');
