@@ -8,6 +8,9 @@ import { status } from '@grpc/grpc-js';
 const POLL_MS = 100;
 // A slot whose tasks failed this many times since the wait began is reported as not converging.
 const FAILURES_BEFORE_GIVING_UP = 3;
+// How long tasks must stay unplaceable, with nothing stopping that could free room, before the
+// wait gives up: the scheduler may not yet have seen the room a task that just stopped left.
+const UNPLACEABLE_BEFORE_GIVING_UP_MS = 5000;
 
 export interface Progress {
   running: number;
@@ -17,6 +20,8 @@ export interface Progress {
   converged: boolean;
   /** Set when waiting longer cannot help: one sentence saying why. */
   stuck?: string;
+  /** Set when every missing task is one no node can take, and nothing stopping could make room: why. */
+  unplaceable?: string;
 }
 
 /** Reads where a service stands against its spec; pure, so the rules are testable on plain data. */
@@ -39,6 +44,10 @@ export function assess(service: Service__Output, tasks: Task__Output[], failures
     const last = tasks.filter((t) => t.slot === slot && t.status!.err).sort((a, b) => b.created_at.localeCompare(a.created_at))[0];
     progress.stuck = `task ${last ? describe(last) : `slot ${slot} keeps failing`} (failed ${hopeless[0][1]} times; still retrying per the restart policy)`;
   }
+  const unplaced = notRunning.filter((t) => !t.node_id && t.schedule_error);
+  if (unplaced.length && unplaced.length === notRunning.length && unplaced.length + running >= desired && stopping === 0) {
+    progress.unplaceable = `task ${taskName(unplaced[0])} cannot be placed: ${unplaced[0].schedule_error}`;
+  }
   return progress;
 }
 
@@ -53,9 +62,12 @@ export async function waitForConvergence(client: Client, serviceId: string, quie
   const seenErrors = new Set<string>();
   const failures = new Map<number, number>();
   let last = '';
-  const started = new Date().toISOString();
+  // The daemon's time of the change, so tasks it made for it compare on one clock.
+  let started = '';
+  let unplaceableSince = 0;
   for (;;) {
     const service = await client.getService(serviceId);
+    started ||= service.updated_at;
     const { tasks } = await client.listTasks({ service: serviceId });
     for (const t of tasks) {
       const failed = t.status!.state === 'FAILED' || t.status!.state === 'REJECTED';
@@ -74,9 +86,11 @@ export async function waitForConvergence(client: Client, serviceId: string, quie
       if (!quiet) process.stderr.write(`${tty ? '\n' : ''}verify: service ${service.spec!.name} converged\n`);
       return;
     }
-    if (p.stuck) {
+    unplaceableSince = p.unplaceable ? unplaceableSince || Date.now() : 0;
+    const stuck = p.stuck ?? (p.unplaceable && Date.now() - unplaceableSince >= UNPLACEABLE_BEFORE_GIVING_UP_MS ? p.unplaceable : undefined);
+    if (stuck) {
       if (tty) process.stderr.write('\n');
-      throw new ShoalError(status.FAILED_PRECONDITION, `service ${service.spec!.name} is not converging: ${p.stuck}`);
+      throw new ShoalError(status.FAILED_PRECONDITION, `service ${service.spec!.name} is not converging: ${stuck}`);
     }
     await new Promise((r) => setTimeout(r, POLL_MS));
   }

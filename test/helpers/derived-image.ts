@@ -20,6 +20,10 @@ export interface DerivedImageOptions {
   seed: string;
   /** The layout's `org.opencontainers.image.ref.name`. */
   refName: string;
+  /** Fields set in the image config's `config` (Entrypoint, Cmd, Env, StopSignal, …). */
+  config?: Record<string, unknown>;
+  /** The test image tar to build on, if one was built already (building it takes a while). */
+  base?: string;
 }
 
 /** Deterministic incompressible bytes: SHA-256 in counter mode over a seed. */
@@ -47,7 +51,7 @@ function fileDigest(file: string): string {
 export function buildDerivedImage(work: string, opts: DerivedImageOptions): DerivedImage {
   const base = path.join(work, `derived-${opts.refName}`);
   fs.mkdirSync(base, { recursive: true });
-  execFileSync('tar', ['-C', base, '-xf', buildTestImage(work)]);
+  execFileSync('tar', ['-C', base, '-xf', opts.base ?? buildTestImage(work)]);
   const blobDir = path.join(base, 'blobs', 'sha256');
   const blob = (d: string) => path.join(blobDir, d.slice(7));
   const index = JSON.parse(fs.readFileSync(path.join(base, 'index.json'), 'utf8'));
@@ -65,6 +69,7 @@ export function buildDerivedImage(work: string, opts: DerivedImageOptions): Deri
     manifest.layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest, size: fs.statSync(blob(digest)).size });
     config.rootfs.diff_ids.push(digest);
   }
+  Object.assign(config.config, opts.config);
   const configBytes = Buffer.from(JSON.stringify(config));
   const configDigest = sha256(configBytes);
   fs.writeFileSync(blob(configDigest), configBytes);

@@ -13,6 +13,8 @@ import { freePort } from '../helpers/ports';
 export class TestRegistry {
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-registry-'));
   port = 0;
+  /** Serve HTTPS with this PEM certificate and key (set before start()). */
+  tls: { certificate: string; key: string } | undefined;
   private proc: ChildProcess | undefined;
 
   /**
@@ -38,7 +40,7 @@ export class TestRegistry {
       'version: 0.1',
       'log: {level: error, accesslog: {disabled: true}}',
       `storage: {filesystem: {rootdirectory: ${JSON.stringify(this.storage)}}, delete: {enabled: true}}`,
-      `http: {addr: "${this.host}", secret: "${randomBytes(8).toString('hex')}"}`,
+      `http: {addr: "${this.host}", secret: "${randomBytes(8).toString('hex')}"${this.tls ? `, tls: {certificate: ${JSON.stringify(this.tls.certificate)}, key: ${JSON.stringify(this.tls.key)}}` : ''}}`,
     ];
     if (this.token) {
       const t = this.token;

@@ -1,0 +1,69 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { TestNode } from '../helpers/test-node';
+import { testImage } from './images';
+import { apiOf, closeApi, waitFor } from './observe';
+
+export interface E2eNodeOptions {
+  /**
+   * More shoald flags, read when the node starts (so they may name a registry started in an
+   * earlier beforeAll). Automatic image collection is off unless a file turns it on here.
+   */
+  daemonArgs?: () => string[];
+  /** Run `shoal init` and load shoal-test:latest (default true). */
+  ready?: boolean;
+}
+
+/**
+ * One real shoald for a whole test file: started before the first test, every service removed
+ * (and its containers waited for) after each test, destroyed after the last, and then checked
+ * for anything of its own left on the host.
+ */
+export function useE2eNode(opts: E2eNodeOptions = {}): TestNode {
+  const node = new TestNode();
+  beforeAll(async () => {
+    node.daemonArgs = ['--image-gc-high-percent=0', ...(opts.daemonArgs?.() ?? [])];
+    await node.start();
+    if (opts.ready === false) return;
+    node.ok('init');
+    node.ok('image', 'load', testImage(node));
+  });
+  afterEach(async () => {
+    await removeServices(node);
+  });
+  afterAll(async () => {
+    try {
+      closeApi(node);
+      await node.destroy();
+    } finally {
+      expect(leftoversOf(node)).toEqual([]);
+    }
+  });
+  return node;
+}
+
+/** Removes every service of a running node and waits until their containers are gone. */
+export async function removeServices(node: TestNode): Promise<void> {
+  const api = apiOf(node);
+  // Not initialised, or the daemon or its cluster is down on purpose: there is nothing to remove.
+  const listed = await api.listServices().catch(() => undefined);
+  if (!listed) return;
+  for (const { service } of listed.services) await api.removeService(service!.id);
+  await waitFor('every container of the removed services to be gone', () => node.containerIds().length === 0, 60_000);
+}
+
+/**
+ * Mounts, cgroups, runc state, processes and files of this node still on the host. The runc root
+ * is checked by existence: `runc list` would create it.
+ */
+export function leftoversOf(node: TestNode): string[] {
+  const out: string[] = [];
+  const mine = (text: string) => [node.dir, node.runcRoot, node.cgroupParent].some((m) => text.includes(m));
+  for (const line of fs.readFileSync('/proc/mounts', 'utf8').split('\n')) if (mine(line)) out.push(`mount: ${line}`);
+  const cgroups = execFileSync('find', ['/sys/fs/cgroup', '-maxdepth', '3', '-name', node.cgroupParent], { encoding: 'utf8' });
+  out.push(...cgroups.split('\n').filter(Boolean).map((d) => `cgroup: ${d}`));
+  for (const l of execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).split('\n')) if (mine(l) && !l.includes('ps -eo')) out.push(`process: ${l.trim()}`);
+  for (const dir of [node.runcRoot, node.dir]) if (fs.existsSync(dir)) out.push(`directory: ${dir}`);
+  return out;
+}
