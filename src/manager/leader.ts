@@ -30,8 +30,10 @@ export class Leadership {
     private readonly nodeId: string,
     private readonly log: Logger,
   ) {
-    this.orchestrator = new ReconcileLoop('orchestrator', () => orchestrate(store), log.child({ component: 'orchestrator' }));
-    this.scheduler = new ReconcileLoop('scheduler', () => schedulePending(store), log.child({ component: 'scheduler' }));
+    const orchestratorLog = log.child({ component: 'orchestrator' });
+    const schedulerLog = log.child({ component: 'scheduler' });
+    this.orchestrator = new ReconcileLoop('orchestrator', () => orchestrate(store, orchestratorLog), orchestratorLog);
+    this.scheduler = new ReconcileLoop('scheduler', () => schedulePending(store, schedulerLog), schedulerLog);
     this.reaperState = new Reaper(store, etcd, log.child({ component: 'reaper' }));
     this.reaper = new ReconcileLoop('reaper', () => this.reaperState.pass(), log.child({ component: 'reaper' }));
   }
