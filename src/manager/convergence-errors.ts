@@ -36,7 +36,7 @@ export function withConvergenceError(service: Service__Output, loop: Loop, messa
  * sentence), and clears what it no longer fails at. Best effort: a write that fails here is
  * logged, and the next pass tries again.
  */
-export async function reportConvergence(store: Store, loop: Loop, services: Service__Output[], failures: Map<string, string>, log: Logger): Promise<void> {
+export async function reportConvergence(store: Pick<Store, 'commit'>, loop: Loop, services: Service__Output[], failures: Map<string, string>, log: Logger): Promise<void> {
   const at = now();
   for (const service of services) {
     const message = failures.get(service.id);

@@ -1,11 +1,11 @@
 import type { Node__Output } from '../gen/shoal/v1/Node';
-import type { Service__Output } from '../gen/shoal/v1/Service';
 import type { Task__Output } from '../gen/shoal/v1/Task';
 import type { Logger } from '../common/logger';
 import { now } from '../common/tasks';
 import { partitionTasks, schedule, type ScheduleResult } from '../scheduler/schedule';
 import { FAILED_SERVICE_RETRY_MS, isConflict, messageOf, reportConvergence } from './convergence-errors';
-import type { Op, Store } from './store/store';
+import type { StoreCache } from './store/cache';
+import type { Op } from './store/store';
 
 export interface PlacementPlans {
   /** Per service id, the writes that record its placements and why its other tasks could not be placed. */
@@ -74,27 +74,24 @@ export function planPlacements(nodes: Node__Output[], tasks: Task__Output[]): Pl
 }
 
 /**
- * One scheduler pass: places every unassigned task that wants to run, and records why others
- * cannot be. Each service's writes are committed on their own, so a service whose scheduling or
- * writes fail holds back no other; its failure is logged and recorded on it for `service ps`.
+ * One scheduler pass, read from the cache once it shows this loop's own writes: places every
+ * unassigned task that wants to run, and records why others cannot be. Each service's writes are
+ * committed on their own, so a service whose scheduling or writes fail holds back no other; its
+ * failure is logged and recorded on it for `service ps`.
  */
-export async function schedulePending(store: Store, log: Logger): Promise<number | undefined> {
-  const [nodes, tasks, services] = await Promise.all([
-    store.list<Node__Output>('nodes'),
-    store.list<Task__Output>('tasks'),
-    store.list<Service__Output>('services'),
-  ]);
-  const { plans, failures } = planPlacements(nodes, tasks);
+export async function schedulePending(cache: StoreCache, log: Logger): Promise<number | undefined> {
+  await cache.settled();
+  const { plans, failures } = planPlacements(cache.nodes(), cache.tasks());
   let retry = failures.size > 0;
   for (const [serviceId, ops] of plans) {
     try {
-      await store.commit(ops);
+      await cache.commit(ops);
     } catch (err) {
       retry = true;
       if (isConflict(err)) log.debug({ err, serviceId }, 'a write conflicted with a newer change; retrying');
       else failures.set(serviceId, `writing its placements failed: ${messageOf(err)}`);
     }
   }
-  await reportConvergence(store, 'scheduler', services, failures, log);
+  await reportConvergence(cache, 'scheduler', cache.services(), failures, log);
   return retry ? Date.now() + FAILED_SERVICE_RETRY_MS : undefined;
 }

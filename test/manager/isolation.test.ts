@@ -5,6 +5,7 @@ import { quietLogger } from '../../src/common/logger';
 import { withConvergenceError } from '../../src/manager/convergence-errors';
 import { orchestrate, planServices } from '../../src/manager/orchestrator/pass';
 import { planPlacements, schedulePending } from '../../src/manager/scheduling';
+import { StoreCache } from '../../src/manager/store/cache';
 import { Store } from '../../src/manager/store/store';
 import { MAX_REPLICAS } from '../../src/manager/validate';
 import { service, task } from '../fixtures';
@@ -79,15 +80,20 @@ describe('convergence errors on the service', () => {
 describe('leader passes with a write that etcd refuses (real etcd)', () => {
   let etcd: TestEtcd;
   let store: Store;
+  // The loops read the cache; writes made here go through it too, so each pass sees them.
+  let cache: StoreCache;
   const log = quietLogger();
 
   beforeAll(async () => {
     // A 100 KB request limit stands in for etcd's 1.5 MiB, so small objects reach it.
     etcd = await startEtcd(['--max-request-bytes=100000']);
     store = new Store(etcd.client);
+    cache = new StoreCache(store, log);
+    await cache.start();
   });
 
   afterAll(async () => {
+    await cache?.stop();
     await etcd?.stop();
   });
 
@@ -95,9 +101,9 @@ describe('leader passes with a write that etcd refuses (real etcd)', () => {
     const big = named('big', 'big', 3);
     big.spec!.task_template!.container!.env = [`K=${'x'.repeat(60_000)}`];
     const web = named('web', 'web', 2);
-    await store.commit([big, web].map((obj) => ({ type: 'create' as const, kind: 'services' as const, obj })));
+    await cache.commit([big, web].map((obj) => ({ type: 'create' as const, kind: 'services' as const, obj })));
 
-    const wakeAt = await orchestrate(store, log);
+    const wakeAt = await orchestrate(cache, log);
     expect(wakeAt).toBeDefined();
     const tasks = await store.list<Task__Output>('tasks');
     expect(tasks.filter((t) => t.service_id === 'web')).toHaveLength(2);
@@ -108,8 +114,8 @@ describe('leader passes with a write that etcd refuses (real etcd)', () => {
     expect(stored.errors[0].message).toMatch(/^writing its tasks failed: the write is too large for the cluster store/);
 
     // Once the service is small enough, the next pass writes its tasks and clears the error.
-    await store.commit([{ type: 'update', kind: 'services', obj: { ...stored, spec: { ...stored.spec!, mode: { mode: 'replicated', replicated: { replicas: 1 } } } } }]);
-    await orchestrate(store, log);
+    await cache.commit([{ type: 'update', kind: 'services', obj: { ...stored, spec: { ...stored.spec!, mode: { mode: 'replicated', replicated: { replicas: 1 } } } } }]);
+    await orchestrate(cache, log);
     expect((await store.list<Task__Output>('tasks')).filter((t) => t.service_id === 'big')).toHaveLength(1);
     expect((await store.get<Service__Output>('services', 'big'))!.errors).toEqual([]);
   });
@@ -119,12 +125,12 @@ describe('leader passes with a write that etcd refuses (real etcd)', () => {
     // over 100 KB, are one transaction that etcd refuses.
     for (const replicas of [2, 3]) {
       const big = (await store.get<Service__Output>('services', 'big'))!;
-      await store.commit([{ type: 'update', kind: 'services', obj: { ...big, spec: { ...big.spec!, mode: { mode: 'replicated', replicated: { replicas } } } } }]);
-      await orchestrate(store, log);
+      await cache.commit([{ type: 'update', kind: 'services', obj: { ...big, spec: { ...big.spec!, mode: { mode: 'replicated', replicated: { replicas } } } } }]);
+      await orchestrate(cache, log);
     }
-    await store.commit([{ type: 'create', kind: 'nodes', obj: node('n1') }]);
+    await cache.commit([{ type: 'create', kind: 'nodes', obj: node('n1') }]);
 
-    expect(await schedulePending(store, log)).toBeDefined();
+    expect(await schedulePending(cache, log)).toBeDefined();
     const tasks = await store.list<Task__Output>('tasks');
     expect(tasks.filter((t) => t.service_id === 'web').map((t) => t.node_id)).toEqual(['n1', 'n1']);
     expect(tasks.filter((t) => t.service_id === 'big' && t.node_id)).toHaveLength(0);

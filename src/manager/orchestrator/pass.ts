@@ -3,7 +3,8 @@ import type { Service__Output } from '../../gen/shoal/v1/Service';
 import type { Task__Output } from '../../gen/shoal/v1/Task';
 import type { Logger } from '../../common/logger';
 import { FAILED_SERVICE_RETRY_MS, isConflict, messageOf, reportConvergence } from '../convergence-errors';
-import type { Op, Store } from '../store/store';
+import type { StoreCache } from '../store/cache';
+import type { Op } from '../store/store';
 import { MAX_REPLICAS } from '../validate';
 import { reconcileGlobal } from './global';
 import { reconcileOrphanedTasks, reconcileReplicatedOnNodes, type Plan } from './replicated';
@@ -54,24 +55,22 @@ function opsOf(plan: Plan): Op[] {
 }
 
 /**
- * One orchestrator pass over every service: returns when it next needs to run, if it has a
- * deadline. Each service's writes are committed on their own, so a service whose plan or writes
- * fail holds back no other; its failure is logged and recorded on it for `service ps`.
+ * One orchestrator pass over every service, read from the cache once it shows this loop's own
+ * writes: returns when it next needs to run, if it has a deadline. Each service's writes are
+ * committed on their own, so a service whose plan or writes fail holds back no other; its
+ * failure is logged and recorded on it for `service ps`.
  */
-export async function orchestrate(store: Store, log: Logger): Promise<number | undefined> {
-  const [services, tasks, nodes] = await Promise.all([
-    store.list<Service__Output>('services'),
-    store.list<Task__Output>('tasks'),
-    store.list<Node__Output>('nodes'),
-  ]);
+export async function orchestrate(cache: StoreCache, log: Logger): Promise<number | undefined> {
+  await cache.settled();
+  const services = cache.services();
   const now = Date.now();
-  const { plans, failures } = planServices(services, tasks, nodes, now);
+  const { plans, failures } = planServices(services, cache.tasks(), cache.nodes(), now);
   let wakeAt: number | undefined;
   let retry = failures.size > 0;
   for (const [serviceId, plan] of plans) {
     if (plan.wakeAt !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, plan.wakeAt);
     try {
-      await store.commit(opsOf(plan));
+      await cache.commit(opsOf(plan));
     } catch (err) {
       retry = true;
       if (isConflict(err)) log.debug({ err, serviceId }, 'a write conflicted with a newer change; retrying');
@@ -79,6 +78,6 @@ export async function orchestrate(store: Store, log: Logger): Promise<number | u
       else log.warn({ err }, 'removing the tasks of removed services failed');
     }
   }
-  await reportConvergence(store, 'orchestrator', services, failures, log);
+  await reportConvergence(cache, 'orchestrator', services, failures, log);
   return retry ? Math.min(wakeAt ?? Infinity, now + FAILED_SERVICE_RETRY_MS) : wakeAt;
 }

@@ -18,7 +18,8 @@ export type Op =
   | { type: 'update'; kind: Kind; obj: Versioned }
   | { type: 'delete'; kind: Kind; id: string; version: number };
 
-const ROOT = '/shoal/v1/';
+/** Every key shoal keeps in etcd is under this prefix: ROOT + kind + '/' + id. */
+export const ROOT = '/shoal/v1/';
 // etcd refuses transactions with more operations than --max-txn-ops (128 by default), and
 // requests larger than --max-request-bytes (1.5 MiB by default). A chunk stays under both with
 // room for etcd's own framing; an object larger than the byte budget goes in a chunk of its own,
@@ -30,7 +31,14 @@ const OP_OVERHEAD_BYTES = 32;
 
 const keyOf = (kind: Kind, id: string) => `${ROOT}${kind}/${id}`;
 
-function decode<T extends Versioned>(kv: IKeyValue): T {
+/** The kind and id a key under ROOT names. */
+export function parseKey(key: string): { kind: Kind; id: string } {
+  const [kind, id] = key.slice(ROOT.length).split('/');
+  return { kind: kind as Kind, id };
+}
+
+/** A stored object, its version set from the key's mod revision. */
+export function decode<T extends Versioned>(kv: IKeyValue): T {
   const obj = JSON.parse(kv.value.toString()) as T;
   obj.version = Number(kv.mod_revision);
   return obj;
@@ -151,8 +159,8 @@ export class Store {
   async watch(onChange: (kind: Kind, id: string) => void): Promise<() => Promise<void>> {
     const watcher = await this.etcd.watch().prefix(ROOT).create();
     const handle = (kv: IKeyValue) => {
-      const [kind, id] = kv.key.toString().slice(ROOT.length).split('/');
-      onChange(kind as Kind, id);
+      const { kind, id } = parseKey(kv.key.toString());
+      onChange(kind, id);
     };
     watcher.on('put', handle);
     watcher.on('delete', handle);
