@@ -20,11 +20,12 @@ export const MIN_MEMORY_LIMIT = 6 * 1024 * 1024;
  */
 export const MAX_REPLICAS = 10_000;
 /**
- * Largest spec, as stored (JSON). Each task carries a copy of its template and etcd takes at
- * most 1.5 MiB per request, so at this size a transaction still holds 15 tasks
- * (the store fills one up to 1 MiB).
+ * Largest spec, as stored (JSON): room for a seccomp profile at its own limit (64 KiB, escaped
+ * inside the spec's JSON) and the rest. Each task carries a copy of its template and etcd takes
+ * at most 1.5 MiB per request, so at this size a transaction (the store fills one up to 1 MiB)
+ * still holds 7 tasks.
  */
-export const MAX_SPEC_BYTES = 64 * 1024;
+export const MAX_SPEC_BYTES = 128 * 1024;
 /** Most bytes of task copies (replicas × spec size) one service may put in the store and in every pass. */
 export const MAX_SERVICE_TASK_BYTES = 64 * 1024 * 1024;
 /** The kernel's HOST_NAME_MAX: sethostname(2) refuses longer names. */

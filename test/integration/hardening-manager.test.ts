@@ -50,7 +50,7 @@ describe('manager hardening (real node)', () => {
     const bigEnv = Array.from({ length: 10 }, (_, i) => ['-e', `K${i}=${'v'.repeat(100_000)}`]).flat();
     const bad: [string[], RegExp][] = [
       [['--replicas', '1000000000'], new RegExp(`mode\\.replicated\\.replicas: must be at most ${MAX_REPLICAS}`)],
-      [['--replicas', '2', ...bigEnv], /invalid service spec: spec: is 977\.\d KiB encoded; at most 64 KiB/],
+      [['--replicas', '2', ...bigEnv], /invalid service spec: spec: is 977\.\d KiB encoded; at most 128 KiB/],
       [['--limit-cpu', '1000'], /task_template\.resources\.limits\.nano_cpus: must be 0 \(no limit\) or from 0\.01 to 256 CPUs/],
       [['--limit-pids', '99999999999999'], /task_template\.resources\.limits\.pids: must be at most 4194304/],
       [['--hostname', 'h'.repeat(300)], /task_template\.container\.hostname: must be at most 64 bytes/],

@@ -80,10 +80,15 @@ describe('validateServiceSpec', () => {
     expect(validateServiceSpec(spec({ container: { stop_signal: '15' } })).task_template!.container!.stop_signal).toBe('15');
   });
 
+  it('rejects a spec too large to copy into tasks (ten 100 KB env values), saying its size', () => {
+    const env = Array.from({ length: 10 }, (_, i) => `K${i}=${'x'.repeat(100_000)}`);
+    expect(() => validateServiceSpec(spec({ container: { env } }))).toThrow(/^invalid service spec: spec: is 977\.\d KiB encoded; at most 128 KiB/);
+  });
+
   it('accepts values at the limits', () => {
     const atLimits = spec(
       { container: { hostname: `${'a'.repeat(31)}.${'b'.repeat(32)}`, env: [`K=${'x'.repeat(MAX_SPEC_BYTES - 1000)}`] }, resources: { limits: { nano_cpus: 256e9, pids: 4194304 } } },
-      { mode: { replicated: { replicas: 1000 } } },
+      { mode: { replicated: { replicas: 500 } } },
     );
     expect(validateServiceSpec(atLimits).task_template!.resources!.limits).toEqual({ nano_cpus: 256e9, memory_bytes: 0, pids: 4194304 });
     expect(validateServiceSpec(spec({ container: { hostname: 'web-1.example.com' }, resources: { limits: { nano_cpus: 1e7 } } }, { mode: { replicated: { replicas: MAX_REPLICAS } } })).mode!.replicated!.replicas).toBe(MAX_REPLICAS);
@@ -122,8 +127,7 @@ describe('validateServiceSpec', () => {
     ['signal out of range', spec({ container: { stop_signal: '65' } }), 'task_template.container.stop_signal: must be a signal name such as SIGTERM or a number from 1 to 64'],
     ['signal zero', spec({ container: { stop_signal: '0' } }), 'task_template.container.stop_signal: must be a signal name'],
     ['a billion replicas', spec({}, { mode: { replicated: { replicas: 1e9 } } }), `mode.replicated.replicas: must be at most ${MAX_REPLICAS}`],
-    ['ten 100 KB env values', spec({ container: { env: Array.from({ length: 10 }, (_, i) => `K${i}=${'x'.repeat(100_000)}`) } }), 'spec: is 977.1 KiB encoded; at most 64 KiB'],
-    ['replicas of a large spec', spec({ container: { env: [`K=${'x'.repeat(60_000)}`] } }, { mode: { replicated: { replicas: 2000 } } }), 'mode.replicated.replicas: 2000 replicas of a 59.'],
+    ['replicas of a large spec', spec({ container: { env: [`K=${'x'.repeat(100_000)}`] } }, { mode: { replicated: { replicas: 1000 } } }), 'mode.replicated.replicas: 1000 replicas of a 98.'],
     ['cpu limit past cpu.shares', spec({ resources: { limits: { nano_cpus: 1000e9 } } }), 'task_template.resources.limits.nano_cpus: must be 0 (no limit) or from 0.01 to 256 CPUs'],
     ['cpu limit below the CFS minimum', spec({ resources: { limits: { nano_cpus: 1e6 } } }), 'task_template.resources.limits.nano_cpus: must be 0 (no limit) or from 0.01 to 256 CPUs'],
     ['pids limit past the kernel', spec({ resources: { limits: { pids: 99999999999999 } } }), 'task_template.resources.limits.pids: must be at most 4194304'],
