@@ -61,6 +61,13 @@ function connection(address: string, tls: TlsFiles): { target: string; credentia
   return { target: address.slice('tcp://'.length), credentials, options };
 }
 
+/**
+ * How grpc-js words a failure of the connection itself, as opposed to an error status the
+ * daemon sent (whose sentence may quote such words, e.g. about etcd, but never starts with them).
+ */
+const CONNECTION_FAILURE = /^(No connection established|Connection dropped|read ECONNRESET|write EPIPE|Received RST_STREAM|connect E)/;
+const UNKNOWN_EFFECT = 'whatever it was changing may or may not have happened: check with `shoal service ls` once shoald is back';
+
 /** A create or update always answers with the service it stored. */
 const stored = (res: ServiceResponse__Output) => ({ service: res.service!, warnings: res.warnings });
 
@@ -68,6 +75,8 @@ const stored = (res: ServiceResponse__Output) => ({ service: res.service!, warni
 export class Client {
   readonly control: ControlClient;
   readonly images: ImagesClient;
+  /** Whether the daemon has answered this process yet: losing it after that is losing it mid-command. */
+  private reached = false;
 
   constructor(
     readonly address: string,
@@ -82,9 +91,11 @@ export class Client {
   private unary<Res>(client: grpc.Client, method: string, req: object, timeoutMs = 60_000): Promise<Res> {
     return new Promise((resolve, reject) => {
       const fn = (client as unknown as Record<string, Function>)[method];
-      fn.call(client, req, { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res: Res) =>
-        err ? reject(this.explain(err)) : resolve(res),
-      );
+      fn.call(client, req, { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res: Res) => {
+        if (err) return reject(this.explain(err));
+        this.reached = true;
+        resolve(res);
+      });
     });
   }
 
@@ -111,18 +122,27 @@ export class Client {
   pruneImages = (all: boolean) => this.unary<PruneImagesResponse__Output>(this.images, 'Prune', { all }, 10 * 60_000);
   checkLogin = (req: CheckLoginRequest) => this.unary<object>(this.images, 'CheckLogin', req);
 
+  /** Turns a failed call into one sentence that says what went wrong and what to do. */
   explain(err: unknown): ShoalError {
     const e = fromServiceError(err);
-    if (e.code === grpc.status.UNAVAILABLE && this.address.startsWith('/')) {
-      if (!fs.existsSync(this.address)) {
-        return new ShoalError(e.code, `cannot connect to the shoal daemon at ${this.address}: is shoald running? Start it as root with \`shoald &\``);
-      }
-      return new ShoalError(e.code, `cannot connect to the shoal daemon at ${this.address}: ${e.message}`);
+    const detail = e.message.replace(/^No connection established\. Last error: (Error: )?/, '').replace(/\. Resolution note: .*$/, '');
+    if (e.code === grpc.status.UNAVAILABLE && /EACCES/.test(e.message)) {
+      return new ShoalError(
+        grpc.status.PERMISSION_DENIED,
+        `permission denied on ${this.address}: the daemon's socket is root-only (like docker.sock); run shoal as root, e.g. with sudo`,
+      );
     }
-    if (/EACCES/.test(e.message)) {
-      return new ShoalError(e.code, `permission denied on ${this.address}: run shoal as root`);
+    if (e.code === grpc.status.DEADLINE_EXCEEDED && /^Deadline exceeded/.test(e.message)) {
+      return new ShoalError(e.code, `shoald at ${this.address} did not answer in time; ${UNKNOWN_EFFECT}`);
     }
-    return e;
+    if (e.code !== grpc.status.UNAVAILABLE || !CONNECTION_FAILURE.test(e.message)) return e;
+    if (this.reached || /ECONNRESET|EPIPE|Connection dropped|RST_STREAM/.test(e.message)) {
+      return new ShoalError(e.code, `shoald went away during the command (${detail}); ${UNKNOWN_EFFECT}`);
+    }
+    if (this.address.startsWith('/') && !fs.existsSync(this.address)) {
+      return new ShoalError(e.code, `cannot connect to the shoal daemon at ${this.address}: is shoald running? Start it as root with \`shoald &\``);
+    }
+    return new ShoalError(e.code, `cannot connect to the shoal daemon at ${this.address} (${detail}): is shoald running?`);
   }
 
   close(): void {

@@ -1,7 +1,7 @@
 import type { Service__Output } from '../gen/shoal/v1/Service';
 import type { Task__Output } from '../gen/shoal/v1/Task';
 import { ShoalError } from '../common/errors';
-import { isTerminal, taskName, wantsRunning } from '../common/tasks';
+import { endedByItself, isTerminal, taskName, wantsRunning } from '../common/tasks';
 import type { Client } from './client';
 import { status } from '@grpc/grpc-js';
 
@@ -34,8 +34,7 @@ export function assess(service: Service__Output, tasks: Task__Output[], failures
   if (progress.converged) return progress;
 
   const notRunning = current.filter((t) => t.status!.state !== 'RUNNING');
-  // A task that ended and still holds its slot will not be restarted (restart policy).
-  const final = notRunning.filter((t) => t.desired_state === 'RUNNING' && isTerminal(t.status!.state));
+  const final = notRestarted(service, tasks, desired);
   const hopeless = [...failures].filter(([slot, n]) => n >= FAILURES_BEFORE_GIVING_UP && !current.some((t) => t.slot === slot && t.status!.state === 'RUNNING'));
   if (final.length && final.length + running >= desired && !notRunning.some((t) => !isTerminal(t.status!.state))) {
     progress.stuck = `${final.length} task(s) ended and the restart policy does not restart them: ${describe(final[0])}`;
@@ -49,6 +48,21 @@ export function assess(service: Service__Output, tasks: Task__Output[], failures
     progress.unplaceable = `task ${taskName(unplaced[0])} cannot be placed: ${unplaced[0].schedule_error}`;
   }
   return progress;
+}
+
+/**
+ * Tasks the restart policy does not restart: the orchestrator set them to SHUTDOWN after they
+ * ended by themselves and made nothing newer in their slot (a restart is created first).
+ */
+function notRestarted(service: Service__Output, tasks: Task__Output[], desired: number): Task__Output[] {
+  const newest = new Map<number, Task__Output>();
+  for (const t of tasks) {
+    const n = newest.get(t.slot);
+    if (!n || t.created_at.localeCompare(n.created_at) > 0 || (t.created_at === n.created_at && t.id > n.id)) newest.set(t.slot, t);
+  }
+  return [...newest.values()].filter(
+    (t) => t.slot <= desired && t.spec_version === service.spec_version && !wantsRunning(t.desired_state) && endedByItself(t.status!.state),
+  );
 }
 
 const describe = (t: Task__Output) => `${taskName(t)}: ${t.status!.err || t.status!.message || t.status!.state.toLowerCase()}`;

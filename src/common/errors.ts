@@ -20,9 +20,13 @@ export const alreadyExists = (msg: string) => new ShoalError(status.ALREADY_EXIS
 export const failedPrecondition = (msg: string) => new ShoalError(status.FAILED_PRECONDITION, msg);
 export const aborted = (msg: string) => new ShoalError(status.ABORTED, msg);
 export const unavailable = (msg: string) => new ShoalError(status.UNAVAILABLE, msg);
+export const resourceExhausted = (msg: string) => new ShoalError(status.RESOURCE_EXHAUSTED, msg);
 export const internal = (msg: string) => new ShoalError(status.INTERNAL, msg);
 export const permissionDenied = (msg: string) => new ShoalError(status.PERMISSION_DENIED, msg);
 export const unauthenticated = (msg: string) => new ShoalError(status.UNAUTHENTICATED, msg);
+
+/** True when err is a ShoalError carrying this gRPC status. */
+export const hasCode = (err: unknown, code: status): boolean => err instanceof ShoalError && err.code === code;
 
 /** Converts any thrown value into what a gRPC handler passes to its callback. */
 export function toServiceError(err: unknown): Partial<ServiceError> {

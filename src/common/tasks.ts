@@ -12,6 +12,9 @@ export const rank = (s: State): number => RANK.get(s) ?? 0;
 /** Terminal observed states: the task will never run again. */
 export const isTerminal = (s: State): boolean => rank(s) >= rank('COMPLETE');
 
+/** Observed states a task reaches by itself (it exited, or could not start), not by being stopped. */
+export const endedByItself = (s: State): boolean => s === 'COMPLETE' || s === 'FAILED' || s === 'REJECTED';
+
 /** Desired states that ask for the task to exist and (eventually) run. */
 export const wantsRunning = (desired: State): boolean => rank(desired) <= rank('RUNNING');
 

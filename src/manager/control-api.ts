@@ -1,4 +1,4 @@
-import type { ServerWritableStream } from '@grpc/grpc-js';
+import { status, type ServerWritableStream } from '@grpc/grpc-js';
 import type { ControlHandlers } from '../gen/shoal/v1/Control';
 import type { Service__Output } from '../gen/shoal/v1/Service';
 import type { ServiceResponse__Output } from '../gen/shoal/v1/ServiceResponse';
@@ -6,17 +6,21 @@ import type { ServiceSpec, ServiceSpec__Output } from '../gen/shoal/v1/ServiceSp
 import type { Task__Output } from '../gen/shoal/v1/Task';
 import type { LogLine } from '../gen/shoal/v1/LogLine';
 import type { ServiceLogsRequest__Output } from '../gen/shoal/v1/ServiceLogsRequest';
-import { aborted, alreadyExists, invalidArgument, notFound, toServiceError, unavailable } from '../common/errors';
+import { aborted, alreadyExists, hasCode, invalidArgument, notFound, toServiceError, unavailable } from '../common/errors';
 import { unary } from '../common/grpc-handlers';
 import { newId, now, taskName, wantsRunning } from '../common/tasks';
 import type { Dispatcher } from './dispatcher/dispatcher';
-import type { Store, Versioned } from './store/store';
+import type { Op, Store, Versioned } from './store/store';
 import { validateServiceSpec } from './validate';
 import type { ImagePinner } from './pin-image';
 import type { RegistryAuth as RegistryAuthMsg } from '../gen/shoal/v1/RegistryAuth';
 import type { RegistryAuth } from '../images/registry/registries';
 import { parseReference } from '../images/reference';
 
+// How long a create keeps finding out whether it was applied while etcd is unavailable: a
+// restarted member answers within seconds, and etcd's client then waits out its circuit breaker (5 s).
+const SETTLE_CREATE_MS = 20_000;
+const SETTLE_RETRY_MS = 500;
 
 interface ServiceName extends Versioned {
   service_id: string;
@@ -66,7 +70,7 @@ export class ControlApi {
     const auth = checkAuth(authIn);
     const warnings = await this.pin(spec, auth);
     const ts = now();
-    const service: Service__Output = { id: newId(), version: 0, spec, spec_version: 1, created_at: ts, updated_at: ts };
+    const service: Service__Output = { id: newId(), version: 0, spec, spec_version: 1, created_at: ts, updated_at: ts, errors: [] };
     const name: ServiceName = { id: spec.name, version: 0, service_id: service.id };
     const ops: Parameters<Store['commit']>[0] = [
       { type: 'create', kind: 'service-names', obj: name },
@@ -77,10 +81,40 @@ export class ControlApi {
     try {
       await this.store.commit(ops);
     } catch (err) {
-      if (await this.store.get('service-names', spec.name)) throw alreadyExists(`a service named "${spec.name}" already exists`);
-      throw err;
+      return { service: await this.settleCreate(err, ops, service), warnings };
     }
     return { service, warnings };
+  }
+
+  /**
+   * After a create's commit failed, finds out whether it was applied anyway (etcd can fail after
+   * taking a write, and its client retries): the name key says whose the name is. While etcd is
+   * unavailable and the name is free, the create (a compare-and-swap, so never applied twice) is
+   * tried again for up to SETTLE_CREATE_MS; then the error says what is known.
+   */
+  private async settleCreate(err: unknown, ops: Op[], service: Service__Output): Promise<Service__Output> {
+    const name = service.spec!.name;
+    const deadline = Date.now() + SETTLE_CREATE_MS;
+    let failure = err;
+    while (hasCode(failure, status.UNAVAILABLE) || hasCode(failure, status.ABORTED)) {
+      const retry = hasCode(failure, status.UNAVAILABLE);
+      try {
+        const owner = await this.store.get<ServiceName>('service-names', name);
+        if (owner?.service_id === service.id) return (await this.store.get<Service__Output>('services', service.id)) ?? service;
+        if (owner) throw alreadyExists(`a service named "${name}" already exists`);
+        if (!retry) break;
+        await this.store.commit(ops);
+        return service;
+      } catch (e) {
+        failure = e;
+      }
+      if (!hasCode(failure, status.UNAVAILABLE)) continue;
+      if (Date.now() > deadline) {
+        throw unavailable(`${(failure as Error).message}; whether service "${name}" was created is unknown: check with \`shoal service ls\``);
+      }
+      await new Promise((r) => setTimeout(r, SETTLE_RETRY_MS));
+    }
+    throw failure;
   }
 
   private async updateService(ref: string, version: number, input: ServiceSpec | null, authIn?: RegistryAuthMsg | null): Promise<ServiceResponse__Output> {
@@ -170,7 +204,14 @@ export class ControlApi {
   /** Relays each node's task logs to the client, prefixed with the task; ends when every node has. */
   private async serviceLogs(call: ServerWritableStream<ServiceLogsRequest__Output, LogLine>): Promise<void> {
     const unsubscribes: (() => void)[] = [];
-    call.on('cancelled', () => unsubscribes.forEach((u) => u()));
+    const stop = () => unsubscribes.splice(0).forEach((u) => u());
+    // A server stream ends with an error status through its 'error' event; destroy() would
+    // close it without sending any status, and the client would wait forever.
+    const fail = (err: unknown) => {
+      stop();
+      call.emit('error', toServiceError(err));
+    };
+    call.on('cancelled', stop);
     try {
       const service = await this.findService(call.request.service);
       const tasks = (await this.store.list<Task__Output>('tasks')).filter((t) => t.service_id === service.id && t.node_id);
@@ -184,14 +225,13 @@ export class ControlApi {
         unsubscribes.push(
           this.dispatcher.subscribeLogs(nodeId, sub, (msg) => {
             for (const line of msg.lines) call.write({ ...line, task_name: names.get(line.task_id) ?? line.task_id });
-            if (msg.err) call.destroy(Object.assign(new Error(msg.err), toServiceError(unavailable(msg.err))));
-            if (msg.close && --open === 0) call.end();
+            if (msg.err) fail(unavailable(msg.err));
+            else if (msg.close && --open === 0) call.end();
           }),
         );
       }
     } catch (err) {
-      unsubscribes.forEach((u) => u());
-      call.destroy(Object.assign(new Error((err as Error).message), toServiceError(err)));
+      fail(err);
     }
   }
 

@@ -4,6 +4,7 @@ import { orchestrate } from './orchestrator/pass';
 import { ReconcileLoop } from './reconcile-loop';
 import { Reaper } from './reaper';
 import { schedulePending } from './scheduling';
+import { StoreCache } from './store/cache';
 import type { Kind, Store } from './store/store';
 
 export const LEADER_ELECTION = 'shoal/leader';
@@ -17,8 +18,13 @@ const LEASE_TTL_S = 5;
  */
 export class Leadership {
   private campaign: Campaign | undefined;
-  private unwatch: (() => Promise<void>) | undefined;
+  private unwatch: (() => void) | undefined;
+  private readonly cache: StoreCache;
+  /** A cache passed in is started and stopped by whoever made it; one made here, by this. */
+  private readonly ownsCache: boolean;
   private leader = false;
+  /** Bumped on every election and step-down, so a lead() outlived by a step-down does nothing. */
+  private term = 0;
   private readonly orchestrator: ReconcileLoop;
   private readonly scheduler: ReconcileLoop;
   private readonly reaper: ReconcileLoop;
@@ -26,12 +32,17 @@ export class Leadership {
 
   constructor(
     private readonly etcd: Etcd3,
-    private readonly store: Store,
+    store: Store,
     private readonly nodeId: string,
     private readonly log: Logger,
+    cache?: StoreCache,
   ) {
-    this.orchestrator = new ReconcileLoop('orchestrator', () => orchestrate(store), log.child({ component: 'orchestrator' }));
-    this.scheduler = new ReconcileLoop('scheduler', () => schedulePending(store), log.child({ component: 'scheduler' }));
+    this.ownsCache = !cache;
+    this.cache = cache ?? new StoreCache(store, log.child({ component: 'cache' }));
+    const orchestratorLog = log.child({ component: 'orchestrator' });
+    const schedulerLog = log.child({ component: 'scheduler' });
+    this.orchestrator = new ReconcileLoop('orchestrator', () => orchestrate(this.cache, orchestratorLog), orchestratorLog);
+    this.scheduler = new ReconcileLoop('scheduler', () => schedulePending(this.cache, schedulerLog), schedulerLog);
     this.reaperState = new Reaper(store, etcd, log.child({ component: 'reaper' }));
     this.reaper = new ReconcileLoop('reaper', () => this.reaperState.pass(), log.child({ component: 'reaper' }));
   }
@@ -41,7 +52,8 @@ export class Leadership {
   }
 
   async start(): Promise<void> {
-    this.unwatch = await this.store.watch((kind) => this.onChange(kind));
+    if (this.ownsCache) await this.cache.start();
+    this.unwatch = this.cache.onChange((kind) => this.onChange(kind));
     await this.dropStaleCandidacy();
     this.campaignOnce();
   }
@@ -62,14 +74,7 @@ export class Leadership {
   private campaignOnce(): void {
     const campaign = this.etcd.election(LEADER_ELECTION, LEASE_TTL_S).campaign(this.nodeId);
     this.campaign = campaign;
-    campaign.on('elected', () => {
-      this.leader = true;
-      this.log.info('became leader; starting orchestrator, scheduler and node reaper');
-      this.reaperState.reset();
-      this.orchestrator.start();
-      this.scheduler.start();
-      this.reaper.start();
-    });
+    campaign.on('elected', () => void this.lead(campaign));
     campaign.on('error', (err) => {
       this.log.error({ err }, 'lost leadership or campaign failed; campaigning again');
       this.stepDown();
@@ -77,14 +82,31 @@ export class Leadership {
     });
   }
 
-  private onChange(kind: Kind): void {
+  /**
+   * The cache's watch may lag behind what the previous leader wrote, and a loop planning from
+   * older state could, for one, create a slot's task twice: so the loops start from a fresh load.
+   */
+  private async lead(campaign: Campaign): Promise<void> {
+    const term = ++this.term;
+    await this.cache.refresh();
+    if (this.campaign !== campaign || this.term !== term) return;
+    this.leader = true;
+    this.log.info('became leader; starting orchestrator, scheduler and node reaper');
+    this.reaperState.reset();
+    this.orchestrator.start();
+    this.scheduler.start();
+    this.reaper.start();
+  }
+
+  /** Runs after the cache applied the change, so the pass it kicks sees it. */
+  private onChange(kind: Kind | 'reload'): void {
     if (!this.leader) return;
-    if (kind === 'services' || kind === 'tasks') this.orchestrator.kick();
-    if (kind === 'tasks' || kind === 'nodes') this.scheduler.kick();
-    if (kind === 'nodes') this.orchestrator.kick();
+    if (kind === 'services' || kind === 'tasks' || kind === 'nodes' || kind === 'reload') this.orchestrator.kick();
+    if (kind === 'tasks' || kind === 'nodes' || kind === 'reload') this.scheduler.kick();
   }
 
   private stepDown(): void {
+    this.term++;
     this.leader = false;
     this.orchestrator.stop();
     this.scheduler.stop();
@@ -95,7 +117,8 @@ export class Leadership {
     this.stepDown();
     const campaign = this.campaign;
     this.campaign = undefined;
-    await this.unwatch?.();
+    this.unwatch?.();
+    if (this.ownsCache) await this.cache.stop();
     await campaign?.resign().catch(() => undefined);
   }
 }

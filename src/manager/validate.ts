@@ -13,11 +13,40 @@ import { validateSeccompProfile } from './seccomp-profile';
 
 /** Docker refuses memory limits below this: the container runtime itself needs some. */
 export const MIN_MEMORY_LIMIT = 6 * 1024 * 1024;
+/**
+ * Most replicas one service may have. Every leader pass reads and plans each task, so a service
+ * of a billion replicas would stall the loops of every other service (as Map size limits and
+ * memory did before this bound).
+ */
+export const MAX_REPLICAS = 10_000;
+/**
+ * Largest spec, as stored (JSON): room for a seccomp profile at its own limit (64 KiB, escaped
+ * inside the spec's JSON) and the rest. Each task carries a copy of its template and etcd takes
+ * at most 1.5 MiB per request, so at this size a transaction (the store fills one up to 1 MiB)
+ * still holds 7 tasks.
+ */
+export const MAX_SPEC_BYTES = 128 * 1024;
+/** Most bytes of task copies (replicas × spec size) one service may put in the store and in every pass. */
+export const MAX_SERVICE_TASK_BYTES = 64 * 1024 * 1024;
+/** The kernel's HOST_NAME_MAX: sethostname(2) refuses longer names. */
+export const MAX_HOSTNAME_BYTES = 64;
+/**
+ * The kernel's PID_MAX_LIMIT on 64-bit: cgroup pids.max takes at most this (a larger value is
+ * EINVAL, whatever /proc/sys/kernel/pid_max is set to, since pid_max cannot exceed it either).
+ */
+export const MAX_PIDS_LIMIT = 4_194_304;
+/**
+ * runc turns a CPU limit into cpu.shares (1024 per CPU), which the kernel caps at 262144, and
+ * a CFS quota of at least 1 ms per 100 ms period: so a limit is from 0.01 to 256 CPUs.
+ */
+export const MIN_NANO_CPUS_LIMIT = 10_000_000;
+export const MAX_NANO_CPUS_LIMIT = 256_000_000_000;
 const DEFAULT_RESTART_DELAY_MS = 5000;
 const DEFAULT_STOP_GRACE_MS = 10_000;
 const RESTART_CONDITIONS = ['any', 'on-failure', 'none'];
 const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const ENV_KEY_PATTERN = /^[^=\s]+$/;
+const HOSTNAME_LABEL = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 
 type Int = number | string | { toString(): string } | null | undefined;
 
@@ -44,7 +73,7 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec__Output {
     fail('name', "must start with a letter or digit and contain only letters, digits, '_', '.' and '-'");
   }
   const t = spec.task_template ?? {};
-  return {
+  const valid: ServiceSpec__Output = {
     name,
     labels: { ...spec.labels },
     mode: validateMode(spec.mode),
@@ -55,6 +84,24 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec__Output {
       placement: validatePlacement(t.placement ?? {}),
     },
   };
+  validateSize(valid);
+  return valid;
+}
+
+const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
+
+function validateSize(spec: ServiceSpec__Output): void {
+  const bytes = Buffer.byteLength(JSON.stringify(spec));
+  if (bytes > MAX_SPEC_BYTES) {
+    fail('spec', `is ${kib(bytes)} encoded; at most ${MAX_SPEC_BYTES / 1024} KiB (env, labels, command and args count)`);
+  }
+  const replicas = spec.mode?.replicated?.replicas ?? 0;
+  if (replicas * bytes > MAX_SERVICE_TASK_BYTES) {
+    fail(
+      'mode.replicated.replicas',
+      `${replicas} replicas of a ${kib(bytes)} spec make ${kib(replicas * bytes)} of task copies; at most ${MAX_SERVICE_TASK_BYTES / 1024 / 1024} MiB per service (fewer replicas or a smaller spec)`,
+    );
+  }
 }
 
 function validateMode(mode: ServiceSpec['mode']): ServiceMode__Output {
@@ -62,7 +109,9 @@ function validateMode(mode: ServiceSpec['mode']): ServiceMode__Output {
   if (mode.replicated && mode.global) fail('mode', 'set replicated or global, not both');
   const kind = mode.global || mode.mode === 'global' ? 'global' : 'replicated';
   if (kind === 'global') return { mode: 'global', global: {} };
-  return { mode: 'replicated', replicated: { replicas: nonNegativeInt(mode.replicated?.replicas, 'mode.replicated.replicas') } };
+  const replicas = nonNegativeInt(mode.replicated?.replicas, 'mode.replicated.replicas');
+  if (replicas > MAX_REPLICAS) fail('mode.replicated.replicas', `must be at most ${MAX_REPLICAS}`);
+  return { mode: 'replicated', replicated: { replicas } };
 }
 
 function validateContainer(c: ContainerSpec): ContainerSpec__Output {
@@ -86,7 +135,7 @@ function validateContainer(c: ContainerSpec): ContainerSpec__Output {
     env: [...env],
     dir: c.dir ?? '',
     user: c.user ?? '',
-    hostname: c.hostname ?? '',
+    hostname: validateHostname(c.hostname ?? '', `${path}.hostname`),
     stop_signal: validateSignal(c.stop_signal ?? '', `${path}.stop_signal`),
     stop_grace_period_ms:
       grace === null || grace === undefined ? DEFAULT_STOP_GRACE_MS : nonNegativeInt(grace, `${path}.stop_grace_period_ms`),
@@ -109,6 +158,16 @@ function validateSignal(signal: string, path: string): string {
   return full;
 }
 
+/** Empty (the task id) or a name sethostname(2) and resolvers accept: RFC 1123 labels, 64 bytes in all. */
+function validateHostname(hostname: string, path: string): string {
+  if (!hostname) return '';
+  if (Buffer.byteLength(hostname) > MAX_HOSTNAME_BYTES) fail(path, `must be at most ${MAX_HOSTNAME_BYTES} bytes (the kernel's limit)`);
+  if (!hostname.split('.').every((label) => HOSTNAME_LABEL.test(label))) {
+    fail(path, "must be a hostname: dot-separated labels of letters, digits and '-', each 1 to 63 long, not starting or ending with '-'");
+  }
+  return hostname;
+}
+
 const RESOURCE_FIELDS = ['nano_cpus', 'memory_bytes', 'pids'] as const;
 
 function validateResources(r: ResourceRequirements): ResourceRequirements__Output {
@@ -122,6 +181,15 @@ function validateResources(r: ResourceRequirements): ResourceRequirements__Outpu
   const reservations = read(r.reservations, 'reservations');
   if (limits.memory_bytes !== 0 && limits.memory_bytes < MIN_MEMORY_LIMIT) {
     fail(`${path}.limits.memory_bytes`, `must be 0 (no limit) or at least 6 MiB (${MIN_MEMORY_LIMIT} bytes)`);
+  }
+  if (limits.nano_cpus !== 0 && (limits.nano_cpus < MIN_NANO_CPUS_LIMIT || limits.nano_cpus > MAX_NANO_CPUS_LIMIT)) {
+    fail(
+      `${path}.limits.nano_cpus`,
+      `must be 0 (no limit) or from 0.01 to 256 CPUs (${MIN_NANO_CPUS_LIMIT} to ${MAX_NANO_CPUS_LIMIT}): the kernel caps cpu.shares at 262144 and a CFS quota at no less than 1 ms per 100 ms`,
+    );
+  }
+  if (limits.pids > MAX_PIDS_LIMIT) {
+    fail(`${path}.limits.pids`, `must be at most ${MAX_PIDS_LIMIT} (the kernel's largest pids.max)`);
   }
   for (const field of RESOURCE_FIELDS) {
     if (limits[field] !== 0 && reservations[field] > limits[field]) {

@@ -16,8 +16,13 @@ describe('convergence assessment', () => {
 
   it('says why when tasks ended and will not be restarted', () => {
     const s = service(1, { condition: 'none' });
-    const failed = task(s, 1, 'FAILED', { status: { state: 'FAILED', err: 'task: non-zero exit (3)', message: '', timestamp: '', container: null } });
+    const status = { state: 'FAILED' as const, err: 'task: non-zero exit (3)', message: '', timestamp: '', container: null };
+    // Ended, but the orchestrator has not decided yet: not stuck.
+    expect(assess(s, [task(s, 1, 'FAILED', { status })], new Map()).stuck).toBeUndefined();
+    const failed = task(s, 1, 'FAILED', { desired_state: 'SHUTDOWN', status });
     expect(assess(s, [failed], new Map()).stuck).toContain('web.1: task: non-zero exit (3)');
+    // A restart made a newer task in the slot: not stuck either.
+    expect(assess(s, [failed, task(s, 1, 'PENDING')], new Map()).stuck).toBeUndefined();
   });
 
   it('gives up on a slot that keeps failing, naming the error', () => {

@@ -58,19 +58,46 @@ describe('replicated orchestrator', () => {
 
   it('does not restart with condition none, or on-failure after a clean exit', () => {
     const none = service(1, { condition: 'none' });
-    expect(reconcileReplicated(none, [task(none, 1, 'FAILED')], NOW)).toEqual({ create: [], update: [], remove: [] });
+    const failed = task(none, 1, 'FAILED');
+    expect(reconcileReplicated(none, [failed], NOW)).toEqual({ create: [], update: [{ ...failed, desired_state: 'SHUTDOWN' }], remove: [] });
     const onFailure = service(1, { condition: 'on-failure' });
-    expect(reconcileReplicated(onFailure, [task(onFailure, 1, 'COMPLETE')], NOW).create).toEqual([]);
+    const complete = task(onFailure, 1, 'COMPLETE');
+    expect(reconcileReplicated(onFailure, [complete], NOW)).toEqual({ create: [], update: [{ ...complete, desired_state: 'SHUTDOWN' }], remove: [] });
     expect(reconcileReplicated(onFailure, [task(onFailure, 1, 'FAILED')], NOW).create).toHaveLength(1);
+  });
+
+  it('leaves a task that ended and is not restarted shut down, and makes no replacement for it', () => {
+    const none = service(1, { condition: 'none' });
+    const ended = task(none, 1, 'FAILED', { desired_state: 'SHUTDOWN' });
+    expect(reconcileReplicated(none, [ended], NOW)).toEqual({ create: [], update: [], remove: [] });
+    const onFailure = service(2, { condition: 'on-failure' });
+    const done = [task(onFailure, 1, 'COMPLETE', { desired_state: 'SHUTDOWN' }), task(onFailure, 2, 'REJECTED', { desired_state: 'SHUTDOWN' })];
+    expect(reconcileReplicated(onFailure, done, NOW).create.map((t) => t.slot)).toEqual([2]);
+  });
+
+  it('still starts a slot whose task was stopped, or made from an older spec, whatever the restart policy', () => {
+    const none = service(2, { condition: 'none' });
+    const scaledAway = task(none, 2, 'SHUTDOWN', { desired_state: 'SHUTDOWN' });
+    const plan = reconcileReplicated(none, [task(none, 1, 'RUNNING'), scaledAway], NOW);
+    expect(plan.create.map((t) => t.slot)).toEqual([2]);
+    const updated = { ...none, spec_version: 2 };
+    const oldSpec = task(none, 1, 'FAILED', { desired_state: 'SHUTDOWN', spec_version: 1 });
+    expect(reconcileReplicated(updated, [oldSpec, task(updated, 2, 'RUNNING')], NOW).create.map((t) => [t.slot, t.spec_version])).toEqual([[1, 2]]);
   });
 
   it('stops restarting after max attempts, counting only restarts inside the window', () => {
     const s = service(1, { max_attempts: 2 });
     const times = [new Date(NOW - 2000).toISOString(), new Date(NOW - 1000).toISOString()];
-    expect(reconcileReplicated(s, [task(s, 1, 'FAILED', { restart_times: times })], NOW).create).toEqual([]);
+    const third = task(s, 1, 'FAILED', { restart_times: times });
+    expect(reconcileReplicated(s, [third], NOW)).toEqual({ create: [], update: [{ ...third, desired_state: 'SHUTDOWN' }], remove: [] });
+    expect(reconcileReplicated(s, [{ ...third, desired_state: 'SHUTDOWN' }], NOW)).toEqual({ create: [], update: [], remove: [] });
     const windowed = service(1, { max_attempts: 2, window_ms: 1500 });
     const plan = reconcileReplicated(windowed, [task(windowed, 1, 'FAILED', { restart_times: times })], NOW);
     expect(plan.create[0].restart_times).toEqual([times[1], new Date(NOW).toISOString()]);
+    // Once the restarts it gave up after have left the window, the slot is restarted again.
+    const gaveUp = task(windowed, 1, 'FAILED', { desired_state: 'SHUTDOWN', restart_times: times });
+    expect(reconcileReplicated(windowed, [gaveUp], NOW - 500).create).toEqual([]);
+    expect(reconcileReplicated(windowed, [gaveUp], NOW + 1000).create[0].restart_times).toEqual([new Date(NOW + 1000).toISOString()]);
   });
 
   it('replaces tasks made from an older spec version', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { validateServiceSpec } from '../../src/manager/validate';
+import { MAX_REPLICAS, MAX_SPEC_BYTES, validateServiceSpec } from '../../src/manager/validate';
 import type { ServiceSpec } from '../../src/gen/shoal/v1/ServiceSpec';
 import type { TaskSpec } from '../../src/gen/shoal/v1/TaskSpec';
 
@@ -80,6 +80,20 @@ describe('validateServiceSpec', () => {
     expect(validateServiceSpec(spec({ container: { stop_signal: '15' } })).task_template!.container!.stop_signal).toBe('15');
   });
 
+  it('rejects a spec too large to copy into tasks (ten 100 KB env values), saying its size', () => {
+    const env = Array.from({ length: 10 }, (_, i) => `K${i}=${'x'.repeat(100_000)}`);
+    expect(() => validateServiceSpec(spec({ container: { env } }))).toThrow(/^invalid service spec: spec: is 977\.\d KiB encoded; at most 128 KiB/);
+  });
+
+  it('accepts values at the limits', () => {
+    const atLimits = spec(
+      { container: { hostname: `${'a'.repeat(31)}.${'b'.repeat(32)}`, env: [`K=${'x'.repeat(MAX_SPEC_BYTES - 1000)}`] }, resources: { limits: { nano_cpus: 256e9, pids: 4194304 } } },
+      { mode: { replicated: { replicas: 500 } } },
+    );
+    expect(validateServiceSpec(atLimits).task_template!.resources!.limits).toEqual({ nano_cpus: 256e9, memory_bytes: 0, pids: 4194304 });
+    expect(validateServiceSpec(spec({ container: { hostname: 'web-1.example.com' }, resources: { limits: { nano_cpus: 1e7 } } }, { mode: { replicated: { replicas: MAX_REPLICAS } } })).mode!.replicated!.replicas).toBe(MAX_REPLICAS);
+  });
+
   it.each<[string, ServiceSpec, string]>([
     ['empty name', spec({}, { name: '' }), 'name: must not be empty'],
     ['long name', spec({}, { name: 'a'.repeat(64) }), 'name: must be at most 63 characters'],
@@ -112,6 +126,15 @@ describe('validateServiceSpec', () => {
     ['unknown signal', spec({ container: { stop_signal: 'SIGFOO' } }), 'task_template.container.stop_signal: must be a signal name such as SIGTERM or a number from 1 to 64'],
     ['signal out of range', spec({ container: { stop_signal: '65' } }), 'task_template.container.stop_signal: must be a signal name such as SIGTERM or a number from 1 to 64'],
     ['signal zero', spec({ container: { stop_signal: '0' } }), 'task_template.container.stop_signal: must be a signal name'],
+    ['a billion replicas', spec({}, { mode: { replicated: { replicas: 1e9 } } }), `mode.replicated.replicas: must be at most ${MAX_REPLICAS}`],
+    ['replicas of a large spec', spec({ container: { env: [`K=${'x'.repeat(100_000)}`] } }, { mode: { replicated: { replicas: 1000 } } }), 'mode.replicated.replicas: 1000 replicas of a 98.'],
+    ['cpu limit past cpu.shares', spec({ resources: { limits: { nano_cpus: 1000e9 } } }), 'task_template.resources.limits.nano_cpus: must be 0 (no limit) or from 0.01 to 256 CPUs'],
+    ['cpu limit below the CFS minimum', spec({ resources: { limits: { nano_cpus: 1e6 } } }), 'task_template.resources.limits.nano_cpus: must be 0 (no limit) or from 0.01 to 256 CPUs'],
+    ['pids limit past the kernel', spec({ resources: { limits: { pids: 99999999999999 } } }), 'task_template.resources.limits.pids: must be at most 4194304'],
+    ['300-character hostname', spec({ container: { hostname: 'h'.repeat(300) } }), 'task_template.container.hostname: must be at most 64 bytes'],
+    ['hostname with a space', spec({ container: { hostname: 'my host' } }), 'task_template.container.hostname: must be a hostname'],
+    ['hostname label ending in -', spec({ container: { hostname: 'web-.example' } }), 'task_template.container.hostname: must be a hostname'],
+    ['hostname with an empty label', spec({ container: { hostname: 'web..example' } }), 'task_template.container.hostname: must be a hostname'],
   ])('rejects %s', (_case, s, message) => {
     rejects(s, message);
   });

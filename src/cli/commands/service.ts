@@ -97,6 +97,11 @@ export function serviceCommand(connect: Connect): Command {
       const client = connect();
       const tasks: Task__Output[] = [];
       for (const ref of refs) tasks.push(...(await client.listTasks({ service: ref })).tasks);
+      // What keeps a service from converging is on the service, not on a task (it may have none).
+      for (const ref of refs) {
+        const s = await client.getService(ref);
+        for (const e of s.errors ?? []) process.stderr.write(`service ${s.spec!.name} is not converging: ${e.loop}: ${e.message} (first seen ${ago(e.since).toLowerCase()})\n`);
+      }
       await printTasks(client, tasks, opts);
     });
 

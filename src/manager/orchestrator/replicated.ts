@@ -2,7 +2,7 @@ import type { Node__Output } from '../../gen/shoal/v1/Node';
 import type { Service__Output } from '../../gen/shoal/v1/Service';
 import type { Task__Output } from '../../gen/shoal/v1/Task';
 import type { RestartPolicy__Output } from '../../gen/shoal/v1/RestartPolicy';
-import { isTerminal, newId, rank, wantsRunning } from '../../common/tasks';
+import { endedByItself, isTerminal, newId, rank, wantsRunning } from '../../common/tasks';
 
 /** Tasks kept per slot, current one included, so `service ps` shows recent history (Swarm keeps 5). */
 export const TASK_HISTORY_LIMIT = 5;
@@ -20,8 +20,10 @@ export interface Plan {
  * delete so that slots 1..replicas each hold one live task. Pure: the caller commits the plan.
  *
  * A slot's live task is the one whose desired state is READY or RUNNING. A task that ended and
- * may not be restarted keeps desired RUNNING, so it still holds its slot and no replacement is
- * made — that is how restart-condition none / on-failure / max-attempts stay satisfied.
+ * may not be restarted is set to desired SHUTDOWN, as in Swarm; while it is the newest task of
+ * its slot and made from the current spec, the restart policy (not a fresh start) decides the
+ * empty slot, so no replacement is made — that is how restart-condition none / on-failure /
+ * max-attempts stay satisfied.
  */
 export function reconcileReplicated(service: Service__Output, tasks: Task__Output[], nowMs: number): Plan {
   const plan: Plan = { create: [], update: [], remove: [] };
@@ -60,17 +62,16 @@ export function reconcileSlot(service: Service__Output, slotTasks: Task__Output[
   const created = plan.create.length;
 
   if (!current) {
-    plan.create.push(newTask(service, place, [], nowMs, 0));
+    const ended = endedUnreplaced(slotTasks, service);
+    const next = ended ? restartOf(service, ended, place, nowMs) : newTask(service, place, [], nowMs, 0);
+    if (next) plan.create.push(next);
   } else if (current.spec_version < service.spec_version) {
     stopTask(current, plan);
     plan.create.push(newTask(service, place, [], nowMs, 0));
   } else if (isTerminal(current.status!.state) && current.desired_state === 'RUNNING') {
-    const policy = service.spec!.task_template!.restart_policy!;
-    const history = restartsInWindow(current, policy, nowMs);
-    if (shouldRestart(current, policy, history.length)) {
-      plan.update.push(withDesired(current, 'SHUTDOWN'));
-      plan.create.push(newTask(service, place, [...history, new Date(nowMs).toISOString()], nowMs, policy.delay_ms ?? 0));
-    }
+    plan.update.push(withDesired(current, 'SHUTDOWN'));
+    const next = restartOf(service, current, place, nowMs);
+    if (next) plan.create.push(next);
   } else if (current.desired_state === 'READY') {
     const startAt = Date.parse(current.start_after) || 0;
     if (startAt <= nowMs) plan.update.push(withDesired(current, 'RUNNING'));
@@ -91,6 +92,20 @@ export function reconcileOrphanedTasks(tasks: Task__Output[]): Plan {
     else if (t.desired_state !== 'REMOVE') plan.update.push(withDesired(t, 'REMOVE'));
   }
   return plan;
+}
+
+/** The slot's newest task, if it ended by itself, from the current spec, and nothing replaced it. */
+function endedUnreplaced(slotTasks: Task__Output[], service: Service__Output): Task__Output | undefined {
+  const newest = [...slotTasks].sort(newestFirst)[0];
+  return newest && endedByItself(newest.status!.state) && newest.spec_version === service.spec_version ? newest : undefined;
+}
+
+/** The task that replaces an ended one, if the restart policy restarts it now. */
+function restartOf(service: Service__Output, ended: Task__Output, place: SlotPlace, nowMs: number): Task__Output | undefined {
+  const policy = service.spec!.task_template!.restart_policy!;
+  const history = restartsInWindow(ended, policy, nowMs);
+  if (!shouldRestart(ended, policy, history.length)) return undefined;
+  return newTask(service, place, [...history, new Date(nowMs).toISOString()], nowMs, policy.delay_ms ?? 0);
 }
 
 function shouldRestart(task: Task__Output, policy: RestartPolicy__Output, restarts: number): boolean {

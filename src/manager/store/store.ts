@@ -1,5 +1,7 @@
+import { status } from '@grpc/grpc-js';
 import type { Etcd3, IKeyValue } from 'etcd3';
-import { aborted, notFound } from '../../common/errors';
+import { aborted, notFound, resourceExhausted, type ShoalError } from '../../common/errors';
+import { ETCD_MAX_REQUEST_BYTES, isTooLarge, storeError } from './etcd-errors';
 
 /** The kinds of object shoal keeps in etcd, one key prefix each. */
 export type Kind = 'cluster' | 'nodes' | 'services' | 'service-names' | 'tasks' | 'registry-auth' | 'secrets';
@@ -16,13 +18,27 @@ export type Op =
   | { type: 'update'; kind: Kind; obj: Versioned }
   | { type: 'delete'; kind: Kind; id: string; version: number };
 
-const ROOT = '/shoal/v1/';
-// etcd refuses transactions with more operations than --max-txn-ops (128 by default).
-const MAX_OPS_PER_TXN = 100;
+/** Every key shoal keeps in etcd is under this prefix: ROOT + kind + '/' + id. */
+export const ROOT = '/shoal/v1/';
+// etcd refuses transactions with more operations than --max-txn-ops (128 by default), and
+// requests larger than --max-request-bytes (1.5 MiB by default). A chunk stays under both with
+// room for etcd's own framing; an object larger than the byte budget goes in a chunk of its own,
+// so only its write can fail.
+export const MAX_OPS_PER_TXN = 100;
+export const MAX_TXN_BYTES = 1024 * 1024;
+// A compare and a request header per op, beyond its key (sent twice) and value.
+const OP_OVERHEAD_BYTES = 32;
 
 const keyOf = (kind: Kind, id: string) => `${ROOT}${kind}/${id}`;
 
-function decode<T extends Versioned>(kv: IKeyValue): T {
+/** The kind and id a key under ROOT names. */
+export function parseKey(key: string): { kind: Kind; id: string } {
+  const [kind, id] = key.slice(ROOT.length).split('/');
+  return { kind: kind as Kind, id };
+}
+
+/** A stored object, its version set from the key's mod revision. */
+export function decode<T extends Versioned>(kv: IKeyValue): T {
   const obj = JSON.parse(kv.value.toString()) as T;
   obj.version = Number(kv.mod_revision);
   return obj;
@@ -31,6 +47,38 @@ function decode<T extends Versioned>(kv: IKeyValue): T {
 function encode(obj: Versioned): string {
   const { version: _version, ...rest } = obj;
   return JSON.stringify(rest);
+}
+
+/** An op with its key and stored value worked out once, and what it adds to a request. */
+interface EncodedOp {
+  op: Op;
+  key: string;
+  value?: string;
+  bytes: number;
+}
+
+function encodeOp(op: Op): EncodedOp {
+  const key = keyOf(op.kind, op.type === 'delete' ? op.id : op.obj.id);
+  const value = op.type === 'delete' ? undefined : encode(op.obj);
+  return { op, key, value, bytes: 2 * Buffer.byteLength(key) + (value === undefined ? 0 : Buffer.byteLength(value)) + OP_OVERHEAD_BYTES };
+}
+
+/** Splits ops, in order, into runs of at most MAX_OPS_PER_TXN ops and MAX_TXN_BYTES bytes. */
+export function chunkBySize<T extends { bytes: number }>(items: T[], maxOps = MAX_OPS_PER_TXN, maxBytes = MAX_TXN_BYTES): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    if (current.length && (current.length >= maxOps || bytes + item.bytes > maxBytes)) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(item);
+    bytes += item.bytes;
+  }
+  if (current.length) chunks.push(current);
+  return chunks;
 }
 
 /**
@@ -42,7 +90,12 @@ export class Store {
   constructor(readonly etcd: Etcd3) {}
 
   async get<T extends Versioned>(kind: Kind, id: string): Promise<T | null> {
-    const res = await this.etcd.get(keyOf(kind, id)).exec();
+    const res = await this.etcd
+      .get(keyOf(kind, id))
+      .exec()
+      .catch((err) => {
+        throw storeError(err);
+      });
     return res.kvs.length ? decode<T>(res.kvs[0]) : null;
   }
 
@@ -53,31 +106,50 @@ export class Store {
   }
 
   async list<T extends Versioned>(kind: Kind): Promise<T[]> {
-    const res = await this.etcd.getAll().prefix(`${ROOT}${kind}/`).exec();
+    const res = await this.etcd
+      .getAll()
+      .prefix(`${ROOT}${kind}/`)
+      .exec()
+      .catch((err) => {
+        throw storeError(err);
+      });
     return res.kvs.map((kv) => decode<T>(kv));
   }
 
   /**
-   * Applies ops atomically (in chunks of MAX_OPS_PER_TXN, each chunk atomic) and sets the new
-   * version on every created or updated object. Throws ABORTED when any compare fails.
+   * Applies ops in order, in chunks of at most MAX_OPS_PER_TXN ops and MAX_TXN_BYTES bytes, each
+   * chunk atomic, and sets the new version on every created or updated object. Every chunk is
+   * tried even when an earlier one fails, so one object that etcd refuses does not hold back
+   * the others; then the first failure is thrown, one other than a conflict (ABORTED) if any.
    */
   async commit(ops: Op[]): Promise<void> {
-    for (let i = 0; i < ops.length; i += MAX_OPS_PER_TXN) await this.commitChunk(ops.slice(i, i + MAX_OPS_PER_TXN));
+    const failures: ShoalError[] = [];
+    for (const chunk of chunkBySize(ops.map(encodeOp))) {
+      try {
+        await this.commitChunk(chunk);
+      } catch (err) {
+        failures.push(storeError(err));
+      }
+    }
+    if (failures.length) throw failures.find((f) => f.code !== status.ABORTED) ?? failures[0];
   }
 
-  private async commitChunk(ops: Op[]): Promise<void> {
-    if (!ops.length) return;
-    const compares = ops.map((op): [string, 'Create' | 'Mod', number] => {
-      if (op.type === 'create') return [keyOf(op.kind, op.obj.id), 'Create', 0];
-      if (op.type === 'update') return [keyOf(op.kind, op.obj.id), 'Mod', op.obj.version];
-      return [keyOf(op.kind, op.id), 'Mod', op.version];
+  private async commitChunk(chunk: EncodedOp[]): Promise<void> {
+    const compares = chunk.map(({ op, key }): [string, 'Create' | 'Mod', number] => {
+      if (op.type === 'create') return [key, 'Create', 0];
+      if (op.type === 'update') return [key, 'Mod', op.obj.version];
+      return [key, 'Mod', op.version];
     });
     let txn = this.etcd.if(compares[0][0], compares[0][1], '==', compares[0][2]);
     for (const [key, column, value] of compares.slice(1)) txn = txn.and(key, column, '==', value);
-    const writes = ops.map((op) =>
-      op.type === 'delete' ? this.etcd.delete().key(keyOf(op.kind, op.id)) : this.etcd.put(keyOf(op.kind, op.obj.id)).value(encode(op.obj)),
-    );
-    const res = await txn.then(...writes).commit();
+    const writes = chunk.map(({ key, value }) => (value === undefined ? this.etcd.delete().key(key) : this.etcd.put(key).value(value)));
+    const res = await txn
+      .then(...writes)
+      .commit()
+      .catch((err) => {
+        throw chunk.length === 1 && isTooLarge(err) ? tooLarge(chunk[0]) : err;
+      });
+    const ops = chunk.map((c) => c.op);
     if (!res.succeeded) throw aborted(conflictMessage(ops));
     const revision = Number(res.header.revision);
     for (const op of ops) if (op.type !== 'delete') op.obj.version = revision;
@@ -87,8 +159,8 @@ export class Store {
   async watch(onChange: (kind: Kind, id: string) => void): Promise<() => Promise<void>> {
     const watcher = await this.etcd.watch().prefix(ROOT).create();
     const handle = (kv: IKeyValue) => {
-      const [kind, id] = kv.key.toString().slice(ROOT.length).split('/');
-      onChange(kind as Kind, id);
+      const { kind, id } = parseKey(kv.key.toString());
+      onChange(kind, id);
     };
     watcher.on('put', handle);
     watcher.on('delete', handle);
@@ -96,12 +168,20 @@ export class Store {
   }
 }
 
+const singular = (kind: Kind) => kind.replace(/s$/, '');
+
+function tooLarge({ op, key, bytes }: EncodedOp): ShoalError {
+  const what = `${singular(op.kind)} ${key.slice(key.lastIndexOf('/') + 1)}`;
+  const mib = (n: number) => `${(n / 1024 / 1024).toFixed(2)} MiB`;
+  return resourceExhausted(`${what} is too large for the cluster store: ${mib(bytes)} encoded, and etcd takes at most ${mib(ETCD_MAX_REQUEST_BYTES)} per request`);
+}
+
 function conflictMessage(ops: Op[]): string {
   if (ops.length === 1) {
     const op = ops[0];
     const id = op.type === 'delete' ? op.id : op.obj.id;
-    if (op.type === 'create') return `${op.kind.replace(/s$/, '')} ${id} already exists`;
-    return `${op.kind.replace(/s$/, '')} ${id} was changed by someone else; read it again and retry`;
+    if (op.type === 'create') return `${singular(op.kind)} ${id} already exists`;
+    return `${singular(op.kind)} ${id} was changed by someone else; read it again and retry`;
   }
   return `the update conflicted with a concurrent change to ${ops.length} objects; retry`;
 }

@@ -1,0 +1,85 @@
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ShoalError } from '../../src/common/errors';
+import { chunkBySize, MAX_OPS_PER_TXN, MAX_TXN_BYTES, Store, type Op, type Versioned } from '../../src/manager/store/store';
+import { startEtcd, type TestEtcd } from '../helpers/etcd';
+
+interface Blob extends Versioned {
+  data: string;
+}
+
+const KiB = 1024;
+const blob = (id: string, bytes: number): Blob => ({ id, version: 0, data: 'x'.repeat(bytes) });
+const create = (obj: Blob): Op => ({ type: 'create', kind: 'tasks', obj });
+
+describe('chunkBySize', () => {
+  const items = (...bytes: number[]) => bytes.map((b, i) => ({ i, bytes: b }));
+  const shape = (chunks: { i: number }[][]) => chunks.map((c) => c.map((x) => x.i));
+
+  it('splits by op count and by bytes, keeping order', () => {
+    expect(shape(chunkBySize(items(1, 1, 1, 1, 1), 2, 100))).toEqual([[0, 1], [2, 3], [4]]);
+    expect(shape(chunkBySize(items(40, 40, 40, 10, 90), 10, 100))).toEqual([[0, 1], [2, 3], [4]]);
+    expect(chunkBySize([], 10, 100)).toEqual([]);
+  });
+
+  it('puts an item larger than the budget in a chunk of its own', () => {
+    expect(shape(chunkBySize(items(10, 500, 10), 10, 100))).toEqual([[0], [1], [2]]);
+  });
+
+  it('defaults to limits under etcd’s (128 ops, 1.5 MiB)', () => {
+    expect(MAX_OPS_PER_TXN).toBeLessThan(128);
+    expect(MAX_TXN_BYTES).toBeLessThan(1.5 * 1024 * KiB);
+  });
+});
+
+describe('Store.commit against etcd’s request size limit (real etcd)', () => {
+  let etcd: TestEtcd;
+  let store: Store;
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    store = new Store(etcd.client);
+  });
+
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+
+  it('writes a batch larger than one etcd request in several transactions', async () => {
+    // 30 × 100 KiB: 3 MiB in all, twice what etcd takes in one request.
+    const objs = Array.from({ length: 30 }, (_, i) => blob(`batch-${i}`, 100 * KiB));
+    await store.commit(objs.map(create));
+    expect(objs.every((o) => o.version > 0)).toBe(true);
+    expect((await store.list<Blob>('tasks')).filter((t) => t.id.startsWith('batch-'))).toHaveLength(30);
+  });
+
+  it('writes the rest when one object is too large, and names that one', async () => {
+    const ops = [create(blob('small-1', 10)), create(blob('huge', 1600 * KiB)), create(blob('small-2', 10))];
+    const err = await store.commit(ops).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ShoalError);
+    expect((err as ShoalError).code).toBe(status.RESOURCE_EXHAUSTED);
+    expect((err as ShoalError).message).toMatch(/^task huge is too large for the cluster store: 1\.56 MiB encoded, and etcd takes at most 1\.50 MiB per request$/);
+    expect(await store.get('tasks', 'small-1')).not.toBeNull();
+    expect(await store.get('tasks', 'small-2')).not.toBeNull();
+    expect(await store.get('tasks', 'huge')).toBeNull();
+  });
+
+  it('reports a refused write rather than a conflict of the same batch', async () => {
+    const stale: Op = { type: 'update', kind: 'tasks', obj: { ...blob('small-1', 10), version: 1 } };
+    const err = (await store.commit([stale, create(blob('huge-2', 1600 * KiB))]).catch((e: unknown) => e)) as ShoalError;
+    expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+  });
+
+  it('says the store is unavailable when etcd cannot be reached', async () => {
+    const { Etcd3 } = await import('etcd3');
+    const nowhere = new Etcd3({ hosts: 'http://127.0.0.1:1', dialTimeout: 500 });
+    try {
+      const err = (await new Store(nowhere).get('tasks', 'x').catch((e: unknown) => e)) as ShoalError;
+      expect(err).toBeInstanceOf(ShoalError);
+      expect(err.code).toBe(status.UNAVAILABLE);
+      expect(err.message).toMatch(/^the cluster store \(etcd\) is unavailable: /);
+    } finally {
+      nowhere.close();
+    }
+  });
+});
