@@ -163,6 +163,16 @@ describe('TaskController', () => {
     expect(h.runtime.calls).toContain(`stop ${t.id} SIGQUIT 10000`);
   });
 
+  it('removes a container that was created but never started without waiting for a grace period', async () => {
+    const t = task(svc, 1, 'ASSIGNED');
+    const h = harness(t);
+    await h.step();
+    h.controller.update({ ...t, desired_state: 'SHUTDOWN' });
+    await h.step();
+    expect(h.runtime.calls).toEqual([`create ${t.id}`, `remove ${t.id}`]);
+    expect(h.states()).toEqual(['PREPARING', 'SHUTDOWN']);
+  });
+
   it('says SHUTDOWN for a task stopped before it had a container, and touches nothing', async () => {
     const h = harness(task(svc, 1, 'ASSIGNED', { desired_state: 'SHUTDOWN' }));
     await h.step();

@@ -157,7 +157,8 @@ export class TaskController {
   private async shutdown(observed: State): Promise<void> {
     const task = this.current;
     const container = this.ctx.container(task.id);
-    if (container && container.status !== 'stopped') {
+    // Only a running command gets its grace period: remove() kills anything else there is.
+    if (container?.status === 'running') {
       const image = await this.ctx.images.resolve(task.spec!.container!.image).catch(() => null);
       const { signal, graceMs } = stopPolicy(task, image);
       await this.ctx.runtime.stop(task.id, signal, graceMs);
