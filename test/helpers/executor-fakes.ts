@@ -22,6 +22,7 @@ export class FakeRuntime implements ContainerRuntime {
   private nextPid = 1000;
   private readonly states = new Map<string, ContainerState>();
   private readonly listeners = new Set<(id: string, exitCode: number) => void>();
+  private readonly oomKills = new Set<string>();
 
   /** A container found on the node, as an earlier daemon left it. */
   add(id: string, status: ContainerStatus, exitCode: number | null = null): void {
@@ -71,6 +72,7 @@ export class FakeRuntime implements ContainerRuntime {
     this.calls.push(`remove ${id}`);
     this.states.delete(id);
     this.configs.delete(id);
+    this.oomKills.delete(id);
   }
 
   async list(): Promise<ContainerState[]> {
@@ -82,8 +84,13 @@ export class FakeRuntime implements ContainerRuntime {
     return () => this.listeners.delete(cb);
   }
 
-  /** The container's process ends with this code, and the exit is announced. */
-  exit(id: string, exitCode: number): void {
+  async oomKilled(id: string): Promise<boolean> {
+    return this.oomKills.has(id);
+  }
+
+  /** The container's process ends with this code, and the exit is announced; oomKilled: as the kernel's OOM killer leaves it. */
+  exit(id: string, exitCode: number, oomKilled = false): void {
+    if (oomKilled) this.oomKills.add(id);
     const s = this.states.get(id);
     if (!s) throw new Error(`container ${id} does not exist`);
     Object.assign(s, { status: 'stopped', pid: 0, exitCode });

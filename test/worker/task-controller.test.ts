@@ -56,10 +56,23 @@ describe('nextStep', () => {
 });
 
 describe('exitStatus', () => {
+  const svc = service(1);
+  const limited = (memory_bytes: number) => {
+    const spec = svc.spec!.task_template!;
+    return task(svc, 1, 'RUNNING', { spec: { ...spec, resources: { ...spec.resources!, limits: { ...spec.resources!.limits!, memory_bytes } } } });
+  };
+
   it('is COMPLETE on 0 and FAILED with the code otherwise', () => {
-    expect(exitStatus('t1', 0)).toEqual({ state: 'COMPLETE', message: 'finished', container: { container_id: 't1', pid: 0, exit_code: 0 } });
-    expect(exitStatus('t1', 7)).toMatchObject({ state: 'FAILED', err: 'task: non-zero exit (7)', container: { exit_code: 7 } });
-    expect(exitStatus('t1', null)).toMatchObject({ state: 'FAILED', err: 'task: non-zero exit (-1)' });
+    const t = limited(0);
+    expect(exitStatus(t, 0, false)).toEqual({ state: 'COMPLETE', message: 'finished', container: { container_id: t.id, pid: 0, exit_code: 0 } });
+    expect(exitStatus(t, 7, false)).toMatchObject({ state: 'FAILED', err: 'task: non-zero exit (7)', container: { exit_code: 7 } });
+    expect(exitStatus(t, null, false)).toMatchObject({ state: 'FAILED', err: 'task: non-zero exit (-1)' });
+  });
+
+  it('names the memory limit when the kernel killed in the container for lack of memory', () => {
+    expect(exitStatus(limited(32 * 1024 * 1024), 137, true).err).toBe('killed: out of memory (limit 32 MiB)');
+    expect(exitStatus(limited(0), 137, true).err).toBe('killed: out of memory');
+    expect(exitStatus(limited(32 * 1024 * 1024), 1, true).err).toBe('task: non-zero exit (1); a process in it was killed: out of memory (limit 32 MiB)');
   });
 });
 
@@ -138,6 +151,16 @@ describe('TaskController', () => {
     h.runtime.exit(h.controller.task.id, 3);
     await h.step();
     expect(h.reports.at(-1)).toMatchObject({ state: 'FAILED', err: 'task: non-zero exit (3)', container: { exit_code: 3 } });
+  });
+
+  it('says when the kernel killed the container for lack of memory', async () => {
+    const h = harness(task(svc, 1, 'ASSIGNED'));
+    await h.step();
+    await h.step();
+    h.runtime.exit(h.controller.task.id, 137, true);
+    await h.step();
+    expect(h.reports.at(-1)).toMatchObject({ state: 'FAILED', err: 'killed: out of memory', container: { exit_code: 137 } });
+    expect(h.runtime.ids()).toEqual([]);
   });
 
   it("shuts down with the task's stop signal and grace period, then removes the container", async () => {
