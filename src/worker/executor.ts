@@ -3,22 +3,20 @@ import * as path from 'node:path';
 import type { Task__Output } from '../gen/shoal/v1/Task';
 import type { TaskStatus } from '../gen/shoal/v1/TaskStatus';
 import type { Logger } from '../common/logger';
-import { isTerminal, now, rank, wantsRunning, type State } from '../common/tasks';
-import { formatBytes } from '../common/units';
-import type { ImageStore, ResolvedImage } from '../images/store';
-import { parseReference } from '../images/reference';
+import { now, rank, wantsRunning, type State } from '../common/tasks';
 import type { RegistryClient } from '../images/registry/client';
 import type { RegistryAuth } from '../images/registry/registries';
-import type { ContainerState, Runtime } from './runtime/runtime';
-import { containerConfig, stopPolicy } from './container-config';
+import type { Observed, StatusReport } from './exec/lifecycle';
+import type { ContainerRuntime } from './exec/runtime';
+import { TaskController, type ControllerContext, type ImageSource } from './exec/task-controller';
 import { logFileTask } from './runtime/log-rotation';
 import { Semaphore } from './semaphore';
 
 export type Report = (taskId: string, status: TaskStatus) => void;
 
 export interface ExecutorOptions {
-  runtime: Runtime;
-  images: ImageStore;
+  runtime: ContainerRuntime;
+  images: ImageSource;
   /**
    * The registry client for a pull, given the task's credentials (--with-registry-auth), if any.
    * Pulls images that are not here and name a registry; without it, images must be loaded.
@@ -32,30 +30,40 @@ export interface ExecutorOptions {
   log: Logger;
 }
 
-type Local = Pick<ContainerState, 'status' | 'exitCode'>;
-
 /**
- * Converges this node's containers to its assigned task set. Level-triggered: every call to
- * converge() (new assignments, a container exit, an action finishing) re-derives what to do
- * from the task set and what runc says, so a restarted daemon simply picks up where it was.
+ * Converges this node's containers to its assigned task set, one TaskController per task.
+ * Level-triggered: every call to converge() (new assignments, a container exit, an action
+ * finishing) re-derives each task's next step from the task and what the runtime says, so a
+ * restarted daemon simply picks up where it was.
  */
 export class Executor {
-  private tasks = new Map<string, Task__Output>();
+  private controllers = new Map<string, TaskController>();
   /** Registry credentials by service id, from the dispatcher; held in memory only, never logged. */
   private registryAuth = new Map<string, RegistryAuth>();
   private haveAssignments = false;
-  /** Containers as runc and conmon's exit files last told us. */
-  private readonly containers = new Map<string, Local>();
+  /** Containers as the runtime and its exit events last told us, assigned or not. */
+  private readonly containers = new Map<string, Observed>();
   /** The furthest state reported per task, so nothing is reported twice or backwards. */
   private readonly reported = new Map<string, State>();
   /** Tasks with an action in flight; converge() skips them until it ends. */
   private readonly busy = new Set<string>();
   private readonly imageOf = new Map<string, string>();
-  private readonly starts: Semaphore;
+  private readonly context: ControllerContext;
   private unsubscribe: (() => void) | undefined;
 
   constructor(private readonly opts: ExecutorOptions) {
-    this.starts = new Semaphore(opts.concurrency);
+    this.context = {
+      runtime: opts.runtime,
+      images: opts.images,
+      registry: opts.registry,
+      starts: new Semaphore(opts.concurrency),
+      registryAuth: (serviceId) => this.registryAuth.get(serviceId),
+      logPath: (taskId) => this.logPath(taskId),
+      container: (taskId) => this.containers.get(taskId),
+      observe: (taskId, container) => this.observe(taskId, container),
+      imageUsed: (taskId, imageId) => this.imageOf.set(taskId, imageId),
+      report: (taskId, status) => this.report(taskId, status),
+    };
   }
 
   /** Learns what containers exist from an earlier run; nothing is stopped until assignments arrive. */
@@ -85,20 +93,26 @@ export class Executor {
    */
   imagesSettled(): boolean {
     if (!this.haveAssignments) return this.containers.size === 0;
-    for (const id of this.containers.keys()) if (!this.imageOf.has(id) && this.tasks.has(id)) return false;
+    for (const id of this.containers.keys()) if (!this.imageOf.has(id) && this.controllers.has(id)) return false;
     return true;
   }
 
   /** Image references of the tasks assigned here that are to run: collection must leave those alone. */
   wantedImages(): string[] {
-    return [...this.tasks.values()].filter((t) => wantsRunning(t.desired_state)).map((t) => t.spec!.container!.image);
+    return [...this.controllers.values()].map((c) => c.task).filter((t) => wantsRunning(t.desired_state)).map((t) => t.spec!.container!.image);
   }
 
   setAssignments(tasks: Task__Output[], registryAuth: Record<string, RegistryAuth> = {}): void {
-    this.tasks = new Map(tasks.map((t) => [t.id, t]));
+    const controllers = new Map<string, TaskController>();
+    for (const t of tasks) {
+      const c = this.controllers.get(t.id);
+      c?.update(t);
+      controllers.set(t.id, c ?? new TaskController(t, this.context));
+    }
+    this.controllers = controllers;
     this.registryAuth = new Map(Object.entries(registryAuth));
     this.haveAssignments = true;
-    for (const id of this.reported.keys()) if (!this.tasks.has(id)) this.reported.delete(id);
+    for (const id of this.reported.keys()) if (!controllers.has(id)) this.reported.delete(id);
     // Containers adopted from an earlier run still pin their image against `image rm`.
     for (const t of tasks) if (this.containers.has(t.id) && !this.imageOf.has(t.id)) void this.rememberImage(t);
     this.converge();
@@ -112,39 +126,21 @@ export class Executor {
 
   converge(): void {
     if (!this.haveAssignments) return;
-    for (const task of this.tasks.values()) {
-      if (this.busy.has(task.id)) continue;
-      const action = this.nextAction(task);
-      if (action) this.run(task.id, action);
+    for (const [id, controller] of this.controllers) {
+      if (this.busy.has(id)) continue;
+      const action = controller.next(this.observed(id));
+      if (action) this.run(id, action);
     }
     for (const id of this.containers.keys()) {
-      if (!this.tasks.has(id) && !this.busy.has(id)) this.run(id, () => this.removeUnassigned(id));
+      if (!this.controllers.has(id) && !this.busy.has(id)) this.run(id, () => this.removeUnassigned(id));
     }
     this.removeStaleLogs();
   }
 
-  private nextAction(task: Task__Output): (() => Promise<void>) | undefined {
-    const container = this.containers.get(task.id);
-    const observed = this.observed(task);
-    if (wantsRunning(task.desired_state)) {
-      if (container?.status === 'stopped') {
-        return isTerminal(observed) ? () => this.removeContainer(task.id) : () => this.recordExit(task, container.exitCode);
-      }
-      if (task.desired_state === 'RUNNING' && !isTerminal(observed) && container?.status !== 'running') return () => this.start(task);
-      if (container?.status === 'running' && rank(observed) < rank('RUNNING')) return () => this.adopt(task);
-      if (!container && observed === 'RUNNING') {
-        return async () => this.report(task.id, { state: 'FAILED', err: 'container disappeared while the node was down' });
-      }
-      return undefined;
-    }
-    if (container) return () => this.stop(task);
-    if (!isTerminal(observed)) return async () => this.report(task.id, { state: 'SHUTDOWN', message: 'shutdown' });
-    return undefined;
-  }
-
-  private observed(task: Task__Output): State {
-    const mine = this.reported.get(task.id);
-    const theirs = task.status!.state;
+  /** The furthest state known for a task: the manager's, or a later one reported since. */
+  private observed(taskId: string): State {
+    const mine = this.reported.get(taskId);
+    const theirs = this.controllers.get(taskId)?.task.status?.state ?? 'NEW';
     return mine && rank(mine) > rank(theirs) ? mine : theirs;
   }
 
@@ -158,87 +154,18 @@ export class Executor {
       });
   }
 
-  private async start(task: Task__Output): Promise<void> {
-    // Pulled outside the start slots, so a slow registry holds up no container whose image is here.
-    const ref = task.spec!.container!.image;
-    if (this.opts.registry && pullable(ref) && !(await this.opts.images.resolve(ref).catch(() => null))) {
-      this.report(task.id, { state: 'PREPARING', message: 'pulling image' });
-      try {
-        await this.opts.images.pull(ref, this.opts.registry(this.registryAuth.get(task.service_id)));
-      } catch (err) {
-        return this.report(task.id, { state: 'REJECTED', err: `pulling image ${ref} failed: ${(err as Error).message}` });
-      }
-    }
-    await this.starts.run(async () => {
-      const { runtime } = this.opts;
-      const existing = await runtime.state(task.id);
-      if (existing?.status === 'running') return this.adopt(task);
-      // A container left half-made by a crashed daemon is redone from scratch.
-      if (existing) await runtime.remove(task.id);
-      this.report(task.id, { state: 'PREPARING', message: 'preparing' });
-      let image: ResolvedImage | null;
-      try {
-        image = await this.opts.images.resolve(ref);
-      } catch (err) {
-        return this.report(task.id, { state: 'REJECTED', err: `image ${ref} cannot be used: ${(err as Error).message}` });
-      }
-      if (!image) return this.report(task.id, { state: 'REJECTED', err: `No such image: ${ref}` });
-      this.imageOf.set(task.id, image.id);
-      const config = containerConfig(task, image, this.logPath(task.id));
-      try {
-        await runtime.create(config);
-        this.containers.set(task.id, { status: 'created', exitCode: null });
-        const { pid } = await runtime.start(task.id);
-        if (this.containers.get(task.id)?.status === 'created') this.containers.set(task.id, { status: 'running', exitCode: null });
-        this.report(task.id, { state: 'RUNNING', message: 'started', container: { container_id: task.id, pid, exit_code: 0 } });
-      } catch (err) {
-        await runtime.remove(task.id).catch(() => undefined);
-        this.containers.delete(task.id);
-        this.report(task.id, { state: 'FAILED', err: (err as Error).message });
-      }
-    });
-  }
-
-  private async adopt(task: Task__Output): Promise<void> {
-    const state = await this.opts.runtime.state(task.id);
-    if (state?.status !== 'running') return;
-    this.report(task.id, { state: 'RUNNING', message: 'started', container: { container_id: task.id, pid: state.pid, exit_code: 0 } });
-  }
-
-  private async recordExit(task: Task__Output, exitCode: number | null): Promise<void> {
-    const code = exitCode ?? -1;
-    const container = { container_id: task.id, pid: 0, exit_code: code };
-    if (code === 0) this.report(task.id, { state: 'COMPLETE', message: 'finished', container });
-    else {
-      // read before removeContainer, which takes the cgroup and its counters with it
-      const oom = await this.opts.runtime.oomKilled(task.id).catch(() => false);
-      this.report(task.id, { state: 'FAILED', message: 'started', err: exitError(code, oom, task.spec!.resources?.limits?.memory_bytes ?? 0), container });
-    }
-    await this.removeContainer(task.id);
-  }
-
-  private async stop(task: Task__Output): Promise<void> {
-    const container = this.containers.get(task.id);
-    if (container && container.status !== 'stopped') {
-      const image = await this.opts.images.resolve(task.spec!.container!.image).catch(() => null);
-      const { signal, graceMs } = stopPolicy(task, image);
-      await this.opts.runtime.stop(task.id, signal, graceMs);
-    }
-    if (!isTerminal(this.observed(task))) this.report(task.id, { state: 'SHUTDOWN', message: 'shutdown' });
-    await this.removeContainer(task.id);
-  }
-
   private async removeUnassigned(id: string): Promise<void> {
     this.opts.log.info({ taskId: id }, 'removing container of a task no longer assigned to this node');
     const c = this.containers.get(id);
     if (c && c.status !== 'stopped') await this.opts.runtime.stop(id, 'SIGTERM', 10_000);
-    await this.removeContainer(id);
+    await this.opts.runtime.remove(id);
+    this.observe(id, undefined);
   }
 
-  private async removeContainer(id: string): Promise<void> {
-    await this.opts.runtime.remove(id);
-    this.containers.delete(id);
-    this.imageOf.delete(id);
+  private observe(taskId: string, container: Observed | undefined): void {
+    if (container) return void this.containers.set(taskId, container);
+    this.containers.delete(taskId);
+    this.imageOf.delete(taskId);
   }
 
   /** Logs are kept while the manager keeps the task (its history); then they go too. */
@@ -252,7 +179,7 @@ export class Executor {
     for (const f of files) {
       // not conmon's <id>.log.tmp: removed between its creation and its rename, conmon would exit
       const id = logFileTask(f);
-      if (id !== null && !this.tasks.has(id) && !this.containers.has(id) && !this.busy.has(id)) fs.rmSync(path.join(this.opts.logDir, f), { force: true });
+      if (id !== null && !this.controllers.has(id) && !this.containers.has(id) && !this.busy.has(id)) fs.rmSync(path.join(this.opts.logDir, f), { force: true });
     }
   }
 
@@ -260,28 +187,9 @@ export class Executor {
     return path.join(this.opts.logDir, `${taskId}.log`);
   }
 
-  private report(taskId: string, status: Partial<TaskStatus> & { state: State }): void {
-    const prev = this.reported.get(taskId);
-    if (prev && rank(prev) >= rank(status.state)) return;
+  private report(taskId: string, status: StatusReport): void {
+    if (rank(this.observed(taskId)) >= rank(status.state)) return;
     this.reported.set(taskId, status.state);
     this.opts.report(taskId, { message: '', err: '', timestamp: now(), ...status });
-  }
-}
-
-/** Why a task failed: its exit code, and the memory limit when the kernel killed in it for lack of memory. */
-export function exitError(code: number, oomKilled: boolean, memoryLimit: number): string {
-  if (!oomKilled) return `task: non-zero exit (${code})`;
-  const oom = `out of memory${memoryLimit > 0 ? ` (limit ${formatBytes(memoryLimit).replace(/(?<=\d)(?=[A-Z])/, ' ')})` : ''}`;
-  // 137 = 128 + SIGKILL: the kernel's OOM killer took the container's main process
-  return code === 137 ? `killed: ${oom}` : `task: non-zero exit (${code}); a process in it was killed: ${oom}`;
-}
-
-/** Only references that name a registry host are pulled; others (`shoal-test:latest`) must be loaded. */
-function pullable(ref: string): boolean {
-  try {
-    const parsed = parseReference(ref);
-    return parsed.registry !== 'docker.io' || ref.startsWith('docker.io/') || ref.startsWith('index.docker.io/');
-  } catch {
-    return false;
   }
 }

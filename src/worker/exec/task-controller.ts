@@ -1,0 +1,184 @@
+import type { Task__Output } from '../../gen/shoal/v1/Task';
+import { isTerminal, type State } from '../../common/tasks';
+import type { ResolvedImage } from '../../images/store';
+import { parseReference } from '../../images/reference';
+import type { RegistryClient } from '../../images/registry/client';
+import type { RegistryAuth } from '../../images/registry/registries';
+import { containerConfig, stopPolicy } from '../container-config';
+import type { Semaphore } from '../semaphore';
+import { exitStatus, nextStep, type Observed, type StatusReport, type Step } from './lifecycle';
+import type { ContainerRuntime } from './runtime';
+
+/** Where images come from: the node's ImageStore, or plain data in tests. */
+export interface ImageSource {
+  resolve(ref: string): Promise<ResolvedImage | null>;
+  pull(ref: string, registry: RegistryClient): Promise<unknown>;
+}
+
+/** What a controller shares with the executor that runs it. */
+export interface ControllerContext {
+  readonly runtime: ContainerRuntime;
+  readonly images: ImageSource;
+  /** The registry client for a pull, given the task's credentials; absent: images must be loaded. */
+  readonly registry?: (auth?: RegistryAuth) => RegistryClient;
+  /** Container creates in flight at once, across tasks. */
+  readonly starts: Semaphore;
+  registryAuth(serviceId: string): RegistryAuth | undefined;
+  logPath(taskId: string): string;
+  container(taskId: string): Observed | undefined;
+  /** Records the container as seen now; undefined once it is gone. */
+  observe(taskId: string, container: Observed | undefined): void;
+  /** The image the task's container was made from, so collection leaves it alone. */
+  imageUsed(taskId: string, imageId: string): void;
+  /** Never backwards: a report behind what is known already is dropped. */
+  report(taskId: string, status: StatusReport): void;
+}
+
+/**
+ * Drives one task's container through prepare → start → wait → shutdown → remove. The executor
+ * asks it for the next action each time something changed; nextStep decides, this class acts.
+ */
+export class TaskController {
+  constructor(
+    private current: Task__Output,
+    private readonly ctx: ControllerContext,
+  ) {}
+
+  get task(): Task__Output {
+    return this.current;
+  }
+
+  /** A newer copy of the task from the dispatcher (desired state, status). */
+  update(task: Task__Output): void {
+    this.current = task;
+  }
+
+  /** The action that takes the task one step on, or undefined when there is nothing to do. */
+  next(observed: State): (() => Promise<void>) | undefined {
+    const step = nextStep(this.current.desired_state, observed, this.ctx.container(this.current.id));
+    return step ? () => this.take(step, observed) : undefined;
+  }
+
+  private take(step: Step, observed: State): Promise<void> {
+    switch (step.op) {
+      case 'prepare':
+        return this.prepare();
+      case 'start':
+        return this.start();
+      case 'adopt':
+        return this.adopt();
+      case 'exited':
+        return this.exited(step.exitCode);
+      case 'lost':
+        return this.lost();
+      case 'shutdown':
+        return this.shutdown(observed);
+      case 'remove':
+        return this.remove();
+    }
+  }
+
+  private report(status: StatusReport): void {
+    this.ctx.report(this.current.id, status);
+  }
+
+  private async prepare(): Promise<void> {
+    const { runtime, images } = this.ctx;
+    const task = this.current;
+    // Pulled outside the start slots, so a slow registry holds up no container whose image is here.
+    const ref = task.spec!.container!.image;
+    if (this.ctx.registry && pullable(ref) && !(await images.resolve(ref).catch(() => null))) {
+      this.report({ state: 'PREPARING', message: 'pulling image' });
+      try {
+        await images.pull(ref, this.ctx.registry(this.ctx.registryAuth(task.service_id)));
+      } catch (err) {
+        return this.report({ state: 'REJECTED', err: `pulling image ${ref} failed: ${(err as Error).message}` });
+      }
+    }
+    await this.ctx.starts.run(async () => {
+      const existing = await runtime.state(task.id);
+      if (existing?.status === 'running') return this.adopt();
+      // A container left half-made by a crashed daemon is redone from scratch.
+      if (existing) await this.remove();
+      this.report({ state: 'PREPARING', message: 'preparing' });
+      let image: ResolvedImage | null;
+      try {
+        image = await images.resolve(ref);
+      } catch (err) {
+        return this.report({ state: 'REJECTED', err: `image ${ref} cannot be used: ${(err as Error).message}` });
+      }
+      if (!image) return this.report({ state: 'REJECTED', err: `No such image: ${ref}` });
+      this.ctx.imageUsed(task.id, image.id);
+      try {
+        await runtime.create(containerConfig(task, image, this.ctx.logPath(task.id)));
+        this.ctx.observe(task.id, { status: 'created', exitCode: null });
+      } catch (err) {
+        await this.fail(err as Error);
+      }
+    });
+  }
+
+  private async start(): Promise<void> {
+    const id = this.current.id;
+    try {
+      const { pid } = await this.ctx.runtime.start(id);
+      // It may have exited already, and the exit been seen.
+      if (this.ctx.container(id)?.status === 'created') this.ctx.observe(id, { status: 'running', exitCode: null });
+      this.report({ state: 'RUNNING', message: 'started', container: { container_id: id, pid, exit_code: 0 } });
+    } catch (err) {
+      await this.fail(err as Error);
+    }
+  }
+
+  private async fail(err: Error): Promise<void> {
+    await this.ctx.runtime.remove(this.current.id).catch(() => undefined);
+    this.ctx.observe(this.current.id, undefined);
+    this.report({ state: 'FAILED', err: err.message });
+  }
+
+  private async adopt(): Promise<void> {
+    const id = this.current.id;
+    const state = await this.ctx.runtime.state(id);
+    if (state?.status !== 'running') return;
+    this.report({ state: 'RUNNING', message: 'started', container: { container_id: id, pid: state.pid, exit_code: 0 } });
+  }
+
+  private async exited(exitCode: number | null): Promise<void> {
+    // read before remove(), which takes the cgroup and its counters with it
+    const oom = exitCode !== 0 && (await this.ctx.runtime.oomKilled(this.current.id).catch(() => false));
+    this.report(exitStatus(this.current, exitCode, oom));
+    await this.remove();
+  }
+
+  private async lost(): Promise<void> {
+    this.report({ state: 'FAILED', err: 'container disappeared while the node was down' });
+  }
+
+  private async shutdown(observed: State): Promise<void> {
+    const task = this.current;
+    const container = this.ctx.container(task.id);
+    // Only a running command gets its grace period: remove() kills anything else there is.
+    if (container?.status === 'running') {
+      const image = await this.ctx.images.resolve(task.spec!.container!.image).catch(() => null);
+      const { signal, graceMs } = stopPolicy(task, image);
+      await this.ctx.runtime.stop(task.id, signal, graceMs);
+    }
+    if (!isTerminal(observed)) this.report({ state: 'SHUTDOWN', message: 'shutdown' });
+    if (container) await this.remove();
+  }
+
+  private async remove(): Promise<void> {
+    await this.ctx.runtime.remove(this.current.id);
+    this.ctx.observe(this.current.id, undefined);
+  }
+}
+
+/** Only references that name a registry host are pulled; others (`shoal-test:latest`) must be loaded. */
+function pullable(ref: string): boolean {
+  try {
+    const parsed = parseReference(ref);
+    return parsed.registry !== 'docker.io' || ref.startsWith('docker.io/') || ref.startsWith('index.docker.io/');
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,265 @@
+import { describe, expect, it } from 'vitest';
+import type { ContainerSpec__Output } from '../../src/gen/shoal/v1/ContainerSpec';
+import type { Task__Output } from '../../src/gen/shoal/v1/Task';
+import type { RegistryClient } from '../../src/images/registry/client';
+import type { State } from '../../src/common/tasks';
+import { Semaphore } from '../../src/worker/semaphore';
+import { exitStatus, nextStep, type Observed } from '../../src/worker/exec/lifecycle';
+import { TaskController, type StatusReport } from '../../src/worker/exec/task-controller';
+import { service, task } from '../fixtures';
+import { FakeImages, FakeRuntime, resolvedImage } from '../helpers/executor-fakes';
+
+const running: Observed = { status: 'running', exitCode: null };
+const created: Observed = { status: 'created', exitCode: null };
+const unknown: Observed = { status: 'unknown', exitCode: null };
+const exited = (exitCode: number | null): Observed => ({ status: 'stopped', exitCode });
+
+describe('nextStep', () => {
+  const cases: [State, State, Observed | undefined, ReturnType<typeof nextStep>][] = [
+    // a new task is prepared, then started
+    ['RUNNING', 'ASSIGNED', undefined, { op: 'prepare' }],
+    ['RUNNING', 'PREPARING', undefined, { op: 'prepare' }],
+    ['RUNNING', 'PREPARING', created, { op: 'start' }],
+    // a leftover the runtime cannot account for is redone
+    ['RUNNING', 'PREPARING', unknown, { op: 'prepare' }],
+    // running: reported once, then left alone
+    ['RUNNING', 'PREPARING', running, { op: 'adopt' }],
+    ['RUNNING', 'ASSIGNED', running, { op: 'adopt' }],
+    ['RUNNING', 'RUNNING', running, null],
+    // the wait ends
+    ['RUNNING', 'RUNNING', exited(0), { op: 'exited', exitCode: 0 }],
+    ['RUNNING', 'RUNNING', exited(3), { op: 'exited', exitCode: 3 }],
+    ['RUNNING', 'PREPARING', exited(1), { op: 'exited', exitCode: 1 }],
+    // ended: the container goes, then nothing
+    ['RUNNING', 'FAILED', exited(3), { op: 'remove' }],
+    ['RUNNING', 'COMPLETE', created, { op: 'remove' }],
+    ['RUNNING', 'FAILED', undefined, null],
+    ['RUNNING', 'REJECTED', undefined, null],
+    // it ran, and its container is gone: never started again under the same task
+    ['RUNNING', 'RUNNING', undefined, { op: 'lost' }],
+    ['RUNNING', 'RUNNING', unknown, { op: 'lost' }],
+    // not yet to run
+    ['READY', 'ASSIGNED', undefined, null],
+    ['READY', 'RUNNING', undefined, { op: 'lost' }],
+    // to stop
+    ['SHUTDOWN', 'RUNNING', running, { op: 'shutdown' }],
+    ['SHUTDOWN', 'RUNNING', exited(0), { op: 'shutdown' }],
+    ['SHUTDOWN', 'ASSIGNED', undefined, { op: 'shutdown' }],
+    ['SHUTDOWN', 'FAILED', exited(1), { op: 'shutdown' }],
+    ['SHUTDOWN', 'SHUTDOWN', undefined, null],
+    ['SHUTDOWN', 'COMPLETE', undefined, null],
+    ['REMOVE', 'RUNNING', running, { op: 'shutdown' }],
+  ];
+  it.each(cases)('desired %s, observed %s, container %j: %j', (desired, observed, container, step) => {
+    expect(nextStep(desired, observed, container)).toEqual(step);
+  });
+});
+
+describe('exitStatus', () => {
+  const svc = service(1);
+  const limited = (memory_bytes: number) => {
+    const spec = svc.spec!.task_template!;
+    return task(svc, 1, 'RUNNING', { spec: { ...spec, resources: { ...spec.resources!, limits: { ...spec.resources!.limits!, memory_bytes } } } });
+  };
+
+  it('is COMPLETE on 0 and FAILED with the code otherwise', () => {
+    const t = limited(0);
+    expect(exitStatus(t, 0, false)).toEqual({ state: 'COMPLETE', message: 'finished', container: { container_id: t.id, pid: 0, exit_code: 0 } });
+    expect(exitStatus(t, 7, false)).toMatchObject({ state: 'FAILED', err: 'task: non-zero exit (7)', container: { exit_code: 7 } });
+    expect(exitStatus(t, null, false)).toMatchObject({ state: 'FAILED', err: 'task: non-zero exit (-1)' });
+  });
+
+  it('names the memory limit when the kernel killed in the container for lack of memory', () => {
+    expect(exitStatus(limited(32 * 1024 * 1024), 137, true).err).toBe('killed: out of memory (limit 32 MiB)');
+    expect(exitStatus(limited(0), 137, true).err).toBe('killed: out of memory');
+    expect(exitStatus(limited(32 * 1024 * 1024), 1, true).err).toBe('task: non-zero exit (1); a process in it was killed: out of memory (limit 32 MiB)');
+  });
+});
+
+const IMAGE = resolvedImage(`sha256:${'a'.repeat(64)}`, 'shoal-test:latest', { entrypoint: ['/entry'], cmd: ['serve'], stopSignal: 'SIGQUIT' });
+
+/**
+ * One controller on a FakeRuntime, stepped by hand as the executor would: each step is taken with
+ * the furthest state reported so far, and the container as the controller left it.
+ */
+function harness(t: Task__Output, images = new FakeImages([IMAGE]), registry?: () => RegistryClient) {
+  const runtime = new FakeRuntime();
+  const containers = new Map<string, Observed>();
+  const reports: StatusReport[] = [];
+  const used = new Map<string, string>();
+  const controller = new TaskController(t, {
+    runtime,
+    images,
+    registry,
+    starts: new Semaphore(1),
+    registryAuth: () => undefined,
+    logPath: (id) => `/logs/${id}.log`,
+    container: (id) => containers.get(id),
+    observe: (id, c) => (c ? containers.set(id, c) : containers.delete(id)),
+    imageUsed: (id, image) => used.set(id, image),
+    report: (_id, s) => reports.push(s),
+  });
+  runtime.onExit((id, exitCode) => containers.set(id, exited(exitCode)));
+  const observed = (): State => reports.at(-1)?.state ?? controller.task.status!.state;
+  const step = async () => {
+    const action = controller.next(observed());
+    expect(action, 'a step to take').toBeDefined();
+    await action!();
+  };
+  const states = () => reports.map((r) => r.state);
+  /** A container an earlier daemon left, as the executor finds it at start. */
+  const found = (status: 'running' | 'unknown') => {
+    runtime.add(t.id, status);
+    containers.set(t.id, { status, exitCode: null });
+  };
+  return { runtime, containers, reports, used, controller, observed, step, states, found };
+}
+
+describe('TaskController', () => {
+  const svc = service(1);
+  /** A task whose container spec differs from the service's in `container`. */
+  const taskWith = (state: State, container: Partial<ContainerSpec__Output>, extra: Partial<Task__Output> = {}) =>
+    task(svc, 1, state, { spec: { ...svc.spec!.task_template!, container: { ...svc.spec!.task_template!.container!, ...container } }, ...extra });
+
+  it('prepares (image, bundle config), starts, waits for the exit, records it and removes the container', async () => {
+    const h = harness(taskWith('ASSIGNED', { args: ['--port', '80'] }));
+    const id = h.controller.task.id;
+    await h.step();
+    expect(h.runtime.calls).toEqual([`create ${id}`]);
+    expect(h.runtime.configs.get(id)).toMatchObject({ args: ['/entry', '--port', '80'], layers: IMAGE.layers, logPath: `/logs/${id}.log` });
+    expect(h.used.get(id)).toBe(IMAGE.id);
+    expect(h.containers.get(id)).toEqual(created);
+    expect(h.states()).toEqual(['PREPARING']);
+
+    await h.step();
+    expect(h.runtime.calls.at(-1)).toBe(`start ${id}`);
+    expect(h.reports.at(-1)).toMatchObject({ state: 'RUNNING', container: { container_id: id, pid: (await h.runtime.state(id))!.pid } });
+    expect(h.controller.next(h.observed())).toBeUndefined();
+
+    h.runtime.exit(id, 0);
+    await h.step();
+    expect(h.reports.at(-1)).toMatchObject({ state: 'COMPLETE', message: 'finished', container: { exit_code: 0 } });
+    expect(h.runtime.ids()).toEqual([]);
+    expect(h.containers.has(id)).toBe(false);
+    expect(h.controller.next(h.observed())).toBeUndefined();
+  });
+
+  it('records a non-zero exit as FAILED with its code', async () => {
+    const h = harness(task(svc, 1, 'ASSIGNED'));
+    await h.step();
+    await h.step();
+    h.runtime.exit(h.controller.task.id, 3);
+    await h.step();
+    expect(h.reports.at(-1)).toMatchObject({ state: 'FAILED', err: 'task: non-zero exit (3)', container: { exit_code: 3 } });
+  });
+
+  it('says when the kernel killed the container for lack of memory', async () => {
+    const h = harness(task(svc, 1, 'ASSIGNED'));
+    await h.step();
+    await h.step();
+    h.runtime.exit(h.controller.task.id, 137, true);
+    await h.step();
+    expect(h.reports.at(-1)).toMatchObject({ state: 'FAILED', err: 'killed: out of memory', container: { exit_code: 137 } });
+    expect(h.runtime.ids()).toEqual([]);
+  });
+
+  it("shuts down with the task's stop signal and grace period, then removes the container", async () => {
+    const t = taskWith('ASSIGNED', { stop_signal: 'SIGINT', stop_grace_period_ms: 3000 });
+    const h = harness(t);
+    await h.step();
+    await h.step();
+    h.controller.update({ ...t, desired_state: 'SHUTDOWN', status: { ...t.status!, state: 'RUNNING' } });
+    await h.step();
+    expect(h.runtime.calls.slice(-2)).toEqual([`stop ${t.id} SIGINT 3000`, `remove ${t.id}`]);
+    expect(h.states().at(-1)).toBe('SHUTDOWN');
+    expect(h.containers.has(t.id)).toBe(false);
+    expect(h.controller.next(h.observed())).toBeUndefined();
+  });
+
+  it("falls back to the image's stop signal", async () => {
+    const t = task(svc, 1, 'ASSIGNED');
+    const h = harness(t);
+    await h.step();
+    await h.step();
+    h.controller.update({ ...t, desired_state: 'SHUTDOWN' });
+    await h.step();
+    expect(h.runtime.calls).toContain(`stop ${t.id} SIGQUIT 10000`);
+  });
+
+  it('removes a container that was created but never started without waiting for a grace period', async () => {
+    const t = task(svc, 1, 'ASSIGNED');
+    const h = harness(t);
+    await h.step();
+    h.controller.update({ ...t, desired_state: 'SHUTDOWN' });
+    await h.step();
+    expect(h.runtime.calls).toEqual([`create ${t.id}`, `remove ${t.id}`]);
+    expect(h.states()).toEqual(['PREPARING', 'SHUTDOWN']);
+  });
+
+  it('says SHUTDOWN for a task stopped before it had a container, and touches nothing', async () => {
+    const h = harness(task(svc, 1, 'ASSIGNED', { desired_state: 'SHUTDOWN' }));
+    await h.step();
+    expect(h.states()).toEqual(['SHUTDOWN']);
+    expect(h.runtime.calls).toEqual([]);
+  });
+
+  it('rejects a task whose image is not here and cannot be pulled', async () => {
+    const h = harness(taskWith('ASSIGNED', { image: 'nosuch:image' }));
+    await h.step();
+    expect(h.reports.at(-1)).toMatchObject({ state: 'REJECTED', err: 'No such image: nosuch:image' });
+    expect(h.runtime.calls).toEqual([]);
+    expect(h.controller.next(h.observed())).toBeUndefined();
+  });
+
+  it('pulls an image that names a registry, and rejects the task with the reason when the pull fails', async () => {
+    const ref = 'registry.example:5000/app:1';
+    const app = resolvedImage(`sha256:${'b'.repeat(64)}`, ref);
+    const registry = () => ({}) as RegistryClient;
+
+    const ok = harness(taskWith('ASSIGNED', { image: ref }), new FakeImages([], new Map([[ref, app]])), registry);
+    await ok.step();
+    expect(ok.reports.map((r) => r.message)).toEqual(['pulling image', 'preparing']);
+    expect(ok.used.get(ok.controller.task.id)).toBe(app.id);
+
+    const missing = 'registry.example:5000/app:2';
+    const bad = harness(taskWith('ASSIGNED', { image: missing }), new FakeImages(), registry);
+    await bad.step();
+    expect(bad.reports.at(-1)).toMatchObject({ state: 'REJECTED', err: `pulling image ${missing} failed: manifest unknown: ${missing}` });
+    expect(bad.runtime.calls).toEqual([]);
+  });
+
+  it('fails a task whose container cannot be created, with the runtime’s reason, leaving nothing', async () => {
+    const h = harness(task(svc, 1, 'ASSIGNED'));
+    h.runtime.createError = new Error('exec: "no-such-command": executable file not found in $PATH');
+    await h.step();
+    expect(h.reports.at(-1)).toMatchObject({ state: 'FAILED', err: 'exec: "no-such-command": executable file not found in $PATH' });
+    expect(h.runtime.ids()).toEqual([]);
+    expect(h.containers.size).toBe(0);
+  });
+
+  it('redoes a container a crashed daemon left half-made', async () => {
+    const t = task(svc, 1, 'PREPARING');
+    const h = harness(t);
+    h.found('unknown');
+    await h.step();
+    expect(h.runtime.calls).toEqual([`remove ${t.id}`, `create ${t.id}`]);
+    expect(h.containers.get(t.id)).toEqual(created);
+  });
+
+  it('reports a running container it did not start as RUNNING, without touching it', async () => {
+    const t = task(svc, 1, 'PREPARING');
+    const h = harness(t);
+    h.found('running');
+    await h.step();
+    expect(h.reports).toEqual([expect.objectContaining({ state: 'RUNNING', container: expect.objectContaining({ pid: (await h.runtime.state(t.id))!.pid }) })]);
+    expect(h.runtime.calls).toEqual([]);
+  });
+
+  it('fails a task whose container vanished after it ran, and does not start it again', async () => {
+    const h = harness(task(svc, 1, 'RUNNING'));
+    await h.step();
+    expect(h.reports).toEqual([{ state: 'FAILED', err: 'container disappeared while the node was down' }]);
+    expect(h.runtime.calls).toEqual([]);
+    expect(h.controller.next(h.observed())).toBeUndefined();
+  });
+});
