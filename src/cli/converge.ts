@@ -11,6 +11,7 @@ const FAILURES_BEFORE_GIVING_UP = 3;
 // How long tasks must stay unplaceable, with nothing stopping that could free room, before the
 // wait gives up: the scheduler may not yet have seen the room a task that just stopped left.
 const UNPLACEABLE_BEFORE_GIVING_UP_MS = 5000;
+const GLOBAL_EMPTY_AFTER_MS = 3000;
 
 export interface Progress {
   running: number;
@@ -25,12 +26,18 @@ export interface Progress {
 }
 
 /** Reads where a service stands against its spec; pure, so the rules are testable on plain data. */
-export function assess(service: Service__Output, tasks: Task__Output[], failures: Map<number, number>): Progress {
-  const desired = service.spec!.mode!.replicated?.replicas ?? 0;
-  const current = tasks.filter((t) => wantsRunning(t.desired_state) && t.spec_version === service.spec_version && t.slot <= desired);
+export function assess(service: Service__Output, tasks: Task__Output[], failures: Map<number, number>, waitedMs = Infinity): Progress {
+  const global = !!service.spec!.mode!.global;
+  const live = tasks.filter((t) => wantsRunning(t.desired_state) && t.spec_version === service.spec_version);
+  // A global service wants one task per eligible node: as many as the orchestrator made.
+  const desired = global ? live.length : (service.spec!.mode!.replicated?.replicas ?? 0);
+  const current = global ? live : live.filter((t) => t.slot <= desired);
   const running = current.filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING').length;
   const stopping = tasks.filter((t) => !wantsRunning(t.desired_state) && t.node_id && !isTerminal(t.status!.state)).length;
-  const progress: Progress = { running, desired, stopping, converged: running === desired && stopping === 0 };
+  // Until the orchestrator has made a global service's tasks, 0 of 0 is not convergence; if no node
+  // is eligible it stays 0, and the wait ends once that has had time to show.
+  const made = !global || desired > 0 || waitedMs >= GLOBAL_EMPTY_AFTER_MS;
+  const progress: Progress = { running, desired, stopping, converged: made && running === desired && stopping === 0 };
   if (progress.converged) return progress;
 
   const notRunning = current.filter((t) => t.status!.state !== 'RUNNING');
@@ -79,6 +86,7 @@ export async function waitForConvergence(client: Client, serviceId: string, quie
   // The daemon's time of the change, so tasks it made for it compare on one clock.
   let started = '';
   let unplaceableSince = 0;
+  const since = Date.now();
   for (;;) {
     const service = await client.getService(serviceId);
     started ||= service.updated_at;
@@ -92,7 +100,7 @@ export async function waitForConvergence(client: Client, serviceId: string, quie
         if (!quiet) process.stderr.write(`${tty ? '\r\x1b[K' : ''}${taskName(t)}: ${t.status!.state.toLowerCase()}: ${err}\n`);
       }
     }
-    const p = assess(service, tasks, failures);
+    const p = assess(service, tasks, failures, Date.now() - since);
     const line = `overall progress: ${p.running} out of ${p.desired} tasks running${p.stopping ? `, ${p.stopping} stopping` : ''}`;
     if (!quiet && line !== last) process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
     last = line;
