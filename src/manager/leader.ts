@@ -5,7 +5,7 @@ import { ReconcileLoop } from './reconcile-loop';
 import { Reaper } from './reaper';
 import { schedulePending } from './scheduling';
 import { StoreCache } from './store/cache';
-import type { Kind, Store } from './store/store';
+import type { Fence, Kind, Store } from './store/store';
 
 export const LEADER_ELECTION = 'shoal/leader';
 // etcd3's Election keeps one key per candidate under this prefix, holding the candidate's value.
@@ -88,14 +88,23 @@ export class Leadership {
    */
   private async lead(campaign: Campaign): Promise<void> {
     const term = ++this.term;
+    const fence = await this.fenceOf(campaign);
     await this.cache.refresh();
     if (this.campaign !== campaign || this.term !== term) return;
+    this.cache.fence = fence;
     this.leader = true;
     this.log.info('became leader; starting orchestrator, scheduler and node reaper');
     this.reaperState.reset();
     this.orchestrator.start();
     this.scheduler.start();
     this.reaper.start();
+  }
+
+  /** This term's election key as etcd holds it: what every leader write is conditional on. */
+  private async fenceOf(campaign: Campaign): Promise<Fence> {
+    const key = await campaign.getCampaignKey();
+    const res = await this.etcd.get(key).exec();
+    return { key, createRevision: Number(res.kvs[0]?.create_revision ?? -1) };
   }
 
   /** Runs after the cache applied the change, so the pass it kicks sees it. */
@@ -108,6 +117,7 @@ export class Leadership {
   private stepDown(): void {
     this.term++;
     this.leader = false;
+    this.cache.fence = undefined;
     this.orchestrator.stop();
     this.scheduler.stop();
     this.reaper.stop();

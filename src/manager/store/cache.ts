@@ -5,7 +5,7 @@ import type { Task__Output } from '../../gen/shoal/v1/Task';
 import { unavailable } from '../../common/errors';
 import type { Logger } from '../../common/logger';
 import { storeError } from './etcd-errors';
-import { decode, parseKey, ROOT, type Kind, type Op, type Store, type Versioned } from './store';
+import { decode, type Fence, parseKey, ROOT, type Kind, type Op, type Store, type Versioned } from './store';
 
 /** Called after the cache applied a change: one object, or everything ('reload'). */
 export type ChangeListener = (kind: Kind | 'reload', id: string) => void;
@@ -137,10 +137,13 @@ export class StoreCache {
   /** Tasks assigned to a node; '' gives the unassigned ones. */
   tasksOfNode = (nodeId: string): Task__Output[] => [...(this.snapshot.tasksByNode.get(nodeId)?.values() ?? [])];
 
+  /** Set while this manager leads: the leader loops' writes then hold only while it still does. */
+  fence: Fence | undefined;
+
   /** Store.commit, noting the revisions written so that settled() waits for them. */
   async commit(ops: Op[]): Promise<void> {
     try {
-      await this.store.commit(ops);
+      await this.store.commit(ops, this.fence);
     } finally {
       // Ops of chunks that were written carry their new version; the others their old one.
       for (const op of ops) if (op.type !== 'delete') this.written = Math.max(this.written, op.obj.version);

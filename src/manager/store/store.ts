@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import type { Etcd3, IKeyValue } from 'etcd3';
-import { aborted, notFound, resourceExhausted, type ShoalError } from '../../common/errors';
+import { aborted, failedPrecondition, notFound, resourceExhausted, type ShoalError } from '../../common/errors';
 import { ETCD_MAX_REQUEST_BYTES, isTooLarge, storeError } from './etcd-errors';
 
 /** The kinds of object shoal keeps in etcd, one key prefix each. */
@@ -20,6 +20,16 @@ export type Op =
 
 /** Every key shoal keeps in etcd is under this prefix: ROOT + kind + '/' + id. */
 export const ROOT = '/shoal/v1/';
+
+/**
+ * A leader's writes carry its election key: the transaction holds only while that key exists
+ * with the revision it was created at, so a deposed leader, still planning from what it last
+ * saw, cannot write over its successor's decisions.
+ */
+export interface Fence {
+  key: string;
+  createRevision: number;
+}
 // etcd refuses transactions with more operations than --max-txn-ops (128 by default), and
 // requests larger than --max-request-bytes (1.5 MiB by default). A chunk stays under both with
 // room for etcd's own framing; an object larger than the byte budget goes in a chunk of its own,
@@ -122,11 +132,11 @@ export class Store {
    * tried even when an earlier one fails, so one object that etcd refuses does not hold back
    * the others; then the first failure is thrown, one other than a conflict (ABORTED) if any.
    */
-  async commit(ops: Op[]): Promise<void> {
+  async commit(ops: Op[], fence?: Fence): Promise<void> {
     const failures: ShoalError[] = [];
     for (const chunk of chunkBySize(ops.map(encodeOp))) {
       try {
-        await this.commitChunk(chunk);
+        await this.commitChunk(chunk, fence);
       } catch (err) {
         failures.push(storeError(err));
       }
@@ -134,7 +144,7 @@ export class Store {
     if (failures.length) throw failures.find((f) => f.code !== status.ABORTED) ?? failures[0];
   }
 
-  private async commitChunk(chunk: EncodedOp[]): Promise<void> {
+  private async commitChunk(chunk: EncodedOp[], fence?: Fence): Promise<void> {
     const compares = chunk.map(({ op, key }): [string, 'Create' | 'Mod', number] => {
       if (op.type === 'create') return [key, 'Create', 0];
       if (op.type === 'update') return [key, 'Mod', op.obj.version];
@@ -142,6 +152,7 @@ export class Store {
     });
     let txn = this.etcd.if(compares[0][0], compares[0][1], '==', compares[0][2]);
     for (const [key, column, value] of compares.slice(1)) txn = txn.and(key, column, '==', value);
+    if (fence) txn = txn.and(fence.key, 'Create', '==', fence.createRevision);
     const writes = chunk.map(({ key, value }) => (value === undefined ? this.etcd.delete().key(key) : this.etcd.put(key).value(value)));
     const res = await txn
       .then(...writes)
@@ -150,9 +161,15 @@ export class Store {
         throw chunk.length === 1 && isTooLarge(err) ? tooLarge(chunk[0]) : err;
       });
     const ops = chunk.map((c) => c.op);
+    if (!res.succeeded && fence && !(await this.holds(fence))) throw deposed();
     if (!res.succeeded) throw aborted(conflictMessage(ops));
     const revision = Number(res.header.revision);
     for (const op of ops) if (op.type !== 'delete') op.obj.version = revision;
+  }
+
+  private async holds(fence: Fence): Promise<boolean> {
+    const res = await this.etcd.get(fence.key).exec();
+    return res.kvs.length === 1 && Number(res.kvs[0].create_revision) === fence.createRevision;
   }
 
   /** Calls onChange for every put or delete under the shoal prefix; returns a stop function. */
@@ -175,6 +192,8 @@ function tooLarge({ op, key, bytes }: EncodedOp): ShoalError {
   const mib = (n: number) => `${(n / 1024 / 1024).toFixed(2)} MiB`;
   return resourceExhausted(`${what} is too large for the cluster store: ${mib(bytes)} encoded, and etcd takes at most ${mib(ETCD_MAX_REQUEST_BYTES)} per request`);
 }
+
+const deposed = () => failedPrecondition('this manager is no longer the leader; the write it planned was refused');
 
 function conflictMessage(ops: Op[]): string {
   if (ops.length === 1) {
