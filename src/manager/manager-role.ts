@@ -14,6 +14,7 @@ import { Leadership } from './leader';
 import { NodeApi, type NodeHandlers } from './node-api';
 import { NodeCaApi } from './node-ca-api';
 import type { ImagePinner } from './pin-image';
+import { StoreCache } from './store/cache';
 import { Store } from './store/store';
 
 export interface ManagerRoleOptions {
@@ -61,6 +62,7 @@ export class ManagerRole {
     private readonly supervisor: EtcdSupervisor,
     readonly etcd: Etcd3,
     readonly store: Store,
+    private readonly cache: StoreCache,
     private readonly sessions: SessionRegistry,
     private readonly dispatcher: Dispatcher,
     readonly leadership: Leadership,
@@ -116,14 +118,18 @@ export class ManagerRole {
     const log = opts.log.child({ component: 'manager' });
     const sessions = new SessionRegistry(etcd, opts.nodeId, log.child({ component: 'sessions' }));
     await sessions.start();
-    const dispatcher = new Dispatcher(store, sessions, opts.clusterId, log.child({ component: 'dispatcher' }));
+    // One watch-fed view of the store for the dispatcher and the leader loops: no list per event.
+    const cache = new StoreCache(store, log.child({ component: 'cache' }));
+    await cache.start();
+    const dispatcher = new Dispatcher(store, cache, sessions, opts.clusterId, log.child({ component: 'dispatcher' }));
     await dispatcher.start();
-    const leadership = new Leadership(etcd, store, opts.nodeId, log);
+    const leadership = new Leadership(etcd, store, opts.nodeId, log, cache);
     await leadership.start();
     return new ManagerRole(
       supervisor,
       etcd,
       store,
+      cache,
       sessions,
       dispatcher,
       leadership,
@@ -151,6 +157,7 @@ export class ManagerRole {
   async stop(wipe = false): Promise<void> {
     await this.leadership.stop();
     await this.dispatcher.stop();
+    await this.cache.stop();
     await this.sessions.stop();
     this.etcd.close();
     await this.supervisor.stop();

@@ -10,6 +10,7 @@ import type { TaskStatusUpdate__Output } from '../../gen/shoal/v1/TaskStatusUpda
 import { failedPrecondition, ShoalError, toServiceError, unavailable } from '../../common/errors';
 import { requireRole } from '../../ca/authz';
 import type { SessionRegistry } from './sessions';
+import type { StoreCache } from '../store/cache';
 import type { Logger } from '../../common/logger';
 import { newId, now, rank } from '../../common/tasks';
 import type { Op, Store } from '../store/store';
@@ -43,20 +44,22 @@ export type LogListener = (msg: PublishLogsMessage__Output) => void;
 export class Dispatcher {
   private readonly sessions = new Map<string, Session>();
   private readonly logListeners = new Map<string, LogListener>();
-  private unwatch: (() => Promise<void>) | undefined;
+  private unwatch: (() => void) | undefined;
   private pushTimer: NodeJS.Timeout | undefined;
   private reaper: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: Store,
+    /** The watch-fed view of the store: pushes and status batches read it, not etcd. */
+    private readonly cache: StoreCache,
     private readonly registry: SessionRegistry,
     private readonly clusterId: string,
     private readonly log: Logger,
   ) {}
 
   async start(): Promise<void> {
-    this.unwatch = await this.store.watch((kind) => {
-      if (kind === 'tasks' || kind === 'registry-auth' || kind === 'nodes') this.schedulePush();
+    this.unwatch = this.cache.onChange((kind) => {
+      if (kind === 'tasks' || kind === 'registry-auth' || kind === 'nodes' || kind === 'reload') this.schedulePush();
     });
     this.reaper = setInterval(() => void this.expireSessions(), HEARTBEAT_PERIOD_MS);
     this.reaper.unref();
@@ -65,7 +68,7 @@ export class Dispatcher {
   async stop(): Promise<void> {
     if (this.reaper) clearInterval(this.reaper);
     if (this.pushTimer) clearTimeout(this.pushTimer);
-    await this.unwatch?.();
+    this.unwatch?.();
     for (const s of this.sessions.values()) s.call.end();
     this.sessions.clear();
   }
@@ -189,32 +192,26 @@ export class Dispatcher {
   /** Sends every connected node its full task set if it changed since the last send. */
   private async pushAssignments(): Promise<void> {
     if (!this.sessions.size) return;
-    const [tasks, auths, nodes] = await Promise.all([
-      this.store.list<Task__Output>('tasks'),
-      this.store.list<StoredRegistryAuth>('registry-auth'),
-      this.store.list<Node__Output>('nodes'),
-    ]);
-    const managers = managerAddrs(nodes);
-    const nodeById = new Map(nodes.map((n) => [n.id, n]));
-    const authOf = new Map(auths.map((a) => [a.id, a]));
-    const byNode = new Map<string, Task__Output[]>();
-    // A global task names its node from birth, but is the node's only once the scheduler has checked it fits.
-    for (const t of tasks) if (t.node_id && rank(t.status!.state) >= rank('ASSIGNED')) byNode.set(t.node_id, [...(byNode.get(t.node_id) ?? []), t]);
+    const managers = managerAddrs(this.cache.nodes());
     for (const s of this.sessions.values()) {
-      const set = byNode.get(s.nodeId) ?? [];
+      // A global task names its node from birth, but is the node's only once the scheduler has checked it fits.
+      const set = this.cache.tasksOfNode(s.nodeId).filter((t) => rank(t.status!.state) >= rank('ASSIGNED'));
       // A node gets the registry credentials of the services it runs tasks of, and no others.
       const registry_auth: Record<string, RegistryAuth> = {};
+      const authVersions: string[] = [];
       for (const t of set) {
-        const a = authOf.get(t.service_id);
-        if (a) registry_auth[t.service_id] = { registry: a.registry, username: a.username, password: a.password };
+        const a = this.cache.get<StoredRegistryAuth>('registry-auth', t.service_id);
+        if (!a || registry_auth[t.service_id]) continue;
+        registry_auth[t.service_id] = { registry: a.registry, username: a.username, password: a.password };
+        authVersions.push(`${a.id}:${a.version}`);
       }
-      const node = nodeById.get(s.nodeId);
+      const node = this.cache.get<Node__Output>('nodes', s.nodeId);
       const desiredRole = node?.spec?.role ?? '';
       // Status reports come from the worker itself; only membership, desired states, credentials,
       // the manager list and the node's role are news to it.
       const key = [
         set.map((t) => `${t.id}:${t.desired_state}`).join(','),
-        Object.keys(registry_auth).map((id) => `${id}:${authOf.get(id)!.version}`).join(','),
+        authVersions.join(','),
         managers.join(','),
         desiredRole,
         node ? '' : 'removed',
@@ -232,17 +229,19 @@ export class Dispatcher {
     }
   }
 
-  /** Writes status reports that move tasks forward, in one transaction; retries on conflicts. */
+  /**
+   * Writes status reports that move tasks forward, in one transaction. Tasks are read from the
+   * cache; a conflict means it was behind, and the retry reads those tasks from etcd itself.
+   */
   private async applyStatus(nodeId: string, updates: TaskStatusUpdate__Output[]): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      const tasks = new Map((await this.store.list<Task__Output>('tasks')).map((t) => [t.id, t]));
+      const read = (id: string) => (attempt ? this.store.get<Task__Output>('tasks', id) : Promise.resolve(this.cache.get<Task__Output>('tasks', id) ?? null));
       const ops: Op[] = [];
       for (const u of updates) {
-        const t = tasks.get(u.task_id);
+        const t = await read(u.task_id);
         if (!t || t.node_id !== nodeId || !u.status) continue;
         if (rank(u.status.state) <= rank(t.status!.state)) continue;
         const obj: Task__Output = { ...t, status: u.status };
-        tasks.set(t.id, obj);
         ops.push({ type: 'update', kind: 'tasks', obj });
       }
       try {

@@ -1,8 +1,9 @@
 import type { Etcd3, Lease } from 'etcd3';
 import type { Logger } from '../../common/logger';
 
-const SESSIONS = '/shoal/v1/sessions/';
-const MANAGERS_ALIVE = '/shoal/v1/managers-alive/';
+// Outside the object prefix (/shoal/v1/): these are lease-bound markers, not stored objects.
+const SESSIONS = '/shoal/live/sessions/';
+const MANAGERS_ALIVE = '/shoal/live/managers/';
 /** A manager that stops answering loses its sessions and its presence after this long. */
 export const MANAGER_LEASE_TTL_S = 5;
 
