@@ -90,6 +90,7 @@ export class Dispatcher {
           const s = this.currentSession(call, call.request.session_id);
           s.lastHeartbeat = Date.now();
           cb(null, { period_ms: HEARTBEAT_PERIOD_MS });
+          this.reviveIfDown(s);
         } catch (err) {
           cb(toServiceError(err));
         }
@@ -261,6 +262,19 @@ export class Dispatcher {
       s.call.end();
       await this.closeSession(s, 'heartbeat failure');
     }
+  }
+
+  /**
+   * A node marked down while its session here is alive (this manager's lease lapsed under load,
+   * and the reaper saw no session) is Ready again with its next heartbeat, its session recorded anew.
+   */
+  private reviveIfDown(s: Session): void {
+    if (this.cache.get<Node__Output>('nodes', s.nodeId)?.status?.state !== 'NODE_DOWN') return;
+    void (async () => {
+      await this.registry.open(s.nodeId, s.id);
+      await this.markNode(s.nodeId, (n) => (this.sessions.get(s.nodeId) === s ? { ...n, status: { ...n.status!, state: 'NODE_READY', message: '', heartbeat_at: now() } } : n));
+      this.log.info({ nodeId: s.nodeId }, 'node marked down while its session was alive is ready again');
+    })().catch((err) => this.log.warn({ err, nodeId: s.nodeId }, 'marking node ready again failed'));
   }
 
   /**

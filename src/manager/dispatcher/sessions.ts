@@ -15,6 +15,8 @@ export const MANAGER_LEASE_TTL_S = 5;
  */
 export class SessionRegistry {
   private lease: Lease | undefined;
+  /** The sessions this manager holds, to record again under a new lease if the old one is lost. */
+  private readonly held = new Map<string, string>();
 
   constructor(
     private readonly etcd: Etcd3,
@@ -32,12 +34,9 @@ export class SessionRegistry {
     this.lease = lease;
     lease.on('lost', (err) => {
       if (this.lease !== lease) return;
-      this.log.warn({ err: err.message }, 'manager lease lost; taking a new one');
+      this.log.warn({ err: err.message, sessions: this.held.size }, 'manager lease lost; taking a new one and recording its sessions again');
       this.renewLease();
-      void this.lease!.put(`${MANAGERS_ALIVE}${this.managerId}`)
-        .value('1')
-        .exec()
-        .catch(() => undefined);
+      void this.recordAll().catch((e) => this.log.warn({ err: e }, 'recording sessions under the new lease failed'));
     });
   }
 
@@ -47,13 +46,21 @@ export class SessionRegistry {
     await lease?.revoke().catch(() => undefined);
   }
 
+  private async recordAll(): Promise<void> {
+    const lease = this.lease!;
+    await lease.put(`${MANAGERS_ALIVE}${this.managerId}`).value('1').exec();
+    for (const [nodeId, sessionId] of this.held) await lease.put(`${SESSIONS}${nodeId}`).value(sessionId).exec();
+  }
+
   /** Records that this manager now holds the node's session. */
   async open(nodeId: string, sessionId: string): Promise<void> {
+    this.held.set(nodeId, sessionId);
     await this.lease!.put(`${SESSIONS}${nodeId}`).value(sessionId).exec();
   }
 
   /** Forgets the session if it is still the node's current one; says whether it was. */
   async close(nodeId: string, sessionId: string): Promise<boolean> {
+    if (this.held.get(nodeId) === sessionId) this.held.delete(nodeId);
     const key = `${SESSIONS}${nodeId}`;
     const res = await this.etcd.if(key, 'Value', '==', sessionId).then(this.etcd.delete().key(key)).commit();
     return res.succeeded;
