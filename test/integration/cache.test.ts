@@ -57,7 +57,9 @@ describe('store cache (real etcd)', () => {
     relay = new Relay(Number(new URL(etcd.url).port));
     await relay.open();
     client = new Etcd3({ hosts: `http://127.0.0.1:${relay.port}` });
-    // What is there before the cache starts is loaded, not watched.
+    // What is there before the cache starts is loaded, not watched. Keys under the prefix that
+    // are not Store objects (the dispatcher's leased sessions) are left out.
+    await etcd.client.put('/shoal/v1/managers-alive/m1').value('1');
     await new Store(etcd.client).commit([create('services', { ...svc }), create('tasks', task(svc, 1, 'RUNNING', { id: 'before', node_id: 'n1' }))]);
     store = new Store(client);
     cache = new StoreCache(store, quietLogger());
@@ -83,10 +85,12 @@ describe('store cache (real etcd)', () => {
   it('sees puts and deletes made by anyone, keeping its indexes', async () => {
     const direct = new Store(etcd.client);
     const t = task(svc, 2, 'PENDING', { id: 'pending', node_id: '' });
+    await etcd.client.put('/shoal/v1/sessions/n1').value('not json');
     await direct.commit([create('tasks', t), create('nodes', node('n1'))]);
     await expect.poll(() => cache.tasksOfNode('').map((x) => x.id)).toEqual(['pending']);
     expect(cache.nodes().map((n) => n.id)).toEqual(['n1']);
     expect(changes).toContain('tasks/pending');
+    expect(changes.filter((c) => c.startsWith('sessions') || c.startsWith('managers-alive'))).toEqual([]);
 
     await direct.commit([{ type: 'update', kind: 'tasks', obj: { ...t, node_id: 'n1' } }]);
     await expect.poll(() => cache.tasksOfNode('n1').map((x) => x.id).sort()).toEqual(['before', 'pending']);

@@ -5,7 +5,7 @@ import type { Task__Output } from '../../gen/shoal/v1/Task';
 import { unavailable } from '../../common/errors';
 import type { Logger } from '../../common/logger';
 import { storeError } from './etcd-errors';
-import { decode, type Fence, parseKey, ROOT, type Kind, type Op, type Store, type Versioned } from './store';
+import { decode, type Fence, isKind, parseKey, ROOT, type Kind, type Op, type Store, type Versioned } from './store';
 
 /** Called after the cache applied a change: one object, or everything ('reload'). */
 export type ChangeListener = (kind: Kind | 'reload', id: string) => void;
@@ -22,6 +22,7 @@ class Snapshot {
 
   put(kv: IKeyValue): void {
     const { kind, id } = parseKey(kv.key.toString());
+    if (!isKind(kind)) return;
     this.remove(kind, id);
     const obj = decode(kv);
     let ofKind = this.objects.get(kind);
@@ -59,7 +60,7 @@ function unindex(by: Map<string, Map<string, Task__Output>>, key: string, id: st
 }
 
 /**
- * Every object under the store's prefix, in memory: loaded at one revision, then kept current by
+ * Every Store object (see KINDS) under the store's prefix, in memory: loaded at one revision, then kept current by
  * an etcd watch from the next revision, so the leader's loops read memory instead of listing
  * etcd on every pass. When the watch fails or cannot resume (its revision was compacted) the
  * cache loads everything again. Objects it returns are shared: read them, never change them.
@@ -234,6 +235,7 @@ export class StoreCache {
     const changed: { kind: Kind; id: string }[] = [];
     for (const ev of res.events) {
       const key = parseKey(ev.kv.key.toString());
+      if (!isKind(key.kind)) continue;
       if (ev.type === 'Put') this.snapshot.put(ev.kv);
       else this.snapshot.remove(key.kind, key.id);
       changed.push(key);

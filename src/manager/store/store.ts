@@ -4,7 +4,11 @@ import { aborted, failedPrecondition, notFound, resourceExhausted, type ShoalErr
 import { ETCD_MAX_REQUEST_BYTES, isTooLarge, storeError } from './etcd-errors';
 
 /** The kinds of object shoal keeps in etcd, one key prefix each. */
-export type Kind = 'cluster' | 'nodes' | 'services' | 'service-names' | 'tasks' | 'registry-auth' | 'secrets';
+export const KINDS = ['cluster', 'nodes', 'services', 'service-names', 'tasks', 'registry-auth', 'secrets'] as const;
+export type Kind = (typeof KINDS)[number];
+
+/** Whether a kind is one of the Store's objects (others under ROOT, such as leased sessions, are not JSON objects). */
+export const isKind = (kind: string): kind is Kind => (KINDS as readonly string[]).includes(kind);
 
 /** Every stored object has an id and carries its etcd mod revision as `version`. */
 export interface Versioned {
