@@ -12,6 +12,8 @@ const FAILURES_BEFORE_GIVING_UP = 3;
 // wait gives up: the scheduler may not yet have seen the room a task that just stopped left.
 const UNPLACEABLE_BEFORE_GIVING_UP_MS = 5000;
 const GLOBAL_EMPTY_AFTER_MS = 3000;
+// How long a converged state must hold before the wait believes it (Docker's monitor is 5 s).
+const CONVERGED_HOLD_MS = 500;
 
 export interface Progress {
   running: number;
@@ -86,6 +88,7 @@ export async function waitForConvergence(client: Client, serviceId: string, quie
   // The daemon's time of the change, so tasks it made for it compare on one clock.
   let started = '';
   let unplaceableSince = 0;
+  let convergedSince = 0;
   const since = Date.now();
   for (;;) {
     const service = await client.getService(serviceId);
@@ -104,7 +107,9 @@ export async function waitForConvergence(client: Client, serviceId: string, quie
     const line = `overall progress: ${p.running} out of ${p.desired} tasks running${p.stopping ? `, ${p.stopping} stopping` : ''}`;
     if (!quiet && line !== last) process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
     last = line;
-    if (p.converged) {
+    // A task that exits at once is Running for a moment: convergence counts once it has held.
+    convergedSince = p.converged ? convergedSince || Date.now() : 0;
+    if (p.converged && Date.now() - convergedSince >= CONVERGED_HOLD_MS) {
       if (!quiet) process.stderr.write(`${tty ? '\n' : ''}verify: service ${service.spec!.name} converged\n`);
       return;
     }
