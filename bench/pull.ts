@@ -9,7 +9,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from '../src/cli/client';
@@ -17,7 +16,7 @@ import { blankSpec } from '../src/cli/commands/service-flags';
 import { parseReference } from '../src/images/reference';
 import { RegistryClient } from '../src/images/registry/client';
 import { buildDerivedImage } from '../test/helpers/derived-image';
-import { LoopbackHttpServer } from '../test/helpers/http-server';
+import { CountingProxy } from '../test/helpers/counting-proxy';
 import { TestNode } from '../test/helpers/test-node';
 import { TestRegistry } from '../test/registry/registry';
 
@@ -43,26 +42,6 @@ const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-/** A plain-HTTP proxy in front of the registry that counts blob GETs by digest. */
-class CountingProxy extends LoopbackHttpServer {
-  readonly blobGets = new Map<string, number>();
-
-  constructor(private readonly upstreamPort: number) {
-    super();
-  }
-
-  protected handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const m = /\/blobs\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '');
-    if (m && req.method === 'GET') this.blobGets.set(m[1], (this.blobGets.get(m[1]) ?? 0) + 1);
-    const up = http.request({ host: '127.0.0.1', port: this.upstreamPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  }
-}
-
 async function until(check: () => Promise<boolean>, timeoutMs = 300_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -89,7 +68,7 @@ async function main(): Promise<void> {
     image.bytes = pushed.layers.reduce((n, l) => n + l.size, 0);
     proxy = new CountingProxy(registry.port);
     await proxy.start();
-    const host = `127.0.0.1:${proxy.port}`;
+    const host = proxy.host;
     node.daemonArgs = [`--insecure-registry=${host}`];
     await node.start();
     node.ok('init');

@@ -5,13 +5,15 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from '../helpers/ports';
+import { leftovers, testMarker } from '../helpers/runtime';
 
 /**
  * Debian's `docker-registry` (the reference registry:2 server) on loopback, with its storage in
  * a temp dir. kill() and destroy() are safe to call in any state, so afterAll can always call them.
  */
 export class TestRegistry {
-  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-registry-'));
+  readonly marker = testMarker();
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), `${this.marker}-registry-`));
   port = 0;
   /** Serve HTTPS with this PEM certificate and key (set before start()). */
   tls: { certificate: string; key: string } | undefined;
@@ -107,9 +109,15 @@ export class TestRegistry {
     await exited;
   }
 
+  /** Kills the registry and removes its files; throws if its process or a file is left. */
   async destroy(): Promise<void> {
-    await this.kill();
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    try {
+      await this.kill();
+    } finally {
+      fs.rmSync(this.dir, { recursive: true, force: true });
+    }
+    const left = [...leftovers(this.marker), ...(fs.existsSync(this.dir) ? [`dir: ${this.dir}`] : [])];
+    if (left.length) throw new Error(`test registry ${this.marker} left behind:\n${left.join('\n')}`);
   }
 }
 
