@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { quietLogger } from '../../src/common/logger';
 import { Runtime, type ContainerConfig, type RuntimeOptions } from '../../src/worker/runtime/runtime';
+import { waitFor } from './wait';
 
 // Runtime test helpers that bench/spawn.ts uses too, so no vitest here: test/runtime/helpers.ts has the hooks.
 
@@ -76,6 +77,22 @@ export function leftovers(marker: string, runcRoot?: string): string[] {
   return out;
 }
 
+/** Whether a process runs (a zombie does not). */
+export function alive(pid: number): boolean {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Closes runtimes and waits until their process spawners have ended. */
+export async function closeRuntimes(...rts: Runtime[]): Promise<void> {
+  const pids = rts.map((r) => r.spawnerPid).filter((p): p is number => p !== undefined);
+  for (const r of rts) r.close();
+  for (const pid of pids) await waitFor(() => !alive(pid), { what: `the process spawner ${pid} to end` });
+}
+
 /** A Runtime of its own: a temp dir with a busybox layer, its state and runc root in there, cgroups below `marker`. */
 export interface RuntimeSetup {
   base: string;
@@ -99,16 +116,16 @@ export function setUpRuntime(marker: string): RuntimeSetup {
 }
 
 /**
- * Closes the setup's runtime (with `close`, if given; first removing every container) and removes
- * its temp dir; returns what was left behind (leftovers()), which should be nothing.
+ * Removes every container of the setup's runtime, closes it (waiting for its spawner to end) and
+ * removes its temp dir; returns what was left behind (leftovers()), which should be nothing.
  */
-export async function tearDownRuntime(marker: string, setup: RuntimeSetup | undefined, close = (rt: Runtime): void | Promise<void> => rt.close()): Promise<string[]> {
+export async function tearDownRuntime(marker: string, setup: RuntimeSetup | undefined): Promise<string[]> {
   if (!setup) return [];
   let left: string[];
   try {
     await setup.rt.removeAll();
-    await close(setup.rt);
   } finally {
+    await closeRuntimes(setup.rt);
     left = leftovers(marker, setup.opts.runcRoot);
     rmSync(setup.base, { recursive: true, force: true });
   }

@@ -44,6 +44,15 @@ const DEFAULT_FLAGS = [
   '--image-gc-high-percent=0',
 ];
 
+/**
+ * Time limits for tests that drive a node through the CLI. Each CLI call starts a Node process,
+ * which takes seconds on a loaded two-core host, so a test of a dozen calls outlives vitest's
+ * default minute. They are limits against hangs, not figures: no test asserts a duration.
+ */
+export const NODE_TEST_TIMEOUT_MS = 300_000;
+/** How long a test waits for a node to reach a state (tasks running, containers gone, a log line). */
+export const NODE_WAIT_MS = 60_000;
+
 /** How long destroy() gives each of its steps before it records the step as failed and goes on. */
 const STOP_TIMEOUT_MS = 15_000;
 const REMOVE_TIMEOUT_MS = 20_000;
@@ -185,7 +194,7 @@ export class TestNode {
    * shoald if a test left it stopped, removes every service and waits until every container is
    * gone. Throws naming what is still there.
    */
-  async empty(timeoutMs = 30_000): Promise<void> {
+  async empty(timeoutMs = NODE_WAIT_MS): Promise<void> {
     if (!this.running) await this.start();
     const ls = this.shoal('service', 'ls', '-q');
     // A node that was never initialised has no services.

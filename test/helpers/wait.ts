@@ -43,3 +43,9 @@ export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): P
     clearTimeout(timer);
   }
 }
+
+/** Awaits every clean-up step, even when one fails, then fails naming every step that did. */
+export async function allSettledOrThrow(steps: (Promise<unknown> | undefined)[]): Promise<void> {
+  const failed = (await Promise.allSettled(steps)).filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed.length) throw new Error(failed.map((r) => (r.reason as Error).message ?? String(r.reason)).join('\n'));
+}
