@@ -102,7 +102,12 @@ describe('Runtime (runc under conmon)', () => {
     const limits = await cgroupLimitsOf(st!.pid);
     expect(limits).toMatchObject({ memoryBytes: 64 * 1024 * 1024, cpuQuotaUs: 50_000, cpuPeriodUs: 100_000, cpuWeight: cpuWeightOfShares(512), pids: 42 });
     if (limits.cpuShares !== null) expect(limits.cpuShares).toBe(512);
-    for (const ctrl of ['memory', 'cpu', 'pids']) expect(limits.dirs.get(ctrl) ?? limits.dirs.get('')).toMatch(new RegExp(`/${marker}/${c.id}$`));
+    for (const ctrl of ['memory', 'cpu', 'pids']) {
+      const dir = limits.dirs.get(ctrl) ?? limits.dirs.get('');
+      expect(dir).toMatch(new RegExp(`/${marker}/${c.id}$`));
+      // the runtime finds the same place from the host's mounts alone
+      expect(await rt.cgroupDir(ctrl, c.id)).toBe(dir);
+    }
   });
 
   it('surfaces runc\'s error when the command does not exist, and leaves nothing', async () => {

@@ -120,12 +120,22 @@ export function hierarchyMounts(mountinfo: string): string[] {
   return out;
 }
 
-let hierarchies: Promise<string[]> | null = null;
+let mountinfo: Promise<string> | null = null;
 
-/** hierarchyMounts() of this host, read once. */
-export function cgroupHierarchies(): Promise<string[]> {
-  hierarchies ??= fs.readFile('/proc/self/mountinfo', 'utf8').then(hierarchyMounts, () => []);
-  return hierarchies;
+/** This host's mountinfo, read once: its cgroup mounts do not move while shoald runs. */
+function hostMountinfo(): Promise<string> {
+  mountinfo ??= fs.readFile('/proc/self/mountinfo', 'utf8');
+  return mountinfo;
+}
+
+/** hierarchyMounts() of this host. */
+function cgroupHierarchies(): Promise<string[]> {
+  return hostMountinfo().then(hierarchyMounts, () => []);
+}
+
+/** controllerDir() on this host. */
+export async function hostControllerDir(controller: string, cgroup: string): Promise<string | null> {
+  return controllerDir(await hostMountinfo(), controller, cgroup);
 }
 
 /** rmdir with a few retries while the last processes leave; ENOENT counts as done. */
