@@ -5,6 +5,9 @@ export interface WaitOptions {
   intervalMs?: number;
 }
 
+/** What a truthy value of T can be. */
+type Truthy<T> = Exclude<T, false | 0 | '' | null | undefined>;
+
 const show = (v: unknown): string => {
   const s = typeof v === 'string' ? v : JSON.stringify(v);
   return s === undefined ? String(v) : s.length > 300 ? `${s.slice(0, 300)}…` : s;
@@ -15,13 +18,13 @@ const show = (v: unknown): string => {
  * yet". On timeout it fails saying what it waited for, with the last value or error seen, so a
  * test waits on a condition instead of sleeping and never asserts how long something took.
  */
-export async function waitFor<T>(cond: () => T | Promise<T>, { what, timeoutMs = 10_000, intervalMs = 20 }: WaitOptions): Promise<NonNullable<T>> {
+export async function waitFor<T>(cond: () => T | Promise<T>, { what, timeoutMs = 10_000, intervalMs = 20 }: WaitOptions): Promise<Truthy<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: string;
   for (;;) {
     try {
       const v = await cond();
-      if (v) return v as NonNullable<T>;
+      if (v) return v as Truthy<T>;
       last = `last value: ${show(v)}`;
     } catch (err) {
       last = `last error: ${(err as Error).message ?? show(err)}`;

@@ -3,8 +3,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRootCA, issueKeyPair } from '../../src/ca/certificates';
 import { quietLogger } from '../../src/common/logger';
-import { EtcdSupervisor } from '../../src/manager/etcd/supervisor';
+import { EtcdSupervisor, etcdCredentials } from '../../src/manager/etcd/supervisor';
+import { etcdTlsFiles, writeEtcdTls } from '../../src/manager/manager-role';
 import { Store, type Versioned } from '../../src/manager/store/store';
 import { freePort } from '../helpers/ports';
 import { leftovers, testMarker } from '../helpers/runtime';
@@ -27,10 +29,15 @@ describe('etcd store and supervisor (real etcd)', () => {
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), `${marker}-etcd-`));
-    opts = { dataDir: dir, name: 'n1', clientPort: await freePort(), peerPort: await freePort(), log: quietLogger() };
+    // The member speaks only TLS, with a certificate from an etcd CA of its own, as a manager's does.
+    const ca = await createRootCA('shoal etcd CA (test)');
+    const member = await issueKeyPair(ca, { nodeId: 'n1', role: 'manager', clusterId: marker }, { ips: ['127.0.0.1'], server: true, client: true });
+    writeEtcdTls(dir, { caPem: ca.certPem, ...member });
+    const tls = etcdTlsFiles(dir);
+    opts = { dataDir: dir, name: 'n1', advertiseHost: '127.0.0.1', clientPort: await freePort(), peerPort: await freePort(), tls, log: quietLogger() };
     supervisor = new EtcdSupervisor(opts);
     await supervisor.start();
-    etcd = new Etcd3({ hosts: supervisor.clientUrl });
+    etcd = new Etcd3({ hosts: supervisor.clientUrl, credentials: etcdCredentials(tls) });
     store = new Store(etcd);
   });
 
@@ -58,8 +65,8 @@ describe('etcd store and supervisor (real etcd)', () => {
     await store.commit([{ type: 'create', kind: 'tasks', obj: { id, version: 0, n: 1 } as Thing }]);
     const a = (await store.get<Thing>('tasks', id))!;
     const stale = { ...a };
-    await store.commit([{ type: 'update', kind: 'tasks', obj: { ...a, n: 10 } }]);
-    await expect(store.commit([{ type: 'update', kind: 'tasks', obj: { ...stale, n: 99 } }])).rejects.toThrow(/changed by someone else/);
+    await store.commit([{ type: 'update', kind: 'tasks', obj: { ...a, n: 10 } as Thing }]);
+    await expect(store.commit([{ type: 'update', kind: 'tasks', obj: { ...stale, n: 99 } as Thing }])).rejects.toThrow(/changed by someone else/);
     expect((await store.get<Thing>('tasks', id))!.n).toBe(10);
   });
 
@@ -70,7 +77,7 @@ describe('etcd store and supervisor (real etcd)', () => {
     await expect(
       store.commit([
         { type: 'create', kind: 'tasks', obj: { id: idb, version: 0, n: 1 } as Thing },
-        { type: 'update', kind: 'tasks', obj: { ...a, version: a.version - 1, n: 5 } },
+        { type: 'update', kind: 'tasks', obj: { ...a, version: a.version - 1, n: 5 } as Thing },
       ]),
     ).rejects.toThrow();
     expect(await store.get('tasks', idb)).toBeNull();

@@ -5,18 +5,14 @@ import type { Service__Output } from '../../src/gen/shoal/v1/Service';
 import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import { parseReference } from '../../src/images/reference';
 import { RegistryClient } from '../../src/images/registry/client';
-import { CountingProxy } from '../helpers/counting-proxy';
 import { buildTestImage, NODE_TEST_TIMEOUT_MS, NODE_WAIT_MS, TestNode } from '../helpers/test-node';
 import { allSettledOrThrow } from '../helpers/wait';
 import { TestRegistry } from './registry';
 
-// One real node (etcd, runc, conmon) and real registries, all on loopback. The node reaches
-// `registry` only through a proxy that counts blob downloads.
+// One real node (etcd, runc, conmon) and real registries, all on loopback.
 const node = new TestNode();
 const registry = new TestRegistry();
 const other = new TestRegistry();
-let proxy: CountingProxy | undefined;
-let host: string;
 
 const tasks = (service: string): Task__Output[] => JSON.parse(node.ok('service', 'ps', service, '--format', 'json'));
 const inspect = (service: string): Service__Output => JSON.parse(node.ok('service', 'inspect', service))[0];
@@ -27,10 +23,7 @@ beforeAll(async () => {
   await Promise.all([registry.start(), other.start()]);
   registry.push(`oci-archive:${tar}`, 'team/web:1.4');
   other.push(`oci-archive:${tar}`, 'solo/app:2');
-  proxy = new CountingProxy(registry.port);
-  await proxy.start();
-  host = proxy.host;
-  node.daemonArgs = [`--insecure-registry=${host}`];
+  node.daemonArgs = [`--insecure-registry=${registry.host}`];
   await node.start();
   node.ok('init');
 }, NODE_TEST_TIMEOUT_MS);
@@ -43,15 +36,15 @@ afterEach(async () => {
 }, NODE_TEST_TIMEOUT_MS);
 
 afterAll(async () => {
-  await allSettledOrThrow([node.destroy(), registry.destroy(), other.destroy(), proxy?.close()]);
+  await allSettledOrThrow([node.destroy(), registry.destroy(), other.destroy()]);
 }, NODE_TEST_TIMEOUT_MS);
 
 describe('images from a registry', { timeout: NODE_TEST_TIMEOUT_MS }, () => {
   it('pulls by hand, over plain HTTP only where allowed', () => {
-    const ref = `${host}/team/web:1.4`;
+    const ref = `${registry.host}/team/web:1.4`;
     const out = node.ok('image', 'pull', ref);
     expect(out).toMatch(/^Digest: sha256:[a-f0-9]{64}$/m);
-    expect(node.ok('image', 'ls')).toContain(`${host}/team/web`);
+    expect(node.ok('image', 'ls')).toContain(`${registry.host}/team/web`);
 
     // Not marked insecure on the daemon: HTTPS, which a plain-HTTP registry cannot speak.
     expect(node.fails('image', 'pull', `${other.host}/solo/app:2`)).toMatch(/unreachable.*TLS/);
@@ -59,10 +52,10 @@ describe('images from a registry', { timeout: NODE_TEST_TIMEOUT_MS }, () => {
   });
 
   it('pins a tag to its digest at create, and runs every replica from one pull', async () => {
-    const ref = `${host}/team/web:1.4`;
-    const pushed = await new RegistryClient({ insecureRegistries: [registry.host] }).resolve(parseReference(`${registry.host}/team/web:1.4`));
+    const ref = `${registry.host}/team/web:1.4`;
+    const pushed = await new RegistryClient({ insecureRegistries: [registry.host] }).resolve(parseReference(ref));
     const blobs = [pushed.config.digest, ...pushed.layers.map((l) => l.digest)];
-    proxy!.blobGets.clear();
+    const before = registry.blobGets();
     node.ok('service', 'create', '--name', 'web', '--replicas', '3', ref, ...WORKLOAD);
     const image = inspect('web').spec!.task_template!.container!.image;
     expect(image).toBe(`${ref}@${pushed.digest}`);
@@ -70,14 +63,14 @@ describe('images from a registry', { timeout: NODE_TEST_TIMEOUT_MS }, () => {
     expect(running).toHaveLength(3);
     for (const t of running) expect(t.spec!.container!.image).toBe(image);
     // Counted at the registry: each blob of the image downloaded once, and nothing else.
-    expect(Object.fromEntries(proxy!.blobGets)).toEqual(Object.fromEntries(blobs.map((d) => [d, 1])));
+    expect(Object.fromEntries(registry.blobGets(before))).toEqual(Object.fromEntries(blobs.map((d) => [d, 1])));
     expect(JSON.parse(node.ok('image', 'ls', '--format', 'json'))).toHaveLength(1);
   });
 
   it('rejects tasks whose image is not in the registry, with the registry’s reason', async () => {
-    node.ok('service', 'create', '-d', '--name', 'missing', '--restart-max-attempts', '0', `${host}/team/web:nope`, ...WORKLOAD);
+    node.ok('service', 'create', '-d', '--name', 'missing', '--restart-max-attempts', '0', `${registry.host}/team/web:nope`, ...WORKLOAD);
     // The tag could not be pinned, so it is kept.
-    expect(inspect('missing').spec!.task_template!.container!.image).toBe(`${host}/team/web:nope`);
+    expect(inspect('missing').spec!.task_template!.container!.image).toBe(`${registry.host}/team/web:nope`);
     await expect
       .poll(() => tasks('missing').map((t) => t.status!.err).join('\n'), { timeout: NODE_WAIT_MS })
       .toMatch(/pulling image .*:nope failed: manifest .* not found in registry/);

@@ -40,7 +40,8 @@ export class TestRegistry {
     this.port ||= await freePort();
     const lines = [
       'version: 0.1',
-      'log: {level: error, accesslog: {disabled: true}}',
+      // The access log is how blobGets() counts downloads.
+      'log: {level: error, accesslog: {disabled: false}}',
       `storage: {filesystem: {rootdirectory: ${JSON.stringify(this.storage)}}, delete: {enabled: true}}`,
       `http: {addr: "${this.host}", secret: "${randomBytes(8).toString('hex')}"${this.tls ? `, tls: {certificate: ${JSON.stringify(this.tls.certificate)}, key: ${JSON.stringify(this.tls.key)}}` : ''}}`,
     ];
@@ -92,6 +93,23 @@ export class TestRegistry {
         err ? reject(new Error(`skopeo copy failed: ${stderr || err.message}`)) : resolve(),
       ),
     );
+  }
+
+  /**
+   * How many times each blob was downloaded (a GET answered 200), by digest, from the registry's
+   * own access log: proof of what was fetched, whatever a store ends up holding. With `since` (an
+   * earlier result), only the downloads after it.
+   */
+  blobGets(since = new Map<string, number>()): Map<string, number> {
+    const counts = new Map<string, number>();
+    const log = fs.readFileSync(path.join(this.dir, 'registry.log'), 'utf8');
+    for (const [, digest] of log.matchAll(/"GET \/v2\/\S+\/blobs\/(sha256:[a-f0-9]{64}) HTTP\/[\d.]+" 200 /g)) counts.set(digest, (counts.get(digest) ?? 0) + 1);
+    for (const [digest, n] of since) {
+      const left = (counts.get(digest) ?? 0) - n;
+      if (left > 0) counts.set(digest, left);
+      else counts.delete(digest);
+    }
+    return counts;
   }
 
   /** The file the registry keeps a blob's bytes in. */
