@@ -116,16 +116,21 @@ export function setUpRuntime(marker: string): RuntimeSetup {
 }
 
 /**
- * Removes every container of the setup's runtime, closes it (waiting for its spawner to end) and
- * removes its temp dir; returns what was left behind (leftovers()), which should be nothing.
+ * Removes every container of the setup's runtime, closes it with `close` (by default waiting for
+ * its spawner to end) and removes its temp dir; returns what was left behind (leftovers()), which
+ * should be nothing.
  */
-export async function tearDownRuntime(marker: string, setup: RuntimeSetup | undefined): Promise<string[]> {
+export async function tearDownRuntime(
+  marker: string,
+  setup: RuntimeSetup | undefined,
+  close: (rt: Runtime) => void | Promise<void> = (rt) => closeRuntimes(rt),
+): Promise<string[]> {
   if (!setup) return [];
   let left: string[];
   try {
     await setup.rt.removeAll();
   } finally {
-    await closeRuntimes(setup.rt);
+    await close(setup.rt);
     left = leftovers(marker, setup.opts.runcRoot);
     rmSync(setup.base, { recursive: true, force: true });
   }
