@@ -121,33 +121,32 @@ describe('cgroup limits', () => {
     return `${entries[f]}\n`;
   };
 
-  it('reads v1 files', () => {
-    const dirs = cgroupDirs(HYBRID_PROC, HYBRID_MOUNTS);
-    const limits = readLimits(
-      dirs,
-      files({
+  it.each<{ version: string; dirs: Map<string, string>; files: Record<string, string>; cpuShares: number | null }>([
+    {
+      version: 'v1',
+      dirs: cgroupDirs(HYBRID_PROC, HYBRID_MOUNTS),
+      files: {
         '/sys/fs/cgroup/memory/shoal/c1/memory.limit_in_bytes': '67108864',
         '/sys/fs/cgroup/cpu/shoal/c1/cpu.cfs_quota_us': '50000',
         '/sys/fs/cgroup/cpu/shoal/c1/cpu.cfs_period_us': '100000',
         '/sys/fs/cgroup/cpu/shoal/c1/cpu.shares': '512',
         '/sys/fs/cgroup/pids/shoal/c1/pids.max': '42',
-      }),
-    );
-    expect(limits).toEqual({ memoryBytes: 64 << 20, cpuQuotaUs: 50_000, cpuPeriodUs: 100_000, cpuShares: 512, cpuWeight: 20, pids: 42, dirs });
-  });
-
-  it('reads v2 files', () => {
-    const dirs = cgroupDirs(V2_PROC, V2_MOUNTS);
-    const limits = readLimits(
-      dirs,
-      files({
+      },
+      cpuShares: 512,
+    },
+    {
+      version: 'v2',
+      dirs: cgroupDirs(V2_PROC, V2_MOUNTS),
+      files: {
         '/sys/fs/cgroup/shoal/c1/memory.max': '67108864',
         '/sys/fs/cgroup/shoal/c1/cpu.max': '50000 100000',
         '/sys/fs/cgroup/shoal/c1/cpu.weight': '20',
         '/sys/fs/cgroup/shoal/c1/pids.max': '42',
-      }),
-    );
-    expect(limits).toEqual({ memoryBytes: 64 << 20, cpuQuotaUs: 50_000, cpuPeriodUs: 100_000, cpuShares: null, cpuWeight: 20, pids: 42, dirs });
+      },
+      cpuShares: null,
+    },
+  ])('reads $version files', ({ dirs, files: entries, cpuShares }) => {
+    expect(readLimits(dirs, files(entries))).toEqual({ memoryBytes: 64 << 20, cpuQuotaUs: 50_000, cpuPeriodUs: 100_000, cpuShares, cpuWeight: 20, pids: 42, dirs });
   });
 
   it('reads "no limit" as null in both formats', () => {
