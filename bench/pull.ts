@@ -1,15 +1,14 @@
 /**
  * Pull benchmark on one node: time from `service create` of N replicas of an image that is not on
  * the node yet (~50 MiB in 5 layers, pushed to a local docker-registry) to all replicas running.
- * A counting proxy in front of the registry checks that every blob was downloaded exactly once
- * per run, whatever the replica count. Prints per-run figures and medians.
+ * The registry's access log shows that every blob was downloaded exactly once per run, whatever
+ * the replica count. Prints per-run figures and medians.
  *
  *   npm run bench:pull                           # 50 replicas, 3 runs
  *   node dist/bench/pull.js --replicas 50 --runs 5 --layer-mib 12
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from '../src/cli/client';
@@ -17,9 +16,9 @@ import { blankSpec } from '../src/cli/commands/service-flags';
 import { parseReference } from '../src/images/reference';
 import { RegistryClient } from '../src/images/registry/client';
 import { buildDerivedImage } from '../test/helpers/derived-image';
-import { LoopbackHttpServer } from '../test/helpers/http-server';
 import { TestNode } from '../test/helpers/test-node';
 import { TestRegistry } from '../test/registry/registry';
+import { median } from './stats';
 
 const WORKLOAD = ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1 & wait $!; done'];
 const POLL_MS = 20;
@@ -39,30 +38,6 @@ const runs = Number(values.runs);
 const dataLayers = Number(values.layers);
 const layerBytes = Number(values['layer-mib']) << 20;
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-/** A plain-HTTP proxy in front of the registry that counts blob GETs by digest. */
-class CountingProxy extends LoopbackHttpServer {
-  readonly blobGets = new Map<string, number>();
-
-  constructor(private readonly upstreamPort: number) {
-    super();
-  }
-
-  protected handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const m = /\/blobs\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '');
-    if (m && req.method === 'GET') this.blobGets.set(m[1], (this.blobGets.get(m[1]) ?? 0) + 1);
-    const up = http.request({ host: '127.0.0.1', port: this.upstreamPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  }
-}
-
 async function until(check: () => Promise<boolean>, timeoutMs = 300_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -75,7 +50,6 @@ async function until(check: () => Promise<boolean>, timeoutMs = 300_000): Promis
 async function main(): Promise<void> {
   const node = new TestNode();
   const registry = new TestRegistry();
-  let proxy: CountingProxy | undefined;
   let client: Client | undefined;
   try {
     const work = path.join(node.dir, 'bench-image');
@@ -87,9 +61,7 @@ async function main(): Promise<void> {
     const pushed = await new RegistryClient({ insecureRegistries: [registry.host] }).resolve(parseReference(`${registry.host}/${REPO}:1`));
     image.blobs = [pushed.config.digest, ...pushed.layers.map((l) => l.digest)];
     image.bytes = pushed.layers.reduce((n, l) => n + l.size, 0);
-    proxy = new CountingProxy(registry.port);
-    await proxy.start();
-    const host = `127.0.0.1:${proxy.port}`;
+    const host = registry.host;
     node.daemonArgs = [`--insecure-registry=${host}`];
     await node.start();
     node.ok('init');
@@ -99,7 +71,7 @@ async function main(): Promise<void> {
     const times: number[] = [];
     const pulls: number[] = [];
     for (let i = 0; i < runs; i++) {
-      proxy.blobGets.clear();
+      const before = registry.blobGets();
       const logBefore = fs.statSync(path.join(node.dir, 'shoald.log')).size;
       const spec = blankSpec();
       spec.name = `pull-${i}`;
@@ -118,12 +90,13 @@ async function main(): Promise<void> {
       const log = fs.readFileSync(path.join(node.dir, 'shoald.log'), 'utf8').slice(logBefore);
       const pulled = log.split('\n').filter((l) => l.includes('"pulled image"')).map((l) => JSON.parse(l).ms as number);
       pulls.push(pulled[0] ?? NaN);
-      const counts = image.blobs.map((d) => proxy!.blobGets.get(d) ?? 0);
-      const once = counts.every((c) => c === 1) && proxy.blobGets.size === image.blobs.length;
+      const gets = registry.blobGets(before);
+      const counts = image.blobs.map((d) => gets.get(d) ?? 0);
+      const once = counts.every((c) => c === 1) && gets.size === image.blobs.length;
       process.stdout.write(
         `run ${i + 1}: all ${replicas} running after ${(times[i] / 1000).toFixed(2)} s (pull ${(pulls[i] / 1000).toFixed(2)} s); blob GETs ${counts.join('/')} (config/layers): ${once ? 'each blob once' : 'NOT once each'}\n`,
       );
-      if (!once) throw new Error(`blobs were not downloaded exactly once: ${JSON.stringify([...proxy.blobGets])}`);
+      if (!once) throw new Error(`blobs were not downloaded exactly once: ${JSON.stringify([...gets])}`);
 
       // Back to a node without the image.
       await client.removeService(svc.id);
@@ -142,7 +115,6 @@ async function main(): Promise<void> {
     );
   } finally {
     client?.close();
-    await proxy?.close();
     await registry.destroy();
     await node.destroy();
   }

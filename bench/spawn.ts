@@ -2,15 +2,18 @@
  * Container start benchmark through the Runtime API (runc under conmon, forked from the process
  * spawner; needs root): N busybox containers created+started with concurrency 4, several runs.
  * Prints per-run figures and the medians of the wall time, of this process's CPU time
- * (user+system, children not included) and of the spawner's. This process is first padded to
- * --rss-mb of resident memory, like a running shoald, since fork() cost grows with the parent's RSS.
+ * (user+system, children not included) and of the spawner's; then the create+start time of one
+ * container alone, and the spawner's resident memory (the reason it exists is to be small). This
+ * process is first padded to --rss-mb of resident memory, like a running shoald, since fork() cost
+ * grows with the parent's RSS.
  *
  *   npm run bench:spawn                       # 50 containers, concurrency 4, 5 runs, 150 MB of RSS
  *   node dist/bench/spawn.js --containers 50 --runs 5 --rss-mb 150
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { config, newId, setUpRuntime, tearDownRuntime, type RuntimeSetup } from '../test/helpers/runtime';
+import { config, newId, setUpRuntime, tearDownRuntime, testMarker, type RuntimeSetup } from '../test/helpers/runtime';
+import { median } from './stats';
 
 const { values } = parseArgs({
   options: {
@@ -23,11 +26,6 @@ const N = Number(values.containers);
 const CONCURRENCY = 4;
 const runs = Number(values.runs);
 const rssMb = Number(values['rss-mb']);
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** utime+stime of a process in ms (0 once it is gone). */
 function cpuOf(pid: number | undefined): number {
@@ -63,20 +61,45 @@ async function round(s: RuntimeSetup): Promise<{ ms: number; cpuMs: number; spaw
   return { ms, cpuMs: (cpu.user + cpu.system) / 1000, spawnerMs };
 }
 
+/** create+start of one container at a time, `n` times: the latency of a single start. */
+async function singles(s: RuntimeSetup, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = config(newId(), s.layer, s.logs);
+    const t0 = performance.now();
+    await s.rt.create(c);
+    await s.rt.start(c.id);
+    out.push(performance.now() - t0);
+  }
+  await s.rt.removeAll();
+  return out;
+}
+
+/** Resident memory of a process in MiB, from /proc/<pid>/status. */
+function rssMibOf(pid: number | undefined): number {
+  const kb = pid ? /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8')) : null;
+  if (!kb) throw new Error(`no resident memory figure for process ${pid}`);
+  return Number(kb[1]) / 1024;
+}
+
 async function main(): Promise<void> {
-  const marker = `shoal-bench-${Math.random().toString(36).slice(2, 8)}`;
+  const marker = testMarker();
   const setup = setUpRuntime(marker);
   const ballast: Buffer[] = [];
   while (process.memoryUsage().rss < rssMb * 1024 * 1024) ballast.push(Buffer.alloc(8 * 1024 * 1024, 1));
   const rss = Math.round(process.memoryUsage().rss / 1024 / 1024);
   process.stdout.write(`${N} containers, concurrency ${CONCURRENCY}, ${runs} runs, RSS ${rss} MB\n`);
   const rows: { ms: number; cpuMs: number; spawnerMs: number }[] = [];
+  let one: number[];
+  let spawnerRss: number;
   try {
     for (let i = 0; i < runs; i++) {
       const r = await round(setup);
       rows.push(r);
       process.stdout.write(`run ${i + 1}: ${Math.round(r.ms)} ms wall, ${Math.round(r.cpuMs)} ms CPU of this process, ${Math.round(r.spawnerMs)} ms of the spawner\n`);
     }
+    one = await singles(setup, 5);
+    spawnerRss = rssMibOf(setup.rt.spawnerPid);
   } finally {
     const left = await tearDownRuntime(marker, setup);
     if (left.length) throw new Error(`left behind:\n${left.join('\n')}`);
@@ -86,6 +109,8 @@ async function main(): Promise<void> {
     `\ncontainers   concurrency   wall (median)   CPU of this process (median)   CPU of the spawner (median)\n` +
       `${String(N).padEnd(13)}${String(CONCURRENCY).padEnd(14)}${m('ms').padEnd(16)}${m('cpuMs').padEnd(31)}${m('spawnerMs')}\n`,
   );
+  process.stdout.write(`\ncreate+start of one container alone: median ${Math.round(median(one))} ms (${one.map(Math.round).join(', ')})\n`);
+  process.stdout.write(`resident memory of the spawner after ${runs * N + one.length} containers: ${spawnerRss.toFixed(1)} MiB (this process: ${rss} MB)\n`);
   void ballast;
 }
 

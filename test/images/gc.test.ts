@@ -4,9 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { ImageStore } from '../../src/images/store';
+import { leftovers, testMarker } from '../helpers/runtime';
+import { waitFor } from '../helpers/wait';
 import { load, ociArchive, tarOf } from './helpers';
 
-const work = mkdtempSync(join(tmpdir(), 'shoal-gc-'));
+const marker = testMarker();
+const work = mkdtempSync(join(tmpdir(), `${marker}-gc-`));
 let n = 0;
 let root: string;
 
@@ -20,13 +23,22 @@ async function image(store: ImageStore, tag: string | undefined, kib: number): P
   return rec.id;
 }
 
+/** Waits until the clock has moved on, so that the next use gets a later time stamp. */
+async function tick(): Promise<void> {
+  const t = Date.now();
+  await waitFor(() => Date.now() > t, { what: 'the clock to move on' });
+}
+
 const blobs = () => readdirSync(join(root, 'blobs/sha256')).sort();
 const catalog = () => JSON.parse(readFileSync(join(root, 'images.json'), 'utf8')).images as Record<string, { lastUsedAt?: string }>;
 
 beforeEach(() => {
   root = mkdtempSync(join(work, 'store-'));
 });
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+  expect(leftovers(marker)).toEqual([]);
+});
 
 describe('image prune', () => {
   it('deletes dangling images only, and with all every unused one, never one in use', async () => {
@@ -83,7 +95,7 @@ describe('automatic collection', () => {
     // Use order: b (oldest), then d, then a; c is in use by a container. All four are unpacked.
     for (const id of [c, b, d, a]) {
       await store.resolve(id);
-      await new Promise((r) => setTimeout(r, 5));
+      await tick();
     }
     const used = await store.diskUsage();
     // Four equal images over a limit of 80% of them: b goes, and then d to get under 90% of it.
@@ -103,7 +115,7 @@ describe('automatic collection', () => {
     const store = new ImageStore(root);
     const a = await image(store, 'a:1', 16);
     const b = await image(store, 'b:1', 16);
-    await new Promise((r) => setTimeout(r, 5));
+    await tick();
     await store.resolve(a);
     // The catalog is written with the next change.
     await image(store, 'c:1', 16);

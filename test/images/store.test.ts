@@ -8,6 +8,7 @@ import { status } from '@grpc/grpc-js';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ShoalError } from '../../src/common/errors';
+import { leftovers, testMarker } from '../helpers/runtime';
 import { ImageStore } from '../../src/images/store';
 import { buildTestImage, flipByte, load, ociArchive, rewriteArchive, sha256, snapshot, tarOf } from './helpers';
 
@@ -17,21 +18,28 @@ let dockerTar: string;
 let work: string; // per test
 let root: string;
 const mounts: string[] = [];
+const marker = testMarker();
 
 beforeAll(() => {
-  images = mkdtempSync(join(tmpdir(), 'shoal-images-'));
+  images = mkdtempSync(join(tmpdir(), `${marker}-images-`));
   ociTar = buildTestImage(join(images, 'oci.tar'), 'oci');
   dockerTar = buildTestImage(join(images, 'docker.tar'), 'docker');
 });
-afterAll(() => rmSync(images, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(images, { recursive: true, force: true });
+  expect(leftovers(marker)).toEqual([]);
+});
 
 beforeEach(() => {
-  work = mkdtempSync(join(tmpdir(), 'shoal-store-'));
+  work = mkdtempSync(join(tmpdir(), `${marker}-store-`));
   root = join(work, 'root');
 });
 afterEach(() => {
-  for (const m of mounts.splice(0)) execFileSync('umount', [m]);
-  rmSync(work, { recursive: true, force: true });
+  try {
+    for (const m of mounts.splice(0)) execFileSync('umount', [m]);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 });
 
 async function refused(p: Promise<unknown>, code: status, message: RegExp): Promise<void> {

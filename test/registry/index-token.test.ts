@@ -7,6 +7,8 @@ import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from
 import { parseReference } from '../../src/images/reference';
 import { MEDIA, OUR_ARCH, RegistryClient } from '../../src/images/registry/client';
 import { ImageStore } from '../../src/images/store';
+import { leftovers, testMarker } from '../helpers/runtime';
+import { allSettledOrThrow } from '../helpers/wait';
 import { buildTestImage, ociArchive, tarOf } from '../images/helpers';
 import { refused } from './refused';
 import { TestRegistry } from './registry';
@@ -14,7 +16,8 @@ import { TokenServer } from './token-server';
 
 // An image index with two platforms, and a registry that wants bearer tokens from a token server.
 const PASSWORD = 'tok-Pw-77-secret';
-const work = mkdtempSync(join(tmpdir(), 'shoal-index-token-'));
+const marker = testMarker();
+const work = mkdtempSync(join(tmpdir(), `${marker}-index-token-`));
 const tokens = new TokenServer(join(work, 'token'), { ci: PASSWORD });
 const open = new TestRegistry();
 let guarded: TestRegistry;
@@ -75,8 +78,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.allSettled([open.destroy(), guarded?.destroy(), tokens.close()]);
-  rmSync(work, { recursive: true, force: true });
+  try {
+    await allSettledOrThrow([open.destroy(), guarded?.destroy(), tokens.close()]);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  expect(leftovers(marker)).toEqual([]);
 });
 
 beforeEach(() => {

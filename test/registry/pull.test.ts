@@ -7,11 +7,14 @@ import { parseReference } from '../../src/images/reference';
 import { RegistryClient } from '../../src/images/registry/client';
 import { ImageStore } from '../../src/images/store';
 import { buildDerivedImage } from '../helpers/derived-image';
+import { leftovers, testMarker } from '../helpers/runtime';
+import { allSettledOrThrow } from '../helpers/wait';
 import { buildTestImage } from '../images/helpers';
 import { refused } from './refused';
 import { StallingProxy, TestRegistry } from './registry';
 
-const work = mkdtempSync(join(tmpdir(), 'shoal-pull-'));
+const marker = testMarker();
+const work = mkdtempSync(join(tmpdir(), `${marker}-pull-`));
 const open = new TestRegistry();
 const secured = new TestRegistry({ username: 'ci', password: 's3cret-pw' });
 let ociTar: string;
@@ -34,8 +37,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.allSettled([open.destroy(), secured.destroy()]);
-  rmSync(work, { recursive: true, force: true });
+  try {
+    await allSettledOrThrow([open.destroy(), secured.destroy()]);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  expect(leftovers(marker)).toEqual([]);
 });
 
 beforeEach(() => {

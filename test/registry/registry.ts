@@ -5,13 +5,15 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from '../helpers/ports';
+import { leftovers, testMarker } from '../helpers/runtime';
 
 /**
  * Debian's `docker-registry` (the reference registry:2 server) on loopback, with its storage in
  * a temp dir. kill() and destroy() are safe to call in any state, so afterAll can always call them.
  */
 export class TestRegistry {
-  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-registry-'));
+  readonly marker = testMarker();
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), `${this.marker}-registry-`));
   port = 0;
   /** Serve HTTPS with this PEM certificate and key (set before start()). */
   tls: { certificate: string; key: string } | undefined;
@@ -38,7 +40,8 @@ export class TestRegistry {
     this.port ||= await freePort();
     const lines = [
       'version: 0.1',
-      'log: {level: error, accesslog: {disabled: true}}',
+      // The access log is how blobGets() counts downloads.
+      'log: {level: error, accesslog: {disabled: false}}',
       `storage: {filesystem: {rootdirectory: ${JSON.stringify(this.storage)}}, delete: {enabled: true}}`,
       `http: {addr: "${this.host}", secret: "${randomBytes(8).toString('hex')}"${this.tls ? `, tls: {certificate: ${JSON.stringify(this.tls.certificate)}, key: ${JSON.stringify(this.tls.key)}}` : ''}}`,
     ];
@@ -92,6 +95,23 @@ export class TestRegistry {
     );
   }
 
+  /**
+   * How many times each blob was downloaded (a GET answered 200), by digest, from the registry's
+   * own access log: proof of what was fetched, whatever a store ends up holding. With `since` (an
+   * earlier result), only the downloads after it.
+   */
+  blobGets(since = new Map<string, number>()): Map<string, number> {
+    const counts = new Map<string, number>();
+    const log = fs.readFileSync(path.join(this.dir, 'registry.log'), 'utf8');
+    for (const [, digest] of log.matchAll(/"GET \/v2\/\S+\/blobs\/(sha256:[a-f0-9]{64}) HTTP\/[\d.]+" 200 /g)) counts.set(digest, (counts.get(digest) ?? 0) + 1);
+    for (const [digest, n] of since) {
+      const left = (counts.get(digest) ?? 0) - n;
+      if (left > 0) counts.set(digest, left);
+      else counts.delete(digest);
+    }
+    return counts;
+  }
+
   /** The file the registry keeps a blob's bytes in. */
   blobFile(digest: string): string {
     const hex = digest.replace(/^sha256:/, '');
@@ -107,9 +127,15 @@ export class TestRegistry {
     await exited;
   }
 
+  /** Kills the registry and removes its files; throws if its process or a file is left. */
   async destroy(): Promise<void> {
-    await this.kill();
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    try {
+      await this.kill();
+    } finally {
+      fs.rmSync(this.dir, { recursive: true, force: true });
+    }
+    const left = [...leftovers(this.marker), ...(fs.existsSync(this.dir) ? [`dir: ${this.dir}`] : [])];
+    if (left.length) throw new Error(`test registry ${this.marker} left behind:\n${left.join('\n')}`);
   }
 }
 

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { diskFullError, isNoSpace } from '../../common/disk';
 import { alreadyExists, failedPrecondition, internal, invalidArgument, notFound, ShoalError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
-import { cgroupHierarchies, oomKills, removeCgroupParent, removeContainerCgroups } from './cgroups';
+import { hostControllerDir, oomKills, removeCgroupParent, removeContainerCgroups } from './cgroups';
 import { spawnConmon } from './conmon';
 import { Spawner } from './exec';
 import { ExitWatcher, readExitFile } from './exits';
@@ -355,10 +355,11 @@ export class Runtime {
     return (await oomKills(this.opts.cgroupParent, id)) > 0;
   }
 
-  /** The cgroup dir of a container for one controller, e.g. ("memory", id). */
+  /** The cgroup dir of a container for one controller, e.g. ("memory", id): in its v1 hierarchy, or in the unified one on a v2 host. */
   async cgroupDir(controller: string, id: string): Promise<string> {
-    const h = (await cgroupHierarchies()).find((d) => path.basename(d) === controller);
-    return path.join(h ?? path.join('/sys/fs/cgroup', controller), this.opts.cgroupParent, id);
+    const dir = await hostControllerDir(controller, `/${this.opts.cgroupParent}/${id}`);
+    if (!dir) throw failedPrecondition(`no cgroup hierarchy of this host has the ${controller} controller`);
+    return dir;
   }
 }
 
