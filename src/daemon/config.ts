@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import type { GcPolicy } from '../images/store';
 
 export interface DaemonConfig {
   dataDir: string;
@@ -21,7 +22,7 @@ export interface DaemonConfig {
   /** PEM CA bundle trusted for HTTPS registries instead of the system's. */
   registryCaFile?: string;
   /** Automatic image collection: when the store is over either mark, unused images go, LRU first. */
-  imageGc?: { maxBytes?: number; highPercent?: number };
+  imageGc?: GcPolicy;
   /** conmon starts a task's log file over past this many bytes (0: never). */
   logMaxBytes?: number;
   /** Files kept of each task's log, the live one included (see worker/runtime/log-rotation.ts). */

@@ -24,8 +24,7 @@ import { shoalProto } from '../common/proto';
 import { newId, now } from '../common/tasks';
 import { VERSION } from '../common/version';
 import { newClusterSecrets } from '../manager/cluster-secrets';
-import { Etcd3 } from 'etcd3';
-import { etcdCredentials } from '../manager/etcd/supervisor';
+import { connectEtcd } from '../manager/etcd/client';
 import { listMembers, removeMember } from '../manager/etcd/membership';
 import { ManagerRole, type ManagerControlHandlers, etcdTlsFiles, writeEtcdTls } from '../manager/manager-role';
 import { registryPinner } from '../manager/pin-image';
@@ -385,7 +384,7 @@ export class Daemon {
         join: { initialCluster: mj.initialCluster, clientUrls: mj.clientUrls, memberId: mj.memberId },
       });
     } catch (err) {
-      const others = new Etcd3({ hosts: mj.clientUrls, credentials: etcdCredentials(etcdTlsFiles(etcdDir)), dialTimeout: 2000 });
+      const others = connectEtcd(mj.clientUrls, etcdTlsFiles(etcdDir));
       await removeMember(others, mj.memberId).catch((e) => this.log.error({ err: e }, 'removing the failed etcd member failed'));
       others.close();
       fs.rmSync(etcdDir, { recursive: true, force: true });

@@ -1,8 +1,9 @@
 import * as os from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { createLogger } from '../common/logger';
-import { parseBytes } from '../common/units';
+import { parseBytes, parseDuration } from '../common/units';
 import { DEFAULTS } from './config';
+import { GC_MIN_AGE_MS } from '../images/store';
 import { VERSION } from '../common/version';
 import { Daemon } from './daemon';
 
@@ -31,6 +32,14 @@ const percent = (v: string) => {
   return n;
 };
 
+const duration = (v: string) => {
+  try {
+    return parseDuration(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+};
+
 const program = new Command('shoald')
   .description('the shoal node daemon: runs tasks on this node and, on managers, the control plane')
   .version(VERSION)
@@ -49,6 +58,7 @@ const program = new Command('shoald')
   .option('--registry-ca <file>', 'PEM CA bundle trusted for HTTPS registries instead of the system’s')
   .option('--image-gc-high-percent <n>', 'delete unused images, least recently used first, when the disk holding the data dir is fuller than this (0 = never)', percent, 85)
   .option('--image-gc-max-size <size>', 'also delete them when the image store takes more than this, e.g. 20g')
+  .option('--image-gc-min-age <duration>', 'an image loaded or pulled is not collected before a container has used it or this long has passed', duration, GC_MIN_AGE_MS)
   .option('--log-max-size <size>', 'start a task’s log file over past this size, keeping the last --log-max-files (0 = never)', DEFAULTS.logMaxSize)
   .option('--log-max-files <n>', 'files kept per task log, the live one included', positive, DEFAULTS.logMaxFiles)
   .option('--log-level <level>', 'trace, debug, info, warn or error', process.env.SHOAL_LOG_LEVEL ?? 'info')
@@ -74,6 +84,7 @@ const program = new Command('shoald')
         imageGc: {
           highPercent: opts.imageGcHighPercent > 0 ? opts.imageGcHighPercent : undefined,
           maxBytes: opts.imageGcMaxSize !== undefined ? parseBytesOrExit(opts.imageGcMaxSize, '--image-gc-max-size') : undefined,
+          minAgeMs: opts.imageGcMinAge,
         },
         logMaxBytes: parseBytesOrExit(opts.logMaxSize, '--log-max-size'),
         logMaxFiles: opts.logMaxFiles,

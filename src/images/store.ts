@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { status } from '@grpc/grpc-js';
 import { failedPrecondition, invalidArgument, notFound, ShoalError } from '../common/errors';
-import { formatBytes } from '../common/units';
+import { formatBytes, formatDuration } from '../common/units';
 import { quietLogger, type Logger } from '../common/logger';
 import { readArchive } from './archive';
 import { readCatalog, writeCatalog, type Catalog, type CatalogImage, type CatalogLayer } from './catalog';
@@ -56,13 +56,16 @@ export interface PruneResult {
 
 /**
  * An image loaded or pulled is not collected automatically until a container has used it or this
- * long has passed: it is there to be run, and a disk over the mark must not take it first.
+ * long has passed (the default of --image-gc-min-age): it is there to be run, and a disk over the
+ * mark must not take it first.
  */
-export const GC_GRACE_MS = 5 * 60_000;
+export const GC_MIN_AGE_MS = 5 * 60_000;
 
 export interface CollectResult extends PruneResult {
   /** Why the store is still over the policy's high mark after collecting (nothing more could go); null when it is not. */
   stillOver: string | null;
+  /** Unused images left alone because they were loaded or pulled less than the minimum age ago. */
+  keptYoung: number;
 }
 
 /** When automatic collection starts; it then deletes unused images, least recently used first. */
@@ -71,6 +74,8 @@ export interface GcPolicy {
   maxBytes?: number;
   /** Collect when the filesystem holding the store is fuller than this; down to 5 points below. */
   highPercent?: number;
+  /** Images loaded or pulled less than this long ago and not used since are not collected (default GC_MIN_AGE_MS). */
+  minAgeMs?: number;
 }
 
 /**
@@ -94,7 +99,7 @@ export class ImageStore {
   private readonly pinned = new Map<string, number>();
   /** Image id → when last used (ms); written into the catalog with its next save. */
   private readonly lastUsed = new Map<string, number>();
-  /** Images loaded or pulled and not used since, with when: collection leaves them alone for GC_GRACE_MS (in memory only). */
+  /** Images loaded or pulled and not used since, with when: collection leaves them alone for the policy's minimum age (in memory only). */
   private readonly fresh = new Map<string, number>();
   /** Bytes of each unpacked layer dir, by diff id hex, measured once. */
   private readonly layerBytes = new Map<string, number>();
@@ -224,16 +229,17 @@ export class ImageStore {
   /**
    * Automatic collection: when the store is over `policy`, deletes unused images (`keep` is false),
    * least recently used first, until it is under the low mark or nothing more may go. Images
-   * loaded or pulled less than GC_GRACE_MS before `now` and not used since stay.
+   * loaded or pulled less than the policy's minimum age before `now` and not used since stay.
    */
   async collect(policy: GcPolicy, keep: (imageId: string) => boolean, now = Date.now()): Promise<CollectResult> {
     await this.open();
     return this.exclusive(async () => {
-      const result: CollectResult = { deleted: [], reclaimedBytes: 0, stillOver: null };
+      const result: CollectResult = { deleted: [], reclaimedBytes: 0, stillOver: null, keptYoung: 0 };
+      const minAgeMs = policy.minAgeMs ?? GC_MIN_AGE_MS;
       if (!(await this.over(policy, false))) return result;
-      const candidates = Object.keys(this.catalog.images)
-        .filter((id) => !keep(id) && !this.pinned.has(id.slice(7)) && !this.inGrace(id, now))
-        .sort((a, b) => this.lastUse(a) - this.lastUse(b));
+      const unused = Object.keys(this.catalog.images).filter((id) => !keep(id) && !this.pinned.has(id.slice(7)));
+      const candidates = unused.filter((id) => !this.inGrace(id, now, minAgeMs)).sort((a, b) => this.lastUse(a) - this.lastUse(b));
+      result.keptYoung = unused.length - candidates.length;
       for (const id of candidates) {
         const r = await this.deleteImages([id]);
         result.deleted.push(...r.deleted);
@@ -255,17 +261,20 @@ export class ImageStore {
    * collection undoes.
    */
   async admit(ids: string[], policy: GcPolicy, keep: (imageId: string) => boolean): Promise<void> {
-    const { stillOver } = await this.collect(policy, (id) => keep(id) || ids.includes(id));
+    const { stillOver, keptYoung } = await this.collect(policy, (id) => keep(id) || ids.includes(id));
     if (!stillOver) return;
     const doomed = ids.filter((id) => !keep(id));
     if (!doomed.length) return;
     await this.exclusive(() => this.deleteImages(doomed.filter((id) => this.catalog.images[id])));
-    throw new ShoalError(status.RESOURCE_EXHAUSTED, `the disk is too full to keep the image: ${stillOver} even with every unused image deleted; free space or raise the limit`);
+    const young = keptYoung
+      ? ` but the ${keptYoung} loaded or pulled in the last ${formatDuration(policy.minAgeMs ?? GC_MIN_AGE_MS)} and not yet run (--image-gc-min-age)`
+      : '';
+    throw new ShoalError(status.RESOURCE_EXHAUSTED, `the disk is too full to keep the image: ${stillOver} even with every unused image deleted${young}; free space or raise the limit`);
   }
 
-  private inGrace(id: string, now: number): boolean {
+  private inGrace(id: string, now: number, minAgeMs: number): boolean {
     const since = this.fresh.get(id);
-    return since !== undefined && now - since < GC_GRACE_MS;
+    return since !== undefined && now - since < minAgeMs;
   }
 
   /** Why the store is over the policy's high mark (or, with `low`, its low mark); null when it is not. */

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import type { DispatcherHandlers } from '../gen/shoal/v1/Dispatcher';
 import type { NodeCAHandlers } from '../gen/shoal/v1/NodeCA';
 import type { Logger } from '../common/logger';
@@ -8,7 +8,8 @@ import { ClusterApi, type ClusterApiHandlers } from './cluster-api';
 import { ControlApi, type ClusterHandlers } from './control-api';
 import { Dispatcher } from './dispatcher/dispatcher';
 import { SessionRegistry } from './dispatcher/sessions';
-import { EtcdSupervisor, etcdCredentials, type EtcdTlsFiles } from './etcd/supervisor';
+import { connectEtcd } from './etcd/client';
+import { EtcdSupervisor, type EtcdTlsFiles } from './etcd/supervisor';
 import { promoteWhenCaughtUp } from './etcd/membership';
 import { Leadership } from './leader';
 import { NodeApi, type NodeHandlers } from './node-api';
@@ -32,8 +33,6 @@ export interface ManagerRoleOptions {
   pinImage?: ImagePinner;
   log: Logger;
 }
-
-const ETCD_CALL_TIMEOUT_MS = 5000;
 
 /** The control API a manager serves; the daemon answers Init, Info, Join and Leave itself. */
 export type ManagerControlHandlers = ClusterHandlers & NodeHandlers & ClusterApiHandlers;
@@ -89,10 +88,9 @@ export class ManagerRole {
       log: opts.log.child({ component: 'etcd' }),
     });
     await supervisor.start();
-    const credentials = etcdCredentials(tls);
     if (opts.join) {
       // A learner answers no client calls, so it is promoted through the members already serving.
-      const others = new Etcd3({ hosts: opts.join.clientUrls, credentials, dialTimeout: 2000 });
+      const others = connectEtcd(opts.join.clientUrls, tls);
       try {
         await promoteWhenCaughtUp(others, opts.join.memberId);
       } finally {
@@ -100,13 +98,7 @@ export class ManagerRole {
       }
     }
     // The local member first; the others keep this manager's store working while it restarts.
-    const etcd = new Etcd3({
-      hosts: [supervisor.clientUrl, ...(opts.join?.clientUrls ?? [])],
-      credentials,
-      dialTimeout: 2000,
-      // Without quorum etcd never answers a write; a deadline turns that into an error people can read.
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + ETCD_CALL_TIMEOUT_MS }),
-    });
+    const etcd = connectEtcd([supervisor.clientUrl, ...(opts.join?.clientUrls ?? [])], tls);
     const store = new Store(etcd);
     try {
       await bootstrap?.(store, etcd);

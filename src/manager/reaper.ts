@@ -1,19 +1,24 @@
 import type { Etcd3 } from 'etcd3';
 import type { Node__Output } from '../gen/shoal/v1/Node';
 import type { Logger } from '../common/logger';
-import { HEARTBEAT_PERIOD_MS } from './dispatcher/dispatcher';
+import { HEARTBEAT_MISSES, HEARTBEAT_PERIOD_MS } from './dispatcher/dispatcher';
 import { connectedNodes } from './dispatcher/sessions';
 import { updateNodeWithRetry } from './nodes';
 import type { Store } from './store/store';
 
 /** How long a Ready node may be without a session at any manager before it is Down. */
 export const NO_SESSION_GRACE_MS = HEARTBEAT_PERIOD_MS;
+/**
+ * A new leader marks nothing down for this long: every node was connected to the managers that
+ * just went (or to this one, restarting), and gets the heartbeat grace to find a manager again.
+ */
+export const NEW_LEADER_GRACE_MS = HEARTBEAT_PERIOD_MS * HEARTBEAT_MISSES;
 
 /**
  * Nodes that claim to be Ready but whose session no live manager holds, for longer than the grace:
  * their manager died with them, or their link did. Pure: `missingSince` is the caller's memory.
  */
-export function nodesToMarkDown(nodes: Node__Output[], connected: Set<string>, missingSince: Map<string, number>, nowMs: number, graceMs: number): string[] {
+export function nodesToMarkDown(nodes: Node__Output[], connected: Set<string>, missingSince: Map<string, number>, nowMs: number, graceMs: number, notBeforeMs = 0): string[] {
   const down: string[] = [];
   const seen = new Set<string>();
   for (const n of nodes) {
@@ -21,7 +26,7 @@ export function nodesToMarkDown(nodes: Node__Output[], connected: Set<string>, m
     seen.add(n.id);
     const since = missingSince.get(n.id) ?? nowMs;
     missingSince.set(n.id, since);
-    if (nowMs - since >= graceMs) down.push(n.id);
+    if (nowMs - since >= graceMs && nowMs >= notBeforeMs) down.push(n.id);
   }
   for (const id of [...missingSince.keys()]) if (!seen.has(id)) missingSince.delete(id);
   return down;
@@ -33,6 +38,7 @@ export function nodesToMarkDown(nodes: Node__Output[], connected: Set<string>, m
  */
 export class Reaper {
   private readonly missingSince = new Map<string, number>();
+  private notBeforeMs = 0;
 
   constructor(
     private readonly store: Store,
@@ -44,7 +50,7 @@ export class Reaper {
   async pass(): Promise<number> {
     const [nodes, connected] = await Promise.all([this.store.list<Node__Output>('nodes'), connectedNodes(this.etcd)]);
     const nowMs = Date.now();
-    for (const id of nodesToMarkDown(nodes, connected, this.missingSince, nowMs, NO_SESSION_GRACE_MS)) {
+    for (const id of nodesToMarkDown(nodes, connected, this.missingSince, nowMs, NO_SESSION_GRACE_MS, this.notBeforeMs)) {
       this.log.warn({ nodeId: id }, 'node has no session with any manager; marking it down');
       await updateNodeWithRetry(this.store, id, (n) =>
         n.status?.state === 'NODE_READY' ? { ...n, status: { ...n.status, state: 'NODE_DOWN', message: 'heartbeat failure: no manager has a session with it' } } : n,
@@ -57,5 +63,6 @@ export class Reaper {
   /** A new leader starts counting afresh: it cannot know how long a node was already missing. */
   reset(): void {
     this.missingSince.clear();
+    this.notBeforeMs = Date.now() + NEW_LEADER_GRACE_MS;
   }
 }

@@ -6,7 +6,8 @@ import { apiOf, runningOf, waitFor } from './observe';
 import { useE2eNode } from './use-node';
 
 const MAX_MIB = 20;
-const node = useE2eNode({ daemonArgs: () => [`--image-gc-max-size=${MAX_MIB}m`] });
+// No minimum age: the images loaded here are collectable at once, least recently used first.
+const node = useE2eNode({ daemonArgs: () => [`--image-gc-max-size=${MAX_MIB}m`, '--image-gc-min-age=0'] });
 const IDLE = ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.2; done'];
 const LAYER = 5 * 2 ** 20;
 
@@ -46,7 +47,7 @@ describe('automatic image collection in shoald', () => {
     expect(await runningOf(node, 'base')).toHaveLength(1);
   });
 
-  it('--image-gc-high-percent: when the disk is fuller, every unused image goes and those of running tasks stay', async () => {
+  it('--image-gc-high-percent: when the disk is fuller, every unused image goes, those of running tasks stay, and a load that could not stay is refused', async () => {
     const fsStat = fs.statfsSync(node.dataDir);
     // The collector's own measure; the test needs a disk more than 1% full, which every real one is.
     expect((100 * (fsStat.blocks - fsStat.bfree)) / fsStat.blocks).toBeGreaterThan(1);
@@ -56,13 +57,29 @@ describe('automatic image collection in shoald', () => {
     expect(await tags()).toContain('gc-5:latest');
 
     await node.stop();
-    node.daemonArgs = [...node.daemonArgs.filter((a) => !a.startsWith('--image-gc-')), '--image-gc-high-percent=1'];
+    node.daemonArgs = [...node.daemonArgs.filter((a) => !a.startsWith('--image-gc-')), '--image-gc-high-percent=1', '--image-gc-min-age=0'];
     await node.start();
     await waitFor('the adopted task to run', async () => (await runningOf(node, 'keep')).length === 1);
 
-    // Storing an image starts a collection: the new image, which nothing uses, goes, and so does the old one.
-    expect(node.ok('image', 'load', configuredImage(node, 'gc-6:latest', { Labels: { n: '6' } }))).toBe('Loaded image: gc-6:latest\n');
-    await waitFor('every image but the running task’s to be collected', async () => JSON.stringify(await tags()) === JSON.stringify(['shoal-test:latest']));
+    // Storing an image starts a collection: the old unused image goes, and the new one, which would
+    // be the next to go, is refused rather than reported loaded.
+    const load = node.shoal('image', 'load', configuredImage(node, 'gc-6:latest', { Labels: { n: '6' } }));
+    expect(load.code).toBe(1);
+    expect(load.stderr).toMatch(/^Error: the disk is too full to keep the image: the disk holding .* is \d+% full, over --image-gc-high-percent 1 even with every unused image deleted; free space or raise the limit\n$/);
+    expect(await tags()).toEqual(['shoal-test:latest']);
     expect((await runningOf(node, 'keep')).map((t) => t.id)).toEqual([task.id]);
+  });
+
+  it('--image-gc-min-age: an image just loaded is kept until it has been used or is old enough, and the refusal says so', async () => {
+    await node.stop();
+    node.daemonArgs = [...node.daemonArgs.filter((a) => !a.startsWith('--image-gc-')), `--image-gc-max-size=${MAX_MIB}m`];
+    await node.start();
+    for (let i = 7; i <= 9; i++) node.ok('image', 'load', configuredImage(node, `gc-${i}:latest`, {}, LAYER));
+    // Three 5 MiB layers and the test image's: over 20 MiB only with the next load, and none may go.
+    const load = node.shoal('image', 'load', configuredImage(node, 'gc-10:latest', {}, LAYER));
+    expect(load.code).toBe(1);
+    expect(load.stderr).toMatch(/even with every unused image deleted but the 3 loaded or pulled in the last 5m and not yet run \(--image-gc-min-age\); free space or raise the limit/);
+    expect(await tags()).toEqual(expect.arrayContaining(['gc-7:latest', 'gc-8:latest', 'gc-9:latest']));
+    expect(await tags()).not.toContain('gc-10:latest');
   });
 });

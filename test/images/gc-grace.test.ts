@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { GC_GRACE_MS, ImageStore } from '../../src/images/store';
+import { GC_MIN_AGE_MS, ImageStore } from '../../src/images/store';
 import { load, ociArchive, tarOf } from './helpers';
 
 const work = mkdtempSync(join(tmpdir(), 'shoal-gc-grace-'));
@@ -37,7 +37,7 @@ describe('collection and images just loaded', () => {
     expect(now.stillOver).toMatch(/^the disk holding .* is \d+% full, over --image-gc-high-percent 0$/);
     expect(await ids(store)).toEqual([fresh]);
     // once the grace is over it may go
-    const later = await store.collect({ highPercent: 0 }, () => false, Date.now() + GC_GRACE_MS + 1);
+    const later = await store.collect({ highPercent: 0 }, () => false, Date.now() + GC_MIN_AGE_MS + 1);
     expect(later.deleted.map((i) => i.id)).toEqual([fresh]);
   });
 

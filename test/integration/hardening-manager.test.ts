@@ -1,12 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Service__Output } from '../../src/gen/shoal/v1/Service';
 import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import { newId } from '../../src/common/tasks';
-import { etcdCredentials } from '../../src/manager/etcd/supervisor';
+import { connectEtcd } from '../../src/manager/etcd/client';
 import { etcdTlsFiles } from '../../src/manager/manager-role';
 import { MAX_REPLICAS, validateServiceSpec } from '../../src/manager/validate';
 import { buildTestImage, TestNode } from '../helpers/test-node';
@@ -85,7 +84,7 @@ describe('manager hardening (real node)', () => {
     spec.mode = { mode: 'replicated', replicated: { replicas: 1_000_000_000 } };
     const id = newId();
     const ts = new Date().toISOString();
-    const etcd = new Etcd3({ hosts: etcdMember().url, credentials: etcdCredentials(etcdTlsFiles(etcdDir())) });
+    const etcd = connectEtcd(etcdMember().url, etcdTlsFiles(etcdDir()));
     try {
       await etcd.put(`/shoal/v1/services/${id}`).value(JSON.stringify({ id, spec, spec_version: 1, created_at: ts, updated_at: ts, errors: [] }));
       await etcd.put('/shoal/v1/service-names/bomb').value(JSON.stringify({ id: 'bomb', service_id: id }));

@@ -1,11 +1,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRootCA, issueKeyPair } from '../../src/ca/certificates';
 import { quietLogger } from '../../src/common/logger';
-import { EtcdSupervisor, etcdCredentials } from '../../src/manager/etcd/supervisor';
+import { connectEtcd } from '../../src/manager/etcd/client';
+import { EtcdSupervisor } from '../../src/manager/etcd/supervisor';
 import { etcdTlsFiles, writeEtcdTls } from '../../src/manager/manager-role';
 import { Store, type Versioned } from '../../src/manager/store/store';
 import { freePort } from '../helpers/ports';
@@ -37,7 +38,7 @@ describe('etcd store and supervisor (real etcd)', () => {
     opts = { dataDir: dir, name: 'n1', advertiseHost: '127.0.0.1', clientPort: await freePort(), peerPort: await freePort(), tls, log: quietLogger() };
     supervisor = new EtcdSupervisor(opts);
     await supervisor.start();
-    etcd = new Etcd3({ hosts: supervisor.clientUrl, credentials: etcdCredentials(tls) });
+    etcd = connectEtcd(supervisor.clientUrl, tls);
     store = new Store(etcd);
   });
 

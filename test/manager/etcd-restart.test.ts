@@ -2,11 +2,11 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Etcd3 } from 'etcd3';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRootCA, issueKeyPair } from '../../src/ca/certificates';
-import { EtcdSupervisor, etcdCredentials } from '../../src/manager/etcd/supervisor';
+import { connectEtcd } from '../../src/manager/etcd/client';
+import { EtcdSupervisor } from '../../src/manager/etcd/supervisor';
 import { etcdTlsFiles, writeEtcdTls } from '../../src/manager/manager-role';
 import { fillDisk } from '../helpers/disk';
 import { freePort } from '../helpers/ports';
@@ -62,7 +62,7 @@ describe('etcd supervisor on a full data disk (real etcd, a small tmpfs)', () =>
   });
 
   it('keeps restarting a dead member, backing off, until there is space again', async () => {
-    const client = new Etcd3({ hosts: supervisor.clientUrl, dialTimeout: 1000, credentials: etcdCredentials(etcdTlsFiles(dir)) });
+    const client = connectEtcd(supervisor.clientUrl, etcdTlsFiles(dir), { dialTimeoutMs: 1000 });
     try {
       await client.put('before').value('1');
       // full to the last page, with no pid file left to overwrite in place

@@ -70,6 +70,7 @@ describe('a node whose data disk is full', () => {
     fs.rmSync(path.join(node.dataDir, 'filler-1'));
     fs.rmSync(path.join(node.dataDir, 'filler-2'));
     await until('the cluster store to answer again', () => node.shoal('service', 'ls').code === 0);
-    expect(fs.readFileSync(path.join(node.dir, 'shoald.log'), 'utf8')).toMatch(/etcd member is back after \d+ failed restart/);
+    // The store may answer a moment before the supervisor's health check has seen the member back.
+    await until('shoald to log the etcd member back', () => /etcd member is back after \d+ failed restart/.test(fs.readFileSync(path.join(node.dir, 'shoald.log'), 'utf8')));
   });
 });

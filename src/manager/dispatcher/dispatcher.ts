@@ -19,7 +19,7 @@ import type { RegistryAuth } from '../../gen/shoal/v1/RegistryAuth';
 
 export const HEARTBEAT_PERIOD_MS = 5000;
 // A node is down after missing this many heartbeats in a row.
-const HEARTBEAT_MISSES = 3;
+export const HEARTBEAT_MISSES = 3;
 const PUSH_DEBOUNCE_MS = 2;
 const STATUS_RETRIES = 5;
 
@@ -171,7 +171,7 @@ export class Dispatcher {
       if (this.sessions.get(nodeId) !== session) return;
       this.sessions.delete(nodeId);
       this.log.warn({ nodeId }, 'worker session closed');
-      void this.closeSession(session, 'session closed');
+      void this.closeSession(session);
     };
     call.on('cancelled', closed);
     call.on('close', closed);
@@ -278,13 +278,16 @@ export class Dispatcher {
   }
 
   /**
-   * A session that ends marks its node down only while it is still the node's current session
-   * anywhere in the cluster: the node may already have opened a new one with another manager.
+   * A session that ends is forgotten if it is still the node's current session anywhere in the
+   * cluster (the node may already have opened a new one with another manager). Its node is marked
+   * down here only after missed heartbeats; a stream that just closed (the node restarting, or its
+   * manager going away) leaves that to the leader's reaper, which gives the node the grace period
+   * to open a new session before its tasks are replaced.
    */
-  private async closeSession(s: Session, message: string): Promise<void> {
+  private async closeSession(s: Session, downBecause?: string): Promise<void> {
     try {
-      if (!(await this.registry.close(s.nodeId, s.id))) return;
-      await this.markNode(s.nodeId, (n) => ({ ...n, status: { ...n.status!, state: 'NODE_DOWN', message } }));
+      if (!(await this.registry.close(s.nodeId, s.id)) || !downBecause) return;
+      await this.markNode(s.nodeId, (n) => ({ ...n, status: { ...n.status!, state: 'NODE_DOWN', message: downBecause } }));
     } catch (err) {
       this.log.warn({ err, nodeId: s.nodeId }, 'marking node down failed');
     }

@@ -6,6 +6,8 @@ const SESSIONS = '/shoal/live/sessions/';
 const MANAGERS_ALIVE = '/shoal/live/managers/';
 /** A manager that stops answering loses its sessions and its presence after this long. */
 export const MANAGER_LEASE_TTL_S = 5;
+const RENEW_RETRY_MIN_MS = 100;
+const RENEW_RETRY_MAX_MS = 2000;
 
 /**
  * Which manager holds each node's dispatcher session, in etcd under this manager's lease: when a
@@ -17,6 +19,8 @@ export class SessionRegistry {
   private lease: Lease | undefined;
   /** The sessions this manager holds, to record again under a new lease if the old one is lost. */
   private readonly held = new Map<string, string>();
+  private renewTimer: NodeJS.Timeout | undefined;
+  private retryMs = 0;
 
   constructor(
     private readonly etcd: Etcd3,
@@ -34,13 +38,22 @@ export class SessionRegistry {
     this.lease = lease;
     lease.on('lost', (err) => {
       if (this.lease !== lease) return;
-      this.log.warn({ err: err.message, sessions: this.held.size }, 'manager lease lost; taking a new one and recording its sessions again');
-      this.renewLease();
-      void this.recordAll().catch((e) => this.log.warn({ err: e }, 'recording sessions under the new lease failed'));
+      // A lease is lost at once when etcd cannot grant one; without a pause that is a busy loop.
+      this.retryMs = Math.min(this.retryMs * 2 || RENEW_RETRY_MIN_MS, RENEW_RETRY_MAX_MS);
+      this.log.warn({ err: err.message, sessions: this.held.size, retryInMs: this.retryMs }, 'manager lease lost; taking a new one and recording its sessions again');
+      this.renewTimer = setTimeout(() => {
+        if (this.lease !== lease) return;
+        this.renewLease();
+        this.recordAll().then(
+          () => (this.retryMs = 0),
+          (e) => this.log.warn({ err: e }, 'recording sessions under the new lease failed'),
+        );
+      }, this.retryMs);
     });
   }
 
   async stop(): Promise<void> {
+    clearTimeout(this.renewTimer);
     const lease = this.lease;
     this.lease = undefined;
     await lease?.revoke().catch(() => undefined);

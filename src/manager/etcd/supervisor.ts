@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hostname } from 'node:os';
 import type { sendUnaryData, ServiceError } from '@grpc/grpc-js';
-import { Etcd3 } from 'etcd3';
+import { connectEtcd } from './client';
 import { diskFull, diskFullError, isNoSpace } from '../../common/disk';
 import { type ShoalError, toServiceError, unavailable } from '../../common/errors';
 import type { Logger } from '../../common/logger';
@@ -199,7 +199,7 @@ export class EtcdSupervisor {
   }
 
   private async waitHealthy(): Promise<void> {
-    const client = new Etcd3({ hosts: this.clientUrl, dialTimeout: 1000, credentials: etcdCredentials(this.opts.tls) });
+    const client = connectEtcd(this.clientUrl, this.opts.tls, { dialTimeoutMs: 1000 });
     const deadline = Date.now() + START_TIMEOUT_MS;
     try {
       for (;;) {
@@ -256,10 +256,6 @@ export class EtcdSupervisor {
 }
 
 /** Client credentials for the member's TLS API: shoald uses the member's own certificate. */
-export function etcdCredentials(tls: EtcdTlsFiles): { rootCertificate: Buffer; privateKey: Buffer; certChain: Buffer } {
-  return { rootCertificate: fs.readFileSync(tls.caFile), privateKey: fs.readFileSync(tls.keyFile), certChain: fs.readFileSync(tls.certFile) };
-}
-
 const urlHost = (host: string) => (host.includes(':') ? `[${host}]` : host);
 
 function isAlive(pid: number): boolean {
