@@ -8,6 +8,8 @@ import type { TaskStatusUpdate } from '../gen/shoal/v1/TaskStatusUpdate';
 import type { LogLine } from '../gen/shoal/v1/LogLine';
 import type { Logger } from '../common/logger';
 import { grpcTarget, shoalProto } from '../common/proto';
+import type { Task__Output } from '../gen/shoal/v1/Task';
+import { applyAssignments } from './assignments';
 import type { Executor } from './executor';
 import { readTaskLog } from './task-logs';
 
@@ -45,6 +47,8 @@ export class Agent {
   private addr = '';
   private session: grpc.ClientReadableStream<SessionMessage__Output> | undefined;
   private sessionId = '';
+  /** The task set the session's messages add up to. */
+  private assigned = new Map<string, Task__Output>();
   private heartbeat: NodeJS.Timeout | undefined;
   private reconnectDelay = RECONNECT_MIN_MS;
   private stopped = false;
@@ -129,7 +133,10 @@ export class Agent {
     if (msg.removed) return this.opts.onRemoved();
     if (msg.managers.length) this.updateManagers(msg.managers);
     if (msg.desired_role) this.opts.onDesiredRole(msg.desired_role);
-    if (msg.assignments) this.opts.executor.setAssignments(msg.assignments.tasks, msg.assignments.registry_auth);
+    if (msg.assignments) {
+      this.assigned = applyAssignments(this.assigned, msg.assignments);
+      this.opts.executor.setAssignments([...this.assigned.values()], msg.assignments.registry_auth);
+    }
     if (msg.log_subscription) this.serveLogs(msg.log_subscription);
     if (msg.cancel_log_subscription) this.logReaders.get(msg.cancel_log_subscription)?.abort();
   }

@@ -14,6 +14,7 @@ import type { StoreCache } from '../store/cache';
 import type { Logger } from '../../common/logger';
 import { newId, now, rank } from '../../common/tasks';
 import type { Op, Store } from '../store/store';
+import { diffAssignments } from './assignments';
 import type { StoredRegistryAuth } from '../control-api';
 import type { RegistryAuth } from '../../gen/shoal/v1/RegistryAuth';
 
@@ -29,7 +30,9 @@ interface Session {
   call: ServerWritableStream<SessionRequest__Output, SessionMessage>;
   lastHeartbeat: number;
   /** Ids and desired states of the last assignment set sent, so unchanged sets are not re-sent. */
-  lastSent: string;
+  /** What this session's worker was last told: its tasks (id → key) and everything else, as one key. */
+  sentTasks: Map<string, string> | undefined;
+  sentMeta: string;
 }
 
 /** Only node certificates reach the dispatcher: a worker's, or a manager's own worker side. */
@@ -141,7 +144,7 @@ export class Dispatcher {
 
   private async openSession(nodeId: string, call: ServerWritableStream<SessionRequest__Output, SessionMessage>): Promise<void> {
     const { description } = call.request;
-    const session: Session = { id: newId(), nodeId, call, lastHeartbeat: Date.now(), lastSent: '' };
+    const session: Session = { id: newId(), nodeId, call, lastHeartbeat: Date.now(), sentTasks: undefined, sentMeta: '' };
     const known = await this.store.get<Node__Output>('nodes', nodeId).then(
       (n) => n !== null,
       () => true,
@@ -210,19 +213,16 @@ export class Dispatcher {
       const desiredRole = node?.spec?.role ?? '';
       // Status reports come from the worker itself; only membership, desired states, credentials,
       // the manager list and the node's role are news to it.
-      const key = [
-        set.map((t) => `${t.id}:${t.desired_state}`).join(','),
-        authVersions.join(','),
-        managers.join(','),
-        desiredRole,
-        node ? '' : 'removed',
-      ].join('|');
-      if (key === s.lastSent) continue;
-      s.lastSent = key;
+      const meta = [authVersions.join(','), managers.join(','), desiredRole, node ? '' : 'removed'].join('|');
+      const { changed, removed, next } = diffAssignments(s.sentTasks ?? new Map(), set);
+      const incremental = s.sentTasks !== undefined;
+      if (incremental && !changed.length && !removed.length && meta === s.sentMeta) continue;
+      s.sentTasks = next;
+      s.sentMeta = meta;
       s.call.write({
         session_id: s.id,
         heartbeat_period_ms: HEARTBEAT_PERIOD_MS,
-        assignments: { tasks: set, registry_auth },
+        assignments: incremental ? { tasks: changed, removed_task_ids: removed, incremental, registry_auth } : { tasks: set, registry_auth },
         managers,
         desired_role: desiredRole,
         removed: !node,
