@@ -167,6 +167,32 @@ describe('a cluster of 3 managers and 2 workers', { timeout: 300_000 }, () => {
   });
 });
 
+describe('quorum', { timeout: 300_000 }, () => {
+  it('says plainly on the manager left that a quorum is lost, changes nothing, and works again once it is back', async () => {
+    createService('steady', '--replicas', '2', 'shoal-test:latest', 'sleep', '1000');
+    await cluster.waitFor(() => running('steady').length === 2, { what: '2 running' });
+    const [left, ...gone] = cluster.managers;
+    for (const m of gone) {
+      await m.kill('SIGKILL');
+      await m.killEtcd();
+    }
+    try {
+      const sentence = /^Error: the cluster store \(etcd\) did not answer in time; more than half of the managers must be up and reachable for the cluster to be read or changed\n$/;
+      for (const args of [['service', 'ls'], ['service', 'scale', 'steady=3', '-d'], ['node', 'ls']]) {
+        const r = left.shoal(...args);
+        expect(r.code, args.join(' ')).toBe(1);
+        expect(r.stderr, args.join(' ')).toMatch(sentence);
+      }
+    } finally {
+      for (const m of gone) await m.start();
+    }
+    await cluster.waitFor(() => left.shoal('service', 'ls').code === 0, { what: 'the store to answer with a quorum back' });
+    await cluster.waitFor(() => nodes().every((n) => n.status!.state === 'NODE_READY'), { what: 'every node Ready again' });
+    // The scale refused without a quorum did not happen later either.
+    expect(JSON.parse(left.ok('service', 'inspect', 'steady'))[0].spec.mode.replicated.replicas).toBe(2);
+  });
+});
+
 describe('security', { timeout: 300_000 }, () => {
   const controlClient = (host: TestHost, creds: { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions }) =>
     new (shoalProto().Control)(`${host.addr}:2377`, creds.credentials, creds.options);

@@ -39,7 +39,7 @@ export async function startEtcd(flags: string[] = []): Promise<TestEtcd> {
     { stdio: ['ignore', log, log] },
   );
   fs.closeSync(log);
-  // Probed with a client of its own: refused connections would open the test client's circuit breaker.
+  // Probed with a client of its own, so the test's client never sees the refused connections of start-up.
   const probe = new Etcd3({ hosts: url, dialTimeout: 1000 });
   let client: Etcd3 | undefined;
   const stop = async () => {

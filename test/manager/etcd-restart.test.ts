@@ -78,7 +78,7 @@ describe('etcd supervisor on a full data disk (real etcd, a small tmpfs)', () =>
       const f = failures();
       expect(f.slice(0, 4).map((e) => e.retryInMs)).toEqual([200, 400, 800, 800]);
       expect(f[0].msg).toMatch(/^restarting etcd failed \(1 in a row\): the data disk of node .+ is full: .+; trying again in 0\.2 s$/);
-      expect(await supervisor.explain('internal error: Execution prevented because the circuit breaker is open')).toMatchObject({
+      expect(await supervisor.explain('the cluster store (etcd) is unavailable: 14 UNAVAILABLE: No connection established')).toMatchObject({
         message: expect.stringMatching(/^the data disk of node .+ is full: /),
       });
       // no member runs that no pid file names

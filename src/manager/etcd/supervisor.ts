@@ -125,12 +125,12 @@ export class EtcdSupervisor {
   }
 
   /**
-   * What a client should be told when a call to the store failed with `details` (etcd unreachable,
-   * etcd3's "circuit breaker is open"): that the data disk is full, when it is, or that etcd is
-   * down and being restarted; undefined when neither explains it.
+   * What a client should be told when a call to the store failed with `details` (etcd unreachable
+   * or not answering in time): that the data disk is full, when it is, or that etcd is down and
+   * being restarted; undefined when neither explains it.
    */
   async explain(details: string): Promise<ShoalError | undefined> {
-    if (!/circuit breaker is open|UNAVAILABLE|no connection established|no space left|ENOSPC|deadline exceeded/i.test(details)) return undefined;
+    if (!/UNAVAILABLE|no connection established|no space left|ENOSPC|deadline exceeded|did not answer in time/i.test(details)) return undefined;
     if (await diskFull(this.opts.dataDir)) return diskFullError(this.opts.dataDir);
     if (this.failures) {
       return unavailable(`the cluster store (etcd) of node ${hostname()} is down; restarting it failed ${this.failures} time(s), last: ${this.lastFailure?.message}; shoald keeps trying`);

@@ -20,13 +20,11 @@ export function storeError(err: unknown): ShoalError {
     return resourceExhausted(`the write is too large for the cluster store (etcd takes at most 1.5 MiB per request): ${message}`);
   }
   if (err instanceof GRPCResourceExhastedError) return resourceExhausted(`the cluster store (etcd) refused the write: ${message}`);
-  // The client's circuit breaker (cockatiel's BrokenCircuitError) opens after repeated failures.
-  const brokenCircuit = (err as { isBrokenCircuitError?: boolean } | null)?.isBrokenCircuitError === true;
-  const transient =
-    brokenCircuit ||
-    err instanceof GRPCUnavailableError ||
-    err instanceof GRPCDeadlineExceededError ||
-    (err instanceof Error && isRecoverableError(err));
-  if (transient) return unavailable(`the cluster store (etcd) is unavailable: ${message}`);
+  // etcd holds a request that needs its raft leader until the deadline when there is none: with
+  // managers down, that is a lost quorum, and what the operator can act on.
+  if (err instanceof GRPCDeadlineExceededError) {
+    return unavailable('the cluster store (etcd) did not answer in time; more than half of the managers must be up and reachable for the cluster to be read or changed');
+  }
+  if (err instanceof GRPCUnavailableError || (err instanceof Error && isRecoverableError(err))) return unavailable(`the cluster store (etcd) is unavailable: ${message}`);
   return internal(`the cluster store (etcd) failed: ${message}`);
 }
