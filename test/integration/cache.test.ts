@@ -92,7 +92,8 @@ describe('store cache (real etcd)', () => {
     expect(changes).toContain('tasks/pending');
     expect(changes.filter((c) => c.startsWith('sessions') || c.startsWith('managers-alive'))).toEqual([]);
 
-    await direct.commit([{ type: 'update', kind: 'tasks', obj: { ...t, node_id: 'n1' } }]);
+    const assigned: Task__Output = { ...t, node_id: 'n1' };
+    await direct.commit([{ type: 'update', kind: 'tasks', obj: assigned }]);
     await expect.poll(() => cache.tasksOfNode('n1').map((x) => x.id).sort()).toEqual(['before', 'pending']);
     expect(cache.tasksOfNode('')).toEqual([]);
 

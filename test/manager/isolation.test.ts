@@ -6,13 +6,19 @@ import { withConvergenceError } from '../../src/manager/convergence-errors';
 import { orchestrate, planServices } from '../../src/manager/orchestrator/pass';
 import { planPlacements, schedulePending } from '../../src/manager/scheduling';
 import { StoreCache } from '../../src/manager/store/cache';
-import { Store } from '../../src/manager/store/store';
+import { Store, type Op } from '../../src/manager/store/store';
 import { MAX_REPLICAS } from '../../src/manager/validate';
 import { service, task } from '../fixtures';
 import { node, task as pendingTask } from '../scheduler/fixtures';
 import { startEtcd, type TestEtcd } from '../helpers/etcd';
 
 const NOW = Date.UTC(2026, 0, 2);
+/** The task a scheduling op writes. */
+const written = (op: Op): Task__Output => {
+  if (op.type === 'delete') throw new Error(`expected a write, got a delete of ${op.id}`);
+  return op.obj as Task__Output;
+};
+const withReplicas = (s: Service__Output, replicas: number): Service__Output => ({ ...s, spec: { ...s.spec!, mode: { mode: 'replicated', replicated: { replicas } } } });
 const named = (id: string, name: string, replicas: number): Service__Output => {
   const s = service(replicas);
   return { ...s, id, spec: { ...s.spec!, name } };
@@ -49,7 +55,7 @@ describe('one service cannot stall the scheduler for the others', () => {
     const plain = [pendingTask('p-1', { service: 'plain', slot: 1 }), pendingTask('p-2', { service: 'plain', slot: 2 })];
     const { plans, failures } = planPlacements([n], [constrained, ...plain]);
     expect(failures.get('constrained')).toMatch(/^scheduling its tasks failed: /);
-    expect(plans.get('plain')!.map((op) => (op as { obj: Task__Output }).obj.node_id)).toEqual(['n1', 'n1']);
+    expect(plans.get('plain')!.map((op) => written(op).node_id)).toEqual(['n1', 'n1']);
   });
 
   it('schedules each service against the placements made before it', () => {
@@ -57,9 +63,9 @@ describe('one service cannot stall the scheduler for the others', () => {
     const first = pendingTask('a-1', { service: 'a', memory: 80 });
     const second = { ...pendingTask('b-1', { service: 'b', memory: 80 }), created_at: '2024-01-02T00:00:00.000Z' };
     const { plans } = planPlacements([n], [second, first]);
-    const written = (serviceId: string) => plans.get(serviceId)!.map((op) => (op as { obj: Task__Output }).obj);
-    expect(written('a').map((t) => t.node_id)).toEqual(['n1']);
-    expect(written('b').map((t) => [t.node_id, t.schedule_error])).toEqual([['', 'no suitable node (insufficient memory on 1 node)']]);
+    const tasksOf = (serviceId: string) => plans.get(serviceId)!.map(written);
+    expect(tasksOf('a').map((t) => t.node_id)).toEqual(['n1']);
+    expect(tasksOf('b').map((t) => [t.node_id, t.schedule_error])).toEqual([['', 'no suitable node (insufficient memory on 1 node)']]);
   });
 });
 
@@ -114,7 +120,7 @@ describe('leader passes with a write that etcd refuses (real etcd)', () => {
     expect(stored.errors[0].message).toMatch(/^writing its tasks failed: the write is too large for the cluster store/);
 
     // Once the service is small enough, the next pass writes its tasks and clears the error.
-    await cache.commit([{ type: 'update', kind: 'services', obj: { ...stored, spec: { ...stored.spec!, mode: { mode: 'replicated', replicated: { replicas: 1 } } } } }]);
+    await cache.commit([{ type: 'update', kind: 'services', obj: withReplicas(stored, 1) }]);
     await orchestrate(cache, log);
     expect((await store.list<Task__Output>('tasks')).filter((t) => t.service_id === 'big')).toHaveLength(1);
     expect((await store.get<Service__Output>('services', 'big'))!.errors).toEqual([]);
@@ -125,7 +131,7 @@ describe('leader passes with a write that etcd refuses (real etcd)', () => {
     // over 100 KB, are one transaction that etcd refuses.
     for (const replicas of [2, 3]) {
       const big = (await store.get<Service__Output>('services', 'big'))!;
-      await cache.commit([{ type: 'update', kind: 'services', obj: { ...big, spec: { ...big.spec!, mode: { mode: 'replicated', replicated: { replicas } } } } }]);
+      await cache.commit([{ type: 'update', kind: 'services', obj: withReplicas(big, replicas) }]);
       await orchestrate(cache, log);
     }
     await cache.commit([{ type: 'create', kind: 'nodes', obj: node('n1') }]);

@@ -37,7 +37,7 @@ function chatty(batches: number): string[] {
 async function lines(file: string): Promise<string[]> {
   const out: LogLine[] = [];
   await readTaskLog(file, 't', { tail: -1, follow: false, signal: new AbortController().signal }, (l) => out.push(...l));
-  return out.map((l) => l.line);
+  return out.map((l) => l.line ?? '');
 }
 
 async function until(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {

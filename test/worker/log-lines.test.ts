@@ -61,7 +61,7 @@ describe('readTaskLog', () => {
     fs.writeFileSync(log, rec(1, 'stdout', 'F', 'first'));
     const out: string[] = [];
     const abort = new AbortController();
-    const done = readTaskLog(log, 't', { tail: -1, follow: true, signal: abort.signal }, (l) => out.push(...l.map((x) => x.line)));
+    const done = readTaskLog(log, 't', { tail: -1, follow: true, signal: abort.signal }, (l) => out.push(...l.map((x) => x.line ?? '')));
     const until = async (n: number) => {
       for (let i = 0; i < 200 && out.length < n; i++) await new Promise((r) => setTimeout(r, 20));
     };

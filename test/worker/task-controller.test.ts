@@ -4,8 +4,8 @@ import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import type { RegistryClient } from '../../src/images/registry/client';
 import type { State } from '../../src/common/tasks';
 import { Semaphore } from '../../src/worker/semaphore';
-import { exitStatus, nextStep, type Observed } from '../../src/worker/exec/lifecycle';
-import { TaskController, type StatusReport } from '../../src/worker/exec/task-controller';
+import { exitStatus, nextStep, type Observed, type StatusReport } from '../../src/worker/exec/lifecycle';
+import { TaskController } from '../../src/worker/exec/task-controller';
 import { service, task } from '../fixtures';
 import { FakeImages, FakeRuntime, resolvedImage } from '../helpers/executor-fakes';
 
