@@ -74,12 +74,21 @@ export class Leadership {
   private campaignOnce(): void {
     const campaign = this.etcd.election(LEADER_ELECTION, LEASE_TTL_S).campaign(this.nodeId);
     this.campaign = campaign;
-    campaign.on('elected', () => void this.lead(campaign));
-    campaign.on('error', (err) => {
-      this.log.error({ err }, 'lost leadership or campaign failed; campaigning again');
-      this.stepDown();
-      if (this.campaign === campaign) setTimeout(() => this.campaign === campaign && this.campaignOnce(), 1000).unref();
+    campaign.on('elected', () => {
+      // Taking over reads etcd, which may fail (or be closed by stop()) meanwhile.
+      this.lead(campaign).catch((err) => {
+        if (this.campaign !== campaign) return;
+        this.campaignAgain(campaign, err, 'taking over as leader failed');
+        void campaign.resign().catch(() => undefined);
+      });
     });
+    campaign.on('error', (err) => this.campaignAgain(campaign, err, 'lost leadership or campaign failed'));
+  }
+
+  private campaignAgain(campaign: Campaign, err: unknown, what: string): void {
+    this.log.error({ err }, `${what}; campaigning again`);
+    this.stepDown();
+    if (this.campaign === campaign) setTimeout(() => this.campaign === campaign && this.campaignOnce(), 1000).unref();
   }
 
   /**
