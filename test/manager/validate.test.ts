@@ -40,6 +40,8 @@ describe('validateServiceSpec', () => {
         restart_policy: { condition: 'any', delay_ms: 5000, max_attempts: 0, window_ms: 0 },
         placement: { constraints: [], max_replicas: 0, preferences: [], platforms: [] },
       },
+      update_config: { parallelism: 1, delay_ms: 0, failure_action: 'pause', monitor_ms: 5000, max_failure_ratio: 0, order: 'stop-first' },
+      rollback_config: { parallelism: 1, delay_ms: 0, failure_action: 'pause', monitor_ms: 5000, max_failure_ratio: 0, order: 'stop-first' },
     });
   });
 
