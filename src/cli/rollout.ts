@@ -73,7 +73,8 @@ export async function waitForRollout(client: Client, serviceId: string, quiet: b
     for (const [name, where] of p.slots) shown.set(name, where);
     const ended = p.ended;
     if (ended?.state === 'paused' || ended?.state === 'rollback_paused') {
-      throw new ShoalError(grpcStatus.FAILED_PRECONDITION, `service ${service.spec!.name}: ${ended.message}`);
+      const what = ended.state === 'paused' ? 'update' : 'rollback';
+      throw new ShoalError(grpcStatus.FAILED_PRECONDITION, `${what} of service ${service.spec!.name} paused: ${ended.message}`);
     }
     if (ended) return ended;
     await new Promise((r) => setTimeout(r, POLL_MS));

@@ -149,7 +149,7 @@ describe('rolling update: failures', () => {
     const tasks = [failedNew(s, 1), running(s, 2, 1, START - 1), running(s, 3, 1, START - 1), running(s, 4, 1, START - 1)];
     const plan = reconcileReplicated(s, tasks, NOW);
     expect(plan.service!.update_status!.state).toBe('paused');
-    expect(plan.service!.update_status!.message).toMatch(/^update paused: task web\.1 \(\S+\) failed: exit code 1; 1 of 4 updated task\(s\) failed/);
+    expect(plan.service!.update_status!.message).toMatch(/^task web\.1 \(\S+\) failed: exit code 1; 1 of 4 updated tasks failed, more than the max failure ratio 0$/);
     expect(plan.create.filter((t) => t.slot !== 1)).toEqual([]);
     const paused = { ...s, update_status: plan.service!.update_status };
     expect(decideUpdate(paused, new Map(tasks.map((t) => [String(t.slot), [t]])), NOW).replace.size).toBe(0);
@@ -187,7 +187,7 @@ describe('rolling update: failures', () => {
     expect(back.spec!.task_template!.container!.image).toBe('shoal-test:v1');
     expect([back.spec_version, back.previous_spec_version]).toEqual([1, 2]);
     expect(back.previous_spec!.task_template!.container!.image).toBe('shoal-test:v2');
-    expect(back.update_status).toMatchObject({ state: 'rollback_started', started_at: iso(NOW), message: expect.stringMatching(/^update rolled back: task web\.1/) });
+    expect(back.update_status).toMatchObject({ state: 'rollback_started', started_at: iso(NOW), message: expect.stringMatching(/^task web\.1 \(\S+\) failed: exit code 1; 1 of 3 updated tasks failed/) });
   });
 
   it('pauses instead when there is no previous spec to roll back to', () => {
@@ -228,14 +228,14 @@ describe('rollback', () => {
     expect(plan.service!.spec_version).toBe(1);
   });
 
-  it('completes as rollback_completed, keeping why it began', () => {
+  it('completes as rollback_completed, keeping why it was started', () => {
     const s = rollingBack(2, { monitor_ms: 1000 });
     const plan = reconcileReplicated(s, [running(s, 1, 1, NOW - 2000, START + 1), running(s, 2, 1, START - 600_000)], NOW);
     expect(plan.service!.update_status).toEqual({
       state: 'rollback_completed',
       started_at: iso(START),
       completed_at: iso(NOW),
-      message: 'rollback completed (manually requested rollback)',
+      message: 'manually requested rollback',
     });
   });
 });

@@ -192,7 +192,7 @@ export function serviceCommand(connect: Connect): Command {
     if (!s.update_status) {
       const ended = await waitForRollout(client, s.id, !!opts.quiet);
       if (ended.state === 'rollback_completed') {
-        throw new ShoalError(status.FAILED_PRECONDITION, `service ${s.spec!.name} was rolled back to its previous spec: ${ended.message}`);
+        throw new ShoalError(status.FAILED_PRECONDITION, `update of service ${s.spec!.name} was rolled back: ${ended.message}`);
       }
     }
     await waitForConvergence(client, s.id, !!opts.quiet);

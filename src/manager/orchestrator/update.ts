@@ -135,19 +135,19 @@ export function decideUpdate(service: Service__Output, slots: Map<string, Task__
   const total = Math.max(1, slots.size);
   if (r.failures.length / total > config.max_failure_ratio && config.failure_action !== 'continue') {
     const last = [...r.failures].sort(newestFirst)[0];
-    const why = `${describe(last)}; ${r.failures.length} of ${total} ${word}d task(s) failed, more than the max failure ratio ${config.max_failure_ratio}`;
+    const why = `${describe(last)}; ${r.failures.length} of ${total} ${word}d tasks failed, more than the max failure ratio ${config.max_failure_ratio}`;
     if (word === 'update' && config.failure_action === 'rollback' && service.previous_spec) {
-      decision.service = rolledBack(service, at, `update rolled back: ${why}`);
+      decision.service = rolledBack(service, at, why);
     } else {
       const noPrevious = config.failure_action === 'rollback' ? '; there is no previous spec to roll back to' : '';
-      decision.service = withStatus(word === 'update' ? 'paused' : 'rollback_paused', `${word} paused: ${why}${noPrevious}`);
+      decision.service = withStatus(word === 'update' ? 'paused' : 'rollback_paused', `${why}${noPrevious}`);
     }
     return { replace: new Set(), order: decision.order, service: decision.service };
   }
 
   if (!r.dirty.length && !r.inFlight) {
-    const why = word === 'rollback' ? ` (${status!.message})` : '';
-    decision.service = withStatus(word === 'update' ? 'completed' : 'rollback_completed', `${word} completed${why}`, at);
+    // A completed rollback keeps the reason it was started for.
+    decision.service = word === 'update' ? withStatus('completed', 'update completed', at) : withStatus('rollback_completed', status!.message, at);
     return decision;
   }
   if (!underWay) decision.service = withStatus('updating', status!.message);
