@@ -5,6 +5,7 @@ import type { UpdateStatus__Output } from '../gen/shoal/v1/UpdateStatus';
 import { ShoalError } from '../common/errors';
 import { taskName, wantsRunning } from '../common/tasks';
 import type { Client } from './client';
+import { UNPLACEABLE_BEFORE_GIVING_UP_MS } from './converge';
 
 const POLL_MS = 200;
 
@@ -14,6 +15,8 @@ export interface RolloutProgress {
   updated: number;
   /** Set once the rollout has ended: completed, or the status that stopped it. */
   ended?: UpdateStatus__Output;
+  /** Why a new task cannot be placed, while one cannot: its slot stays in flight until it can. */
+  unplaceable?: string;
 }
 
 const newestFirst = (a: Task__Output, b: Task__Output) => b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id);
@@ -34,6 +37,7 @@ export function rolloutProgress(service: Service__Output, tasks: Task__Output[],
   const progress: RolloutProgress = { slots: [], updated: 0 };
   for (const [name, live] of bySlot) {
     const current = live.filter((t) => t.spec_version === service.spec_version).sort(newestFirst)[0];
+    if (current && !current.node_id && current.schedule_error) progress.unplaceable ??= `task ${name} cannot be placed: ${current.schedule_error}`;
     let where: string;
     if (!current) where = 'waiting (old spec)';
     else if (Date.parse(current.created_at) < startedMs) where = 'updated';
@@ -59,6 +63,8 @@ export function rolloutProgress(service: Service__Output, tasks: Task__Output[],
 export async function waitForRollout(client: Client, serviceId: string, quiet: boolean): Promise<UpdateStatus__Output> {
   const shown = new Map<string, string>();
   let lastState = '';
+  // A new task no node can take would keep its slot in flight for ever: say so, as the wait for convergence does.
+  let unplaceableSince = 0;
   for (;;) {
     const service = await client.getService(serviceId);
     const { tasks } = await client.listTasks({ service: serviceId });
@@ -77,6 +83,11 @@ export async function waitForRollout(client: Client, serviceId: string, quiet: b
       throw new ShoalError(grpcStatus.FAILED_PRECONDITION, `${what} of service ${service.spec!.name} paused: ${ended.message}`);
     }
     if (ended) return ended;
+    const unplaceable = p.unplaceable;
+    unplaceableSince = unplaceable ? unplaceableSince || Date.now() : 0;
+    if (unplaceable && Date.now() - unplaceableSince >= UNPLACEABLE_BEFORE_GIVING_UP_MS) {
+      throw new ShoalError(grpcStatus.FAILED_PRECONDITION, `service ${service.spec!.name} is not converging: ${unplaceable}`);
+    }
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
 }

@@ -70,6 +70,13 @@ describe('rollout progress', () => {
     expect(p.ended).toBeUndefined();
   });
 
+  it('says why a new task cannot be placed', () => {
+    const s = service({});
+    const unplaced = task(s, 1, 'PENDING', { spec_version: 2, node_id: '', schedule_error: 'no suitable node (insufficient memory on 1 node)', created_at: iso(NOW - 500) });
+    expect(rolloutProgress(s, [unplaced], NOW).unplaceable).toBe('task web.1 cannot be placed: no suitable node (insufficient memory on 1 node)');
+    expect(rolloutProgress(s, [task(s, 1, 'RUNNING', { spec_version: 2 })], NOW).unplaceable).toBeUndefined();
+  });
+
   it('ends with the status that ended the rollout', () => {
     for (const state of ['completed', 'paused', 'rollback_completed', 'rollback_paused']) {
       expect(rolloutProgress(service({ state }), [], NOW).ended!.state).toBe(state);

@@ -29,24 +29,31 @@ function shoal(...args: string[]): Promise<Run> {
 
 const inspect = async (name: string): Promise<Service__Output> => apiOf(node).getService(name);
 
+/**
+ * Updates a 6-replica service 2 slots at a time in `order`, watching its tasks until the CLI
+ * returns: the fewest serving (meant to run, and running) and the most containers up at once.
+ */
+async function rollWatching(name: string, order: string): Promise<{ result: Run; fewestServing: number; mostUp: number; before: string[] }> {
+  node.ok('service', 'create', '--name', name, '--replicas', '6', '--update-parallelism', '2', '--update-order', order, ...QUICK, 'shoal-test:latest', ...IDLE);
+  const before = (await runningOf(node, name)).map((t) => t.id);
+  expect(before).toHaveLength(6);
+  const update = shoal('service', 'update', '--env-add', 'V=2', name);
+  let done = false;
+  void update.then(() => (done = true));
+  let fewestServing = 6;
+  let mostUp = 0;
+  while (!done) {
+    const tasks = await tasksOf(node, name);
+    fewestServing = Math.min(fewestServing, tasks.filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING').length);
+    mostUp = Math.max(mostUp, tasks.filter((t) => t.status!.state === 'RUNNING').length);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { result: await update, fewestServing, mostUp, before };
+}
+
 describe('rolling update', () => {
   it('replaces 6 replicas 2 at a time, stop-first: never fewer than 4 running, never more than 6 containers', async () => {
-    node.ok('service', 'create', '--name', 'web', '--replicas', '6', '--update-parallelism', '2', ...QUICK, 'shoal-test:latest', ...IDLE);
-    const before = (await runningOf(node, 'web')).map((t) => t.id);
-    expect(before).toHaveLength(6);
-
-    const update = shoal('service', 'update', '--env-add', 'V=2', 'web');
-    let done = false;
-    void update.then(() => (done = true));
-    let fewestServing = 6;
-    let mostUp = 0;
-    while (!done) {
-      const tasks = await tasksOf(node, 'web');
-      fewestServing = Math.min(fewestServing, tasks.filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING').length);
-      mostUp = Math.max(mostUp, tasks.filter((t) => t.status!.state === 'RUNNING').length);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const r = await update;
+    const { result: r, fewestServing, mostUp, before } = await rollWatching('web', 'stop-first');
     expect(r.code, r.stderr).toBe(0);
     expect(fewestServing).toBe(4);
     expect(mostUp).toBeLessThanOrEqual(6);
@@ -60,6 +67,15 @@ describe('rolling update', () => {
     expect(after).toHaveLength(6);
     expect(after.every((t) => t.spec_version === s.spec_version && t.spec!.container!.env.includes('V=2'))).toBe(true);
     expect(after.some((t) => before.includes(t.id))).toBe(false);
+  }, ROLLOUT_MS);
+
+  it('start-first never has fewer than 6 running, nor more than 2 extra containers', async () => {
+    const { result: r, fewestServing, mostUp } = await rollWatching('web', 'start-first');
+    expect(r.code, r.stderr).toBe(0);
+    expect(fewestServing).toBe(6);
+    expect(mostUp).toBeLessThanOrEqual(8);
+    expect((await inspect('web')).update_status!.state).toBe('completed');
+    expect((await runningOf(node, 'web')).every((t) => t.spec!.container!.env.includes('V=2'))).toBe(true);
   }, ROLLOUT_MS);
 
   it('a change of the replica count alone leaves the running tasks alone', async () => {

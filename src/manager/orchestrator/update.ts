@@ -67,8 +67,10 @@ interface Rollout {
 
 /**
  * Where each slot stands in a rollout that started at `startedMs`. A slot's new task counts as
- * updated once it has been running for the monitor period; one that ended by itself before
- * that is a failure, and its slot is done with (the restart policy, not the updater, restarts it).
+ * updated once it has been running for the monitor period; one that ended by itself is a
+ * failure, and its slot is done with (the restart policy, not the updater, restarts it). A new
+ * task that ends after its monitor period but while the rollout still runs counts too: once a
+ * task has ended, when it started running is no longer stored.
  */
 function survey(service: Service__Output, slots: Map<string, Task__Output[]>, startedMs: number, monitorMs: number, nowMs: number): Rollout {
   const version = service.spec_version;
