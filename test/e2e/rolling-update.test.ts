@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Service__Output } from '../../src/gen/shoal/v1/Service';
-import { apiOf, runningOf, tasksOf } from './observe';
+import { apiOf, runningOf, tasksOf, waitFor } from './observe';
 import { useE2eNode } from './use-node';
 
 const node = useE2eNode();
@@ -76,6 +76,25 @@ describe('rolling update', () => {
     expect(mostUp).toBeLessThanOrEqual(8);
     expect((await inspect('web')).update_status!.state).toBe('completed');
     expect((await runningOf(node, 'web')).every((t) => t.spec!.container!.env.includes('V=2'))).toBe(true);
+  }, ROLLOUT_MS);
+
+  it('a shoald restarted mid-update leads again and carries the update on from what etcd holds', async () => {
+    node.ok('service', 'create', '--name', 'carry', '--replicas', '4', '--update-monitor', '2s', 'shoal-test:latest', ...IDLE);
+    node.ok('service', 'update', '-d', '--env-add', 'V=2', 'carry');
+    const version = (await inspect('carry')).spec_version;
+    const midway = await waitFor('some but not all slots of carry to run the new spec', async () => {
+      const s = await inspect('carry');
+      const fresh = (await runningOf(node, 'carry')).filter((t) => t.spec_version === version).length;
+      return s.update_status?.state === 'updating' && fresh >= 1 && fresh < 4 && s.update_status;
+    });
+    await node.stop('SIGTERM');
+    await node.start();
+    const done = await waitFor('the update of carry to complete', async () => (await inspect('carry')).update_status?.state === 'completed' && inspect('carry'), 120_000);
+    // The same rollout went on: not begun again, and one new task per slot.
+    expect(done.update_status!.started_at).toBe(midway.started_at);
+    const running = await runningOf(node, 'carry');
+    expect(running.map((t) => [t.slot, t.spec_version]).sort()).toEqual([1, 2, 3, 4].map((slot) => [slot, version]));
+    expect((await tasksOf(node, 'carry')).filter((t) => t.spec_version === version)).toHaveLength(4);
   }, ROLLOUT_MS);
 
   it('a change of the replica count alone leaves the running tasks alone', async () => {
