@@ -86,6 +86,15 @@ describe('rolling update: pace', () => {
     expect(slotsOf(reconcileReplicated(s, tasks, NOW + 7000).create)).toEqual([2]);
   });
 
+  it('replaces slots whose old task is not running first', () => {
+    const s = updated(3, { parallelism: 1 });
+    const pending = task(s, 3, 'PENDING', { spec_version: 1, node_id: '', created_at: iso(START - 10) });
+    const plan = reconcileReplicated(s, [running(s, 1, 1, START - 100), running(s, 2, 1, START - 100), pending], NOW);
+    expect(slotsOf(plan.create)).toEqual([3]);
+    expect(plan.remove.map((t) => t.id)).toEqual([pending.id]);
+    expect(plan.update).toEqual([]);
+  });
+
   it('replaces every outdated slot at once with parallelism 0', () => {
     const s = updated(5, { parallelism: 0 });
     expect(slotsOf(reconcileReplicated(s, oldTasks(s, 5), NOW).create)).toEqual([1, 2, 3, 4, 5]);
@@ -225,6 +234,7 @@ describe('rollback', () => {
     const failed = task(s, 1, 'FAILED', { spec_version: 1, created_at: iso(START + 1) });
     const plan = reconcileReplicated(s, [failed, running(s, 2, 2, START - 100)], NOW);
     expect(plan.service!.update_status!.state).toBe('rollback_paused');
+    expect(plan.service!.update_status!.message).toMatch(/; 1 of 2 rolled back tasks failed, more than the max failure ratio 0$/);
     expect(plan.service!.spec_version).toBe(1);
   });
 

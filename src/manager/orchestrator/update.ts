@@ -54,7 +54,7 @@ const newestFirst = (a: Task__Output, b: Task__Output) => b.created_at.localeCom
 const bySlotKey = (a: string, b: string) => Number(a) - Number(b) || a.localeCompare(b);
 
 interface Rollout {
-  /** Slots whose live task is outdated and that have no new one yet. */
+  /** Slots whose live task is outdated and that have no new one yet, those not serving first. */
   dirty: string[];
   /** Slots whose new task has not yet run for `monitor`, nor failed. */
   inFlight: number;
@@ -75,6 +75,8 @@ interface Rollout {
 function survey(service: Service__Output, slots: Map<string, Task__Output[]>, startedMs: number, monitorMs: number, nowMs: number): Rollout {
   const version = service.spec_version;
   const r: Rollout = { dirty: [], inFlight: 0, failures: [], lastDoneAt: 0 };
+  // Replacing a slot whose old task is not running (pending, say) costs no serving replica.
+  const serving = new Set<string>();
   for (const [key, tasks] of slots) {
     const live = tasks.filter((t) => wantsRunning(t.desired_state));
     const fresh = tasks.filter((t) => t.spec_version === version && Date.parse(t.created_at) >= startedMs);
@@ -83,6 +85,7 @@ function survey(service: Service__Output, slots: Map<string, Task__Output[]>, st
     const current = live.filter((t) => t.spec_version === version).sort(newestFirst)[0];
     if (!current) {
       if (live.length) r.dirty.push(key);
+      if (live.some((t) => t.status!.state === 'RUNNING')) serving.add(key);
       continue;
     }
     if (failed.length || Date.parse(current.created_at) < startedMs) continue;
@@ -95,7 +98,7 @@ function survey(service: Service__Output, slots: Map<string, Task__Output[]>, st
       if (running) r.wakeAt = Math.min(r.wakeAt ?? Infinity, doneAt);
     }
   }
-  r.dirty.sort(bySlotKey);
+  r.dirty.sort((a, b) => Number(serving.has(a)) - Number(serving.has(b)) || bySlotKey(a, b));
   return r;
 }
 
@@ -137,7 +140,7 @@ export function decideUpdate(service: Service__Output, slots: Map<string, Task__
   const total = Math.max(1, slots.size);
   if (r.failures.length / total > config.max_failure_ratio && config.failure_action !== 'continue') {
     const last = [...r.failures].sort(newestFirst)[0];
-    const why = `${describe(last)}; ${r.failures.length} of ${total} ${word}d tasks failed, more than the max failure ratio ${config.max_failure_ratio}`;
+    const why = `${describe(last)}; ${r.failures.length} of ${total} ${word === 'update' ? 'updated' : 'rolled back'} tasks failed, more than the max failure ratio ${config.max_failure_ratio}`;
     if (word === 'update' && config.failure_action === 'rollback' && service.previous_spec) {
       decision.service = rolledBack(service, at, why);
     } else {
