@@ -113,6 +113,7 @@ export class Client {
   listServices = () => this.unary<ListServicesResponse__Output>(this.control, 'ListServices', {});
   updateService = async (req: UpdateServiceRequest) => stored(await this.unary<ServiceResponse__Output>(this.control, 'UpdateService', req));
   removeService = (service: string) => this.unary<RemoveServiceResponse__Output>(this.control, 'RemoveService', { service });
+  rollbackService = async (service: string) => stored(await this.unary<ServiceResponse__Output>(this.control, 'RollbackService', { service }));
   listTasks = (req: ListTasksRequest) => this.unary<ListTasksResponse__Output>(this.control, 'ListTasks', req);
   listNodes = () => this.unary<ListNodesResponse__Output>(this.control, 'ListNodes', {});
   listImages = () => this.unary<ListImagesResponse__Output>(this.images, 'List', {});

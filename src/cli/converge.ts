@@ -10,7 +10,7 @@ const POLL_MS = 100;
 const FAILURES_BEFORE_GIVING_UP = 3;
 // How long tasks must stay unplaceable, with nothing stopping that could free room, before the
 // wait gives up: the scheduler may not yet have seen the room a task that just stopped left.
-const UNPLACEABLE_BEFORE_GIVING_UP_MS = 5000;
+export const UNPLACEABLE_BEFORE_GIVING_UP_MS = 5000;
 const GLOBAL_EMPTY_AFTER_MS = 3000;
 // How long a converged state must hold before the wait believes it (Docker's monitor is 5 s).
 const CONVERGED_HOLD_MS = 500;

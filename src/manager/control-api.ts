@@ -6,12 +6,13 @@ import type { ServiceSpec, ServiceSpec__Output } from '../gen/shoal/v1/ServiceSp
 import type { Task__Output } from '../gen/shoal/v1/Task';
 import type { LogLine } from '../gen/shoal/v1/LogLine';
 import type { ServiceLogsRequest__Output } from '../gen/shoal/v1/ServiceLogsRequest';
-import { aborted, alreadyExists, hasCode, invalidArgument, notFound, toServiceError, unavailable } from '../common/errors';
+import { aborted, alreadyExists, failedPrecondition, hasCode, invalidArgument, notFound, toServiceError, unavailable } from '../common/errors';
 import { unary } from '../common/grpc-handlers';
 import { newId, now, taskName, wantsRunning } from '../common/tasks';
 import type { Dispatcher } from './dispatcher/dispatcher';
 import type { Op, Store, Versioned } from './store/store';
 import { validateServiceSpec } from './validate';
+import { rolledBack } from './orchestrator/update';
 import type { ImagePinner } from './pin-image';
 import type { RegistryAuth as RegistryAuthMsg } from '../gen/shoal/v1/RegistryAuth';
 import type { RegistryAuth } from '../images/registry/registries';
@@ -38,7 +39,7 @@ export interface StoredRegistryAuth extends Versioned, RegistryAuth {}
 /** Control API handlers that need the cluster store; the daemon answers Init and Info itself. */
 export type ClusterHandlers = Pick<
   ControlHandlers,
-  'CreateService' | 'GetService' | 'ListServices' | 'UpdateService' | 'RemoveService' | 'ListTasks' | 'ServiceLogs'
+  'CreateService' | 'GetService' | 'ListServices' | 'UpdateService' | 'RemoveService' | 'ListTasks' | 'ServiceLogs' | 'RollbackService'
 >;
 
 /**
@@ -62,6 +63,7 @@ export class ControlApi {
       RemoveService: unary((req) => this.removeService(req.service)),
       ListTasks: unary((req) => this.listTasks(req.service, req.node_id)),
       ServiceLogs: (call) => void this.serviceLogs(call),
+      RollbackService: unary((req) => this.rollbackService(req.service)),
     };
   }
 
@@ -70,7 +72,18 @@ export class ControlApi {
     const auth = checkAuth(authIn);
     const warnings = await this.pin(spec, auth);
     const ts = now();
-    const service: Service__Output = { id: newId(), version: 0, spec, spec_version: 1, created_at: ts, updated_at: ts, errors: [] };
+    const service: Service__Output = {
+      id: newId(),
+      version: 0,
+      spec,
+      spec_version: 1,
+      created_at: ts,
+      updated_at: ts,
+      errors: [],
+      update_status: null,
+      previous_spec: null,
+      previous_spec_version: 0,
+    };
     const name: ServiceName = { id: spec.name, version: 0, service_id: service.id };
     const ops: Parameters<Store['commit']>[0] = [
       { type: 'create', kind: 'service-names', obj: name },
@@ -132,10 +145,17 @@ export class ControlApi {
     const imageChanged = spec.task_template?.container?.image !== current.spec!.task_template?.container?.image;
     const warnings = imageChanged ? await this.pin(spec, newAuth ?? stored ?? undefined) : [];
     const templateChanged = JSON.stringify(spec.task_template) !== JSON.stringify(current.spec!.task_template);
+    // Any update resumes a paused rollout; a new template starts a new one (the leader begins it).
+    const paused = current.update_status?.state === 'paused' || current.update_status?.state === 'rollback_paused';
     const updated: Service__Output = {
       ...current,
       spec,
-      spec_version: current.spec_version + (templateChanged ? 1 : 0),
+      // Past both versions the service holds: a rollback brings the previous one back, and its
+      // tasks must not be mistaken for those of a newer spec.
+      spec_version: templateChanged ? Math.max(current.spec_version, current.previous_spec_version ?? 0) + 1 : current.spec_version,
+      previous_spec: current.spec,
+      previous_spec_version: current.spec_version,
+      update_status: templateChanged || paused ? null : current.update_status,
       updated_at: now(),
     };
     const ops: Parameters<Store['commit']>[0] = [{ type: 'update', kind: 'services', obj: updated }];
@@ -157,6 +177,17 @@ export class ControlApi {
       throw err;
     }
     return { service: updated, warnings };
+  }
+
+  /** Restores the previous spec (a compare-and-swap); the leader rolls it out with its rollback config. */
+  private async rollbackService(ref: string): Promise<ServiceResponse__Output> {
+    const current = await this.findService(ref);
+    if (!current.previous_spec) {
+      throw failedPrecondition(`service ${current.spec!.name} has no previous spec to roll back to: it has not been updated since it was created`);
+    }
+    const service = rolledBack(current, now(), 'manually requested rollback');
+    await this.store.commit([{ type: 'update', kind: 'services', obj: service }]);
+    return { service, warnings: [] };
   }
 
   private async removeService(ref: string): Promise<{ id: string }> {

@@ -6,6 +6,7 @@ import type { ResourceRequirements, ResourceRequirements__Output } from '../gen/
 import type { Resources, Resources__Output } from '../gen/shoal/v1/Resources';
 import type { RestartPolicy, RestartPolicy__Output } from '../gen/shoal/v1/RestartPolicy';
 import type { Placement, Placement__Output } from '../gen/shoal/v1/Placement';
+import type { UpdateConfig, UpdateConfig__Output } from '../gen/shoal/v1/UpdateConfig';
 import { invalidArgument, ShoalError } from '../common/errors';
 import { parseConstraint } from '../scheduler/constraints';
 import { parseSpread } from '../scheduler/preferences';
@@ -44,6 +45,11 @@ export const MAX_NANO_CPUS_LIMIT = 256_000_000_000;
 const DEFAULT_RESTART_DELAY_MS = 5000;
 const DEFAULT_STOP_GRACE_MS = 10_000;
 const RESTART_CONDITIONS = ['any', 'on-failure', 'none'];
+/** Docker's defaults: one slot at a time, each watched for 5 s, the first failure pauses. */
+const DEFAULT_UPDATE_PARALLELISM = 1;
+const DEFAULT_UPDATE_MONITOR_MS = 5000;
+export const FAILURE_ACTIONS = ['pause', 'continue', 'rollback'] as const;
+export const UPDATE_ORDERS = ['stop-first', 'start-first'] as const;
 const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const ENV_KEY_PATTERN = /^[^=\s]+$/;
 const HOSTNAME_LABEL = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
@@ -83,6 +89,9 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec__Output {
       restart_policy: validateRestartPolicy(t.restart_policy ?? {}),
       placement: validatePlacement(t.placement ?? {}),
     },
+    update_config: validateUpdateConfig(spec.update_config ?? {}, 'update_config', FAILURE_ACTIONS),
+    // Rolling back a rollback would loop between two specs: a failed rollback pauses or continues.
+    rollback_config: validateUpdateConfig(spec.rollback_config ?? {}, 'rollback_config', ['pause', 'continue']),
   };
   validateSize(valid);
   return valid;
@@ -210,6 +219,25 @@ function validateRestartPolicy(p: RestartPolicy): RestartPolicy__Output {
     delay_ms: delay,
     max_attempts: nonNegativeInt(p.max_attempts, `${path}.max_attempts`),
     window_ms: nonNegativeInt(p.window_ms, `${path}.window_ms`),
+  };
+}
+
+/** Fills an update or rollback config's defaults; durations are non-negative, the ratio a fraction. */
+export function validateUpdateConfig(c: UpdateConfig, path: string, actions: readonly string[]): UpdateConfig__Output {
+  const failureAction = c.failure_action || 'pause';
+  if (!actions.includes(failureAction)) fail(`${path}.failure_action`, `must be one of ${actions.join(', ')}`);
+  const order = c.order || 'stop-first';
+  if (!(UPDATE_ORDERS as readonly string[]).includes(order)) fail(`${path}.order`, `must be one of ${UPDATE_ORDERS.join(', ')}`);
+  const ratio = Number(c.max_failure_ratio ?? 0);
+  if (!(ratio >= 0 && ratio <= 1)) fail(`${path}.max_failure_ratio`, 'must be a number from 0 to 1');
+  const optional = (v: Int, field: string, dflt: number) => (v === null || v === undefined ? dflt : nonNegativeInt(v, `${path}.${field}`));
+  return {
+    parallelism: optional(c.parallelism, 'parallelism', DEFAULT_UPDATE_PARALLELISM),
+    delay_ms: nonNegativeInt(c.delay_ms, `${path}.delay_ms`),
+    failure_action: failureAction,
+    monitor_ms: optional(c.monitor_ms, 'monitor_ms', DEFAULT_UPDATE_MONITOR_MS),
+    max_failure_ratio: ratio,
+    order,
   };
 }
 

@@ -40,6 +40,8 @@ describe('validateServiceSpec', () => {
         restart_policy: { condition: 'any', delay_ms: 5000, max_attempts: 0, window_ms: 0 },
         placement: { constraints: [], max_replicas: 0, preferences: [], platforms: [] },
       },
+      update_config: { parallelism: 1, delay_ms: 0, failure_action: 'pause', monitor_ms: 5000, max_failure_ratio: 0, order: 'stop-first' },
+      rollback_config: { parallelism: 1, delay_ms: 0, failure_action: 'pause', monitor_ms: 5000, max_failure_ratio: 0, order: 'stop-first' },
     });
   });
 
@@ -137,5 +139,30 @@ describe('validateServiceSpec', () => {
     ['hostname with an empty label', spec({ container: { hostname: 'web..example' } }), 'task_template.container.hostname: must be a hostname'],
   ])('rejects %s', (_case, s, message) => {
     rejects(s, message);
+  });
+});
+
+describe('update and rollback configs', () => {
+  it('keep given values and fill the rest with defaults', () => {
+    const out = validateServiceSpec(spec({}, { update_config: { parallelism: 0, delay_ms: '2000', order: 'start-first', max_failure_ratio: 0.2 }, rollback_config: { failure_action: 'continue' } }));
+    expect(out.update_config).toEqual({ parallelism: 0, delay_ms: 2000, failure_action: 'pause', monitor_ms: 5000, max_failure_ratio: 0.2, order: 'start-first' });
+    expect(out.rollback_config).toMatchObject({ parallelism: 1, failure_action: 'continue' });
+  });
+
+  it('refuse negative durations and parallelism, naming the field', () => {
+    rejects(spec({}, { update_config: { delay_ms: -1 } }), 'update_config.delay_ms: must be a non-negative integer');
+    rejects(spec({}, { rollback_config: { monitor_ms: -5000 } }), 'rollback_config.monitor_ms: must be a non-negative integer');
+    rejects(spec({}, { update_config: { parallelism: -2 } }), 'update_config.parallelism: must be a non-negative integer');
+  });
+
+  it('refuse a failure ratio outside 0..1', () => {
+    rejects(spec({}, { update_config: { max_failure_ratio: 1.5 } }), 'update_config.max_failure_ratio: must be a number from 0 to 1');
+    rejects(spec({}, { rollback_config: { max_failure_ratio: -0.1 } }), 'rollback_config.max_failure_ratio: must be a number from 0 to 1');
+  });
+
+  it('refuse an unknown failure action or order, and a rollback config that would roll back', () => {
+    rejects(spec({}, { update_config: { failure_action: 'retry' } }), 'update_config.failure_action: must be one of pause, continue, rollback');
+    rejects(spec({}, { rollback_config: { failure_action: 'rollback' } }), 'rollback_config.failure_action: must be one of pause, continue');
+    rejects(spec({}, { update_config: { order: 'random' } }), 'update_config.order: must be one of stop-first, start-first');
   });
 });

@@ -142,6 +142,8 @@ export function blankSpec(): ServiceSpec__Output {
       restart_policy: { condition: 'any', max_attempts: 0, window_ms: 0 },
       placement: { constraints: [], max_replicas: 0, preferences: [], platforms: [] },
     },
+    update_config: null,
+    rollback_config: null,
   };
 }
 

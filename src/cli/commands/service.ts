@@ -2,11 +2,13 @@ import { status } from '@grpc/grpc-js';
 import { Command } from 'commander';
 import type { Service__Output } from '../../gen/shoal/v1/Service';
 import type { Task__Output } from '../../gen/shoal/v1/Task';
-import { invalidArgument } from '../../common/errors';
+import { invalidArgument, ShoalError } from '../../common/errors';
 import { taskName } from '../../common/tasks';
 import type { Client } from '../client';
 import { waitForConvergence } from '../converge';
 import { ago, listingOptions, printIdsOrJson, printJson, printTable, shortId, titleCase } from '../format';
+import { applyRolloutFlags, rolloutOptions } from './rollout-flags';
+import { waitForRollout } from '../rollout';
 import { applyTemplateFlags, blankSpec, collect, integer, labelMap, placementPrefs, serviceMode, templateOptions } from './service-flags';
 import { credentialsForImage } from '../credentials';
 import { printTasks } from '../task-table';
@@ -28,7 +30,7 @@ type Connect = () => Client;
 export function serviceCommand(connect: Connect): Command {
   const service = new Command('service').description('manage services').enablePositionalOptions();
 
-  templateOptions(
+  rolloutOptions(templateOptions(
     service
       .command('create')
       .description('create a service and wait for it to converge')
@@ -46,7 +48,7 @@ export function serviceCommand(connect: Connect): Command {
       .option('--with-registry-auth', 'send the credentials of `shoal login` for the image’s registry to the nodes that pull it')
       .option('-d, --detach', 'return at once instead of waiting for convergence')
       .option('-q, --quiet', 'print only the service ID'),
-  )
+  ))
     .passThroughOptions()
     .action(async (image: string, command: string[], opts) => {
       const client = connect();
@@ -69,6 +71,7 @@ export function serviceCommand(connect: Connect): Command {
       spec.task_template!.placement!.constraints = opts.constraint;
       spec.task_template!.placement!.preferences = opts.placementPref.map((spread: string) => ({ spread }));
       applyTemplateFlags(spec, opts);
+      applyRolloutFlags(spec, opts);
       const { service: created, warnings } = await client.createService({ spec, registry_auth: registryAuth(image, !!opts.withRegistryAuth) });
       printWarnings(warnings);
       process.stdout.write(`${created.id}\n`);
@@ -143,7 +146,7 @@ export function serviceCommand(connect: Connect): Command {
       }
     });
 
-  templateOptions(
+  rolloutOptions(templateOptions(
     service
       .command('update')
       .description('change a service and wait for it to converge')
@@ -160,7 +163,7 @@ export function serviceCommand(connect: Connect): Command {
       .option('--with-registry-auth', 'send the credentials of `shoal login` for the image’s registry to the nodes that pull it')
       .option('-d, --detach', 'return at once instead of waiting for convergence')
       .option('-q, --quiet', 'print only the service ID'),
-  ).action(async (ref: string, opts) => {
+  )).action(async (ref: string, opts) => {
     const client = connect();
     let auth: RegistryAuth | null = null;
     const s = await updateWithRetry(client, ref, (spec) => {
@@ -181,10 +184,34 @@ export function serviceCommand(connect: Connect): Command {
         ...opts.placementPrefAdd.map((spread: string) => ({ spread })),
       ];
       applyTemplateFlags(spec, opts);
+      applyRolloutFlags(spec, opts);
     }, () => auth);
     process.stdout.write(`${s.id}\n`);
-    if (!opts.detach) await waitForConvergence(client, s.id, !!opts.quiet);
+    if (opts.detach) return;
+    // The daemon clears the update status when the change starts a rollout (or resumes a paused one).
+    if (!s.update_status) {
+      const ended = await waitForRollout(client, s.id, !!opts.quiet);
+      if (ended.state === 'rollback_completed') {
+        throw new ShoalError(status.FAILED_PRECONDITION, `update of service ${s.spec!.name} was rolled back: ${ended.message}`);
+      }
+    }
+    await waitForConvergence(client, s.id, !!opts.quiet);
   });
+
+  service
+    .command('rollback')
+    .description('restore the previous spec of a service and wait for it to roll out')
+    .argument('<service>', 'service name or ID')
+    .option('-d, --detach', 'return at once instead of waiting for the rollback')
+    .option('-q, --quiet', 'print only the service ID')
+    .action(async (ref: string, opts) => {
+      const client = connect();
+      const { service: s } = await client.rollbackService(ref);
+      process.stdout.write(`${s.id}\n`);
+      if (opts.detach) return;
+      await waitForRollout(client, s.id, !!opts.quiet);
+      await waitForConvergence(client, s.id, !!opts.quiet);
+    });
 
   service
     .command('rm')

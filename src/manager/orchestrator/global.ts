@@ -3,7 +3,7 @@ import type { Service__Output } from '../../gen/shoal/v1/Service';
 import type { Task__Output } from '../../gen/shoal/v1/Task';
 import { wantsRunning } from '../../common/tasks';
 import { placementMatcher } from '../../scheduler/eligibility';
-import { reconcileSlot, stopTask, type Plan } from './replicated';
+import { reconcileSlot, startPlan, stopTask, type Plan } from './replicated';
 
 /**
  * Decides, from a global service, the cluster's nodes and the service's tasks, which tasks to
@@ -16,7 +16,6 @@ import { reconcileSlot, stopTask, type Plan } from './replicated';
  * that no longer matches (relabelled), are shut down; those of a removed node are deleted.
  */
 export function reconcileGlobal(service: Service__Output, nodes: Node__Output[], tasks: Task__Output[], nowMs: number): Plan {
-  const plan: Plan = { create: [], update: [], remove: [] };
   const byNode = new Map<string, Task__Output[]>();
   for (const t of tasks) {
     const list = byNode.get(t.node_id);
@@ -33,15 +32,20 @@ export function reconcileGlobal(service: Service__Output, nodes: Node__Output[],
     matches = () => true;
   }
 
+  const stopped: Task__Output[][] = [];
+  const kept = new Map<string, Task__Output[]>();
   for (const node of nodes) {
     const nodeTasks = byNode.get(node.id) ?? [];
     byNode.delete(node.id);
     const availability = node.spec?.availability;
-    if (availability === 'drain' || !matches(node)) {
-      for (const t of nodeTasks) if (wantsRunning(t.desired_state)) stopTask(t, plan);
-    } else if (availability === 'active' || nodeTasks.some((t) => wantsRunning(t.desired_state))) {
-      reconcileSlot(service, nodeTasks, nowMs, plan, { slot: 0, nodeId: node.id });
-    }
+    if (availability === 'drain' || !matches(node)) stopped.push(nodeTasks);
+    else if (availability === 'active' || nodeTasks.some((t) => wantsRunning(t.desired_state))) kept.set(node.id, nodeTasks);
+  }
+  const { plan, update } = startPlan(service, kept, nowMs);
+  if (!update) return plan;
+  for (const nodeTasks of stopped) for (const t of nodeTasks) if (wantsRunning(t.desired_state)) stopTask(t, plan);
+  for (const [nodeId, nodeTasks] of kept) {
+    reconcileSlot(service, nodeTasks, nowMs, plan, { slot: 0, nodeId }, { replace: update.replace.has(nodeId), order: update.order });
   }
   // A removed node's tasks have nowhere to run, and its agent is gone: nothing is left to stop.
   for (const rest of byNode.values()) plan.remove.push(...rest);

@@ -46,8 +46,11 @@ export function planServices(services: Service__Output[], tasks: Task__Output[],
 
 // Creates go first: a restart's new task exists before the ended one is set to Shutdown, so an
 // ended task set to Shutdown with nothing newer in its slot is never a restart half written.
+// The service's update status goes with its tasks, compare-and-swap on the service as read: a
+// plan made from a service the user has changed since is refused whole, and made again.
 function opsOf(plan: Plan): Op[] {
   return [
+    ...(plan.service ? [{ type: 'update', kind: 'services', obj: plan.service } as Op] : []),
     ...plan.create.map((obj): Op => ({ type: 'create', kind: 'tasks', obj })),
     ...plan.update.map((obj): Op => ({ type: 'update', kind: 'tasks', obj })),
     ...plan.remove.map((t): Op => ({ type: 'delete', kind: 'tasks', id: t.id, version: t.version })),

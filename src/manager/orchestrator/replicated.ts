@@ -3,6 +3,7 @@ import type { Service__Output } from '../../gen/shoal/v1/Service';
 import type { Task__Output } from '../../gen/shoal/v1/Task';
 import type { RestartPolicy__Output } from '../../gen/shoal/v1/RestartPolicy';
 import { endedByItself, isTerminal, newId, rank, wantsRunning } from '../../common/tasks';
+import { decideUpdate, type UpdateDecision, type UpdateOrder } from './update';
 
 /** Tasks kept per slot, current one included, so `service ps` shows recent history (Swarm keeps 5). */
 export const TASK_HISTORY_LIMIT = 5;
@@ -13,6 +14,8 @@ export interface Plan {
   remove: Task__Output[];
   /** Earliest time (ms) at which a waiting task must be promoted; the loop sleeps until then. */
   wakeAt?: number;
+  /** The service, when its update status changes or a rollback restores its previous spec. */
+  service?: Service__Output;
 }
 
 /**
@@ -23,13 +26,16 @@ export interface Plan {
  * may not be restarted is set to desired SHUTDOWN, as in Swarm; while it is the newest task of
  * its slot and made from the current spec, the restart policy (not a fresh start) decides the
  * empty slot, so no replacement is made — that is how restart-condition none / on-failure /
- * max-attempts stay satisfied.
+ * max-attempts stay satisfied. Tasks made from another spec are replaced as the rolling update
+ * decides (decideUpdate); a change of the replica count alone leaves running tasks alone.
  */
 export function reconcileReplicated(service: Service__Output, tasks: Task__Output[], nowMs: number): Plan {
-  const plan: Plan = { create: [], update: [], remove: [] };
   const replicas = service.spec?.mode?.replicated?.replicas ?? 0;
   const slots = groupBySlot(tasks);
   for (let slot = 1; slot <= replicas; slot++) if (!slots.has(slot)) slots.set(slot, []);
+  const kept = new Map([...slots].filter(([slot]) => slot <= replicas).map(([slot, list]) => [String(slot), list]));
+  const { plan, update } = startPlan(service, kept, nowMs);
+  if (!update) return plan;
 
   for (const [slot, slotTasks] of slots) {
     if (slot > replicas) {
@@ -37,10 +43,22 @@ export function reconcileReplicated(service: Service__Output, tasks: Task__Outpu
       for (const t of slotTasks) if (wantsRunning(t.desired_state)) stopTask(t, plan);
       plan.remove.push(...slotTasks.filter((t) => isTerminal(t.status!.state) && !wantsRunning(t.desired_state)));
     } else {
-      reconcileSlot(service, slotTasks, nowMs, plan, { slot, nodeId: '' });
+      reconcileSlot(service, slotTasks, nowMs, plan, { slot, nodeId: '' }, { replace: update.replace.has(String(slot)), order: update.order });
     }
   }
   return plan;
+}
+
+/**
+ * A plan begun with the rolling update's decision over `slots`; when the decision is a rollback,
+ * the plan only stores the restored spec (no update is returned), and the next pass rolls it out.
+ */
+export function startPlan(service: Service__Output, slots: Map<string, Task__Output[]>, nowMs: number): { plan: Plan; update?: UpdateDecision } {
+  const update = decideUpdate(service, slots, nowMs);
+  const plan: Plan = { create: [], update: [], remove: [] };
+  if (update.service) plan.service = update.service;
+  if (update.wakeAt !== undefined) plan.wakeAt = update.wakeAt;
+  return update.service && update.service.spec !== service.spec ? { plan } : { plan, update };
 }
 
 /** Where a slot's tasks go: a replicated slot number, or (global mode) slot 0 on one node. */
@@ -49,37 +67,55 @@ export interface SlotPlace {
   nodeId: string;
 }
 
+/** What the rolling update wants of a slot whose live task is outdated. */
+export interface SlotUpdate {
+  /** Replace it in this pass; otherwise it waits its turn. */
+  replace: boolean;
+  order: UpdateOrder;
+}
+
 /**
- * Keeps one live task in a slot: creates it when missing, replaces it when its spec is old or
- * it ended and the restart policy restarts it, starts it when its restart delay has passed, and
+ * Keeps one live task in a slot: creates it when missing, replaces it when it ended and the
+ * restart policy restarts it or when it is outdated and the rolling update says so, starts it
+ * when its restart delay has passed and (stop-first) the task it replaces has stopped, and
  * trims the slot's history. Adds to `plan`.
  */
-export function reconcileSlot(service: Service__Output, slotTasks: Task__Output[], nowMs: number, plan: Plan, place: SlotPlace): void {
+export function reconcileSlot(service: Service__Output, slotTasks: Task__Output[], nowMs: number, plan: Plan, place: SlotPlace, update: SlotUpdate): void {
   const live = slotTasks.filter((t) => wantsRunning(t.desired_state)).sort(newestFirst);
-  // More than one live task can only come from a crash between writes; the newest wins.
-  for (const extra of live.slice(1)) stopTask(extra, plan);
   const current = live[0];
+  const isCurrent = (t: Task__Output) => t.spec_version === service.spec_version;
+  // start-first: an outdated task keeps serving beside its replacement until the replacement runs.
+  const replacing = current && isCurrent(current) && !(current.desired_state === 'RUNNING' && current.status!.state === 'RUNNING');
+  // More than one live task otherwise only comes from a crash between writes; the newest wins.
+  for (const extra of live.slice(1)) if (!(replacing && !isCurrent(extra))) stopTask(extra, plan);
   const created = plan.create.length;
 
   if (!current) {
     const ended = endedUnreplaced(slotTasks, service);
     const next = ended ? restartOf(service, ended, place, nowMs) : newTask(service, place, [], nowMs, 0);
     if (next) plan.create.push(next);
-  } else if (current.spec_version < service.spec_version) {
-    stopTask(current, plan);
-    plan.create.push(newTask(service, place, [], nowMs, 0));
   } else if (isTerminal(current.status!.state) && current.desired_state === 'RUNNING') {
     plan.update.push(withDesired(current, 'SHUTDOWN'));
     const next = restartOf(service, current, place, nowMs);
     if (next) plan.create.push(next);
+  } else if (!isCurrent(current)) {
+    if (update.replace && update.order === 'start-first') {
+      plan.create.push(newTask(service, place, [], nowMs, 0));
+    } else if (update.replace) {
+      stopTask(current, plan);
+      plan.create.push(newTask(service, place, [], nowMs, 0, true));
+    }
   } else if (current.desired_state === 'READY') {
     const startAt = Date.parse(current.start_after) || 0;
-    if (startAt <= nowMs) plan.update.push(withDesired(current, 'RUNNING'));
-    else plan.wakeAt = Math.min(plan.wakeAt ?? Infinity, startAt);
+    if (startAt > nowMs) plan.wakeAt = Math.min(plan.wakeAt ?? Infinity, startAt);
+    else if (!slotTasks.some(stopping)) plan.update.push(withDesired(current, 'RUNNING'));
   }
 
   plan.remove.push(...expiredHistory(slotTasks, plan, plan.create.length - created));
 }
+
+/** A task asked to stop whose node has not yet said it has. */
+const stopping = (t: Task__Output) => !wantsRunning(t.desired_state) && !isTerminal(t.status!.state) && !neverAssigned(t);
 
 /**
  * Tasks of a service that no longer exists: ask their worker to remove them, and delete them
@@ -153,7 +189,8 @@ export function stopTask(task: Task__Output, plan: Plan): void {
   else plan.update.push(withDesired(task, 'SHUTDOWN'));
 }
 
-function newTask(service: Service__Output, place: SlotPlace, restartTimes: string[], nowMs: number, delayMs: number): Task__Output {
+/** A new task for the slot; `held` ones wait in READY (stop-first) until the slot's old task has stopped. */
+function newTask(service: Service__Output, place: SlotPlace, restartTimes: string[], nowMs: number, delayMs: number, held = false): Task__Output {
   const createdAt = new Date(nowMs).toISOString();
   return {
     id: newId(),
@@ -164,7 +201,7 @@ function newTask(service: Service__Output, place: SlotPlace, restartTimes: strin
     node_id: place.nodeId,
     spec_version: service.spec_version,
     spec: service.spec!.task_template,
-    desired_state: delayMs > 0 ? 'READY' : 'RUNNING',
+    desired_state: delayMs > 0 || held ? 'READY' : 'RUNNING',
     status: { state: 'PENDING', timestamp: createdAt, message: 'pending task scheduling', err: '', container: null },
     created_at: createdAt,
     start_after: delayMs > 0 ? new Date(nowMs + delayMs).toISOString() : '',

@@ -1,0 +1,168 @@
+import type { Service__Output } from '../../gen/shoal/v1/Service';
+import type { Task__Output } from '../../gen/shoal/v1/Task';
+import type { UpdateConfig__Output } from '../../gen/shoal/v1/UpdateConfig';
+import type { UpdateStatus__Output } from '../../gen/shoal/v1/UpdateStatus';
+import { endedByItself, taskName, wantsRunning } from '../../common/tasks';
+import { FAILURE_ACTIONS, validateUpdateConfig } from '../validate';
+
+export type UpdateState = 'updating' | 'paused' | 'completed' | 'rollback_started' | 'rollback_paused' | 'rollback_completed';
+export type UpdateOrder = 'stop-first' | 'start-first';
+
+/** States in which the updater replaces slots; the paused ones wait for the operator. */
+const ACTIVE: ReadonlySet<string> = new Set(['updating', 'rollback_started']);
+const PAUSED: ReadonlySet<string> = new Set(['paused', 'rollback_paused']);
+
+/** The updater's decision for one pass: pure, from the service, its tasks per slot and the time. */
+export interface UpdateDecision {
+  /** Slots (their keys) whose outdated task is replaced in this pass. */
+  replace: Set<string>;
+  order: UpdateOrder;
+  /** The service to store, when its update status changes or (rolling back) its spec does. */
+  service?: Service__Output;
+  /** When to look again: a monitored task comes of age, or the delay between batches ends. */
+  wakeAt?: number;
+}
+
+/** Whether the service's rollout is a rollback, which follows its rollback config. */
+export const isRollback = (status: UpdateStatus__Output | null | undefined): boolean => !!status?.state.startsWith('rollback');
+
+/** The config the service's current rollout follows, with defaults for a service stored without one. */
+export function rolloutConfig(service: Service__Output): UpdateConfig__Output {
+  const rollback = isRollback(service.update_status);
+  const stored = rollback ? service.spec?.rollback_config : service.spec?.update_config;
+  return stored ?? validateUpdateConfig({}, rollback ? 'rollback_config' : 'update_config', FAILURE_ACTIONS);
+}
+
+/**
+ * The service with its previous spec restored (keeping its name, which has its own key) and
+ * the spec it had kept as the previous one, so a second rollback undoes the first. The restored
+ * spec keeps its old spec_version: the tasks still made from it are current again.
+ */
+export function rolledBack(service: Service__Output, at: string, message: string): Service__Output {
+  return {
+    ...service,
+    spec: { ...service.previous_spec!, name: service.spec!.name },
+    spec_version: service.previous_spec_version,
+    previous_spec: service.spec,
+    previous_spec_version: service.spec_version,
+    update_status: { state: 'rollback_started', started_at: at, completed_at: '', message },
+    updated_at: at,
+  };
+}
+
+const newestFirst = (a: Task__Output, b: Task__Output) => b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id);
+const bySlotKey = (a: string, b: string) => Number(a) - Number(b) || a.localeCompare(b);
+
+interface Rollout {
+  /** Slots whose live task is outdated and that have no new one yet, those not serving first. */
+  dirty: string[];
+  /** Slots whose new task has not yet run for `monitor`, nor failed. */
+  inFlight: number;
+  /** New tasks of this rollout that ended by themselves (failed, or exited early). */
+  failures: Task__Output[];
+  /** When the last slot of this rollout counted as updated (ms; 0: none yet). */
+  lastDoneAt: number;
+  wakeAt?: number;
+}
+
+/**
+ * Where each slot stands in a rollout that started at `startedMs`. A slot's new task counts as
+ * updated once it has been running for the monitor period; one that ended by itself is a
+ * failure, and its slot is done with (the restart policy, not the updater, restarts it). A new
+ * task that ends after its monitor period but while the rollout still runs counts too: once a
+ * task has ended, when it started running is no longer stored.
+ */
+function survey(service: Service__Output, slots: Map<string, Task__Output[]>, startedMs: number, monitorMs: number, nowMs: number): Rollout {
+  const version = service.spec_version;
+  const r: Rollout = { dirty: [], inFlight: 0, failures: [], lastDoneAt: 0 };
+  // Replacing a slot whose old task is not running (pending, say) costs no serving replica.
+  const serving = new Set<string>();
+  for (const [key, tasks] of slots) {
+    const live = tasks.filter((t) => wantsRunning(t.desired_state));
+    const fresh = tasks.filter((t) => t.spec_version === version && Date.parse(t.created_at) >= startedMs);
+    const failed = fresh.filter((t) => endedByItself(t.status!.state));
+    r.failures.push(...failed);
+    const current = live.filter((t) => t.spec_version === version).sort(newestFirst)[0];
+    if (!current) {
+      if (live.length) r.dirty.push(key);
+      if (live.some((t) => t.status!.state === 'RUNNING')) serving.add(key);
+      continue;
+    }
+    if (failed.length || Date.parse(current.created_at) < startedMs) continue;
+    const running = current.desired_state === 'RUNNING' && current.status!.state === 'RUNNING';
+    const doneAt = running ? Date.parse(current.status!.timestamp) + monitorMs : NaN;
+    if (doneAt <= nowMs) {
+      r.lastDoneAt = Math.max(r.lastDoneAt, doneAt);
+    } else {
+      r.inFlight++;
+      if (running) r.wakeAt = Math.min(r.wakeAt ?? Infinity, doneAt);
+    }
+  }
+  r.dirty.sort((a, b) => Number(serving.has(a)) - Number(serving.has(b)) || bySlotKey(a, b));
+  return r;
+}
+
+const describe = (t: Task__Output) => `task ${taskName(t)} (${t.id}) ${t.status!.state.toLowerCase()}${t.status!.err ? `: ${t.status!.err}` : ''}`;
+
+/**
+ * Decides one step of a rolling update or rollback: which outdated slots to replace now, and
+ * what the service's update status becomes. Pure; `slots` maps each slot's key (its number, or
+ * a global service's node id) to all of its tasks.
+ *
+ * A rollout begins when a slot holds an outdated live task and none is under way; it replaces
+ * `parallelism` slots (0: all) at a time, starts the next batch `delay` after the last slot of
+ * the batch before counted as updated, and is complete when no slot is outdated or in flight.
+ * When more than `max_failure_ratio` of the slots got a new task that failed, it pauses, goes
+ * on, or (an update with a previous spec) rolls back. Everything it needs is in the service and
+ * its tasks, so a new leader takes over a rollout where the last one left it.
+ */
+export function decideUpdate(service: Service__Output, slots: Map<string, Task__Output[]>, nowMs: number): UpdateDecision {
+  const config = rolloutConfig(service);
+  const decision: UpdateDecision = { replace: new Set(), order: config.order as UpdateOrder };
+  const at = new Date(nowMs).toISOString();
+  let status = service.update_status ?? null;
+  if (status && PAUSED.has(status.state)) return decision;
+
+  const underWay = !!status && ACTIVE.has(status.state);
+  const startedMs = underWay ? Date.parse(status!.started_at) || 0 : nowMs;
+  const r = survey(service, slots, startedMs, config.monitor_ms ?? 0, nowMs);
+  decision.wakeAt = r.wakeAt;
+  if (!underWay) {
+    if (!r.dirty.length) return decision;
+    status = { state: 'updating', started_at: at, completed_at: '', message: 'update in progress' };
+  }
+  const word = isRollback(status) ? 'rollback' : 'update';
+  const withStatus = (state: UpdateState, message: string, completedAt = ''): Service__Output => ({
+    ...service,
+    update_status: { state, started_at: status!.started_at, completed_at: completedAt, message },
+  });
+
+  const total = Math.max(1, slots.size);
+  if (r.failures.length / total > config.max_failure_ratio && config.failure_action !== 'continue') {
+    const last = [...r.failures].sort(newestFirst)[0];
+    const why = `${describe(last)}; ${r.failures.length} of ${total} ${word === 'update' ? 'updated' : 'rolled back'} tasks failed, more than the max failure ratio ${config.max_failure_ratio}`;
+    if (word === 'update' && config.failure_action === 'rollback' && service.previous_spec) {
+      decision.service = rolledBack(service, at, why);
+    } else {
+      const noPrevious = config.failure_action === 'rollback' ? '; there is no previous spec to roll back to' : '';
+      decision.service = withStatus(word === 'update' ? 'paused' : 'rollback_paused', `${why}${noPrevious}`);
+    }
+    return { replace: new Set(), order: decision.order, service: decision.service };
+  }
+
+  if (!r.dirty.length && !r.inFlight) {
+    // A completed rollback keeps the reason it was started for.
+    decision.service = word === 'update' ? withStatus('completed', 'update completed', at) : withStatus('rollback_completed', status!.message, at);
+    return decision;
+  }
+  if (!underWay) decision.service = withStatus('updating', status!.message);
+  if (r.inFlight) return decision;
+  const startAt = r.lastDoneAt ? r.lastDoneAt + config.delay_ms : nowMs;
+  if (startAt > nowMs) {
+    decision.wakeAt = Math.min(decision.wakeAt ?? Infinity, startAt);
+    return decision;
+  }
+  const parallelism = config.parallelism || r.dirty.length;
+  for (const key of r.dirty.slice(0, parallelism)) decision.replace.add(key);
+  return decision;
+}
