@@ -21,6 +21,8 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
         reject(internal(`${cmd} ${args.join(' ')} failed${opts.netns ? ` in ${opts.netns}` : ''}: ${why}`));
       } else resolve(stdout);
     });
+    // A command that exits before reading its stdin says why on stderr; the EPIPE adds nothing.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(opts.input ?? '');
   });
 }
