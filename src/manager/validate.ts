@@ -44,7 +44,8 @@ export const MAX_NANO_CPUS_LIMIT = 256_000_000_000;
 const DEFAULT_RESTART_DELAY_MS = 5000;
 const DEFAULT_STOP_GRACE_MS = 10_000;
 const RESTART_CONDITIONS = ['any', 'on-failure', 'none'];
-const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+/** Service and network names, as Docker allows them. */
+export const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const ENV_KEY_PATTERN = /^[^=\s]+$/;
 const HOSTNAME_LABEL = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 
