@@ -29,6 +29,10 @@ import type { IssueClientCertResponse__Output } from '../gen/shoal/v1/IssueClien
 import type { Node__Output } from '../gen/shoal/v1/Node';
 import type { UpdateNodeRequest } from '../gen/shoal/v1/UpdateNodeRequest';
 import type { RemoveNodeResponse__Output } from '../gen/shoal/v1/RemoveNodeResponse';
+import type { Network__Output } from '../gen/shoal/v1/Network';
+import type { NetworkSpec } from '../gen/shoal/v1/NetworkSpec';
+import type { ListNetworksResponse__Output } from '../gen/shoal/v1/ListNetworksResponse';
+import type { RemoveNetworkResponse__Output } from '../gen/shoal/v1/RemoveNetworkResponse';
 import { clientCredentials } from '../ca/tls';
 
 /** Where the CLI finds its daemon: -H, then SHOAL_HOST, then the local socket. */
@@ -116,6 +120,10 @@ export class Client {
   rollbackService = async (service: string) => stored(await this.unary<ServiceResponse__Output>(this.control, 'RollbackService', { service }));
   listTasks = (req: ListTasksRequest) => this.unary<ListTasksResponse__Output>(this.control, 'ListTasks', req);
   listNodes = () => this.unary<ListNodesResponse__Output>(this.control, 'ListNodes', {});
+  createNetwork = (spec: NetworkSpec) => this.unary<Network__Output>(this.control, 'CreateNetwork', { spec });
+  getNetwork = (network: string) => this.unary<Network__Output>(this.control, 'GetNetwork', { network });
+  listNetworks = () => this.unary<ListNetworksResponse__Output>(this.control, 'ListNetworks', {});
+  removeNetwork = (network: string) => this.unary<RemoveNetworkResponse__Output>(this.control, 'RemoveNetwork', { network });
   listImages = () => this.unary<ListImagesResponse__Output>(this.images, 'List', {});
   removeImage = (image: string) => this.unary<RemoveImageResponse__Output>(this.images, 'Remove', { image });
   /** Large images take a while; the daemon's registry timeouts end a stuck pull well before this. */

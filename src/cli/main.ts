@@ -4,6 +4,7 @@ import { VERSION } from '../common/version';
 import { Client, daemonAddress } from './client';
 import { imageCommand } from './commands/image';
 import { loginCommands } from './commands/login';
+import { networkCommand } from './commands/network';
 import { nodeCommand } from './commands/node';
 import { caCommand, clusterCommands } from './commands/cluster';
 import { serviceCommand } from './commands/service';
@@ -49,6 +50,7 @@ program
 
 program.addCommand(serviceCommand(connect));
 program.addCommand(nodeCommand(connect));
+program.addCommand(networkCommand(connect));
 program.addCommand(caCommand(connect));
 program.addCommand(imageCommand(connect));
 for (const c of loginCommands(connect)) program.addCommand(c);

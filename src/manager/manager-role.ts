@@ -12,6 +12,7 @@ import { connectEtcd } from './etcd/client';
 import { EtcdSupervisor, type EtcdTlsFiles } from './etcd/supervisor';
 import { promoteWhenCaughtUp } from './etcd/membership';
 import { Leadership } from './leader';
+import { NetworkApi, type NetworkHandlers } from './network-api';
 import { NodeApi, type NodeHandlers } from './node-api';
 import { NodeCaApi } from './node-ca-api';
 import type { ImagePinner } from './pin-image';
@@ -35,7 +36,7 @@ export interface ManagerRoleOptions {
 }
 
 /** The control API a manager serves; the daemon answers Init, Info, Join and Leave itself. */
-export type ManagerControlHandlers = ClusterHandlers & NodeHandlers & ClusterApiHandlers;
+export type ManagerControlHandlers = ClusterHandlers & NodeHandlers & ClusterApiHandlers & NetworkHandlers;
 
 /** Where a manager's etcd member keeps the certificate the etcd CA gave it. */
 export function etcdTlsFiles(etcdDir: string): EtcdTlsFiles {
@@ -69,6 +70,7 @@ export class ManagerRole {
     private readonly nodes: NodeApi,
     private readonly cluster: ClusterApi,
     private readonly nodeCa: NodeCaApi,
+    private readonly networks: NetworkApi,
   ) {}
 
   /**
@@ -129,12 +131,18 @@ export class ManagerRole {
       new NodeApi(store, etcd, log.child({ component: 'nodes' })),
       new ClusterApi(store, opts.clusterId, opts.clusterAddr),
       new NodeCaApi(store, etcd, opts.clusterId, log.child({ component: 'ca' })),
+      new NetworkApi(store),
     );
   }
 
   controlHandlers(): ManagerControlHandlers {
     // a store call failing because etcd is down or its disk full says so (explain)
-    return this.supervisor.explaining({ ...this.control.handlers(), ...this.nodes.handlers(), ...this.cluster.handlers() });
+    return this.supervisor.explaining({
+      ...this.control.handlers(),
+      ...this.nodes.handlers(),
+      ...this.cluster.handlers(),
+      ...this.networks.handlers(),
+    });
   }
 
   dispatcherHandlers(): DispatcherHandlers {

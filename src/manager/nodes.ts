@@ -37,11 +37,16 @@ export function validateNodeSpec(spec: NodeSpec | null | undefined): NodeSpec__O
   const role = spec.role ?? '';
   if (!ROLES.includes(role)) throw invalidArgument(`invalid node spec: role: must be worker or manager, not "${role}"`);
   const labels = spec.labels ?? {};
-  for (const [k, v] of Object.entries(labels)) {
-    if (!LABEL_KEY.test(k)) throw invalidArgument(`invalid node spec: labels: "${k}" is not a valid label key (letters, digits, . _ - /; at most 128)`);
-    if (v.length > LABEL_VALUE_MAX) throw invalidArgument(`invalid node spec: labels.${k}: longer than ${LABEL_VALUE_MAX} characters`);
-  }
+  checkLabels(labels, 'node');
   return { role, availability, labels };
+}
+
+/** Checks the labels of a `what` spec (node, network) against Docker's rule for label keys and a bound on values. */
+export function checkLabels(labels: Record<string, string>, what: string): void {
+  for (const [k, v] of Object.entries(labels)) {
+    if (!LABEL_KEY.test(k)) throw invalidArgument(`invalid ${what} spec: labels: "${k}" is not a valid label key (letters, digits, . _ - /; at most 128)`);
+    if (v.length > LABEL_VALUE_MAX) throw invalidArgument(`invalid ${what} spec: labels.${k}: longer than ${LABEL_VALUE_MAX} characters`);
+  }
 }
 
 /**

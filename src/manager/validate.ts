@@ -50,7 +50,8 @@ const DEFAULT_UPDATE_PARALLELISM = 1;
 const DEFAULT_UPDATE_MONITOR_MS = 5000;
 export const FAILURE_ACTIONS = ['pause', 'continue', 'rollback'] as const;
 export const UPDATE_ORDERS = ['stop-first', 'start-first'] as const;
-const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+/** Service and network names, as Docker allows them. */
+export const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const ENV_KEY_PATTERN = /^[^=\s]+$/;
 const HOSTNAME_LABEL = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 

@@ -1,0 +1,70 @@
+import type { Network__Output } from '../gen/shoal/v1/Network';
+import type { NetworkSpec, NetworkSpec__Output } from '../gen/shoal/v1/NetworkSpec';
+import type { Service__Output } from '../gen/shoal/v1/Service';
+import type { ServiceVips__Output } from '../gen/shoal/v1/ServiceVips';
+import type { TaskNetworks__Output } from '../gen/shoal/v1/TaskNetworks';
+import type { Task__Output } from '../gen/shoal/v1/Task';
+import { invalidArgument, notFound } from '../common/errors';
+import { isTerminal } from '../common/tasks';
+import { validateSubnet } from '../network/ipam';
+import { checkLabels } from './nodes';
+import { NAME_PATTERN } from './validate';
+
+const DRIVERS = ['overlay'];
+
+const fail = (path: string, rule: string): never => {
+  throw invalidArgument(`invalid network spec: ${path}: ${rule}`);
+};
+
+/** Checks a network spec as `network create` sent it and returns it complete (driver filled, subnet canonical). */
+export function validateNetworkSpec(spec: NetworkSpec | null | undefined): NetworkSpec__Output {
+  if (!spec) return fail('spec', 'required');
+  const name = spec.name ?? '';
+  if (!name) fail('name', 'must not be empty');
+  if (name.length > 63) fail('name', 'must be at most 63 characters');
+  if (!NAME_PATTERN.test(name)) fail('name', "must start with a letter or digit and contain only letters, digits, '_', '.' and '-'");
+  const driver = spec.driver || 'overlay';
+  if (!DRIVERS.includes(driver)) fail('driver', `must be ${DRIVERS.join(' or ')}, not "${driver}"`);
+  let subnet = '';
+  if (spec.subnet) {
+    try {
+      subnet = validateSubnet(spec.subnet);
+    } catch (err) {
+      fail('subnet', (err as Error).message.replace(/^subnet /, ''));
+    }
+  }
+  const labels = { ...spec.labels };
+  checkLabels(labels, 'network');
+  return { name, driver, subnet, labels };
+}
+
+/** A network by exact id, then exact name, then unique id prefix, as Docker resolves them. */
+export function resolveNetwork(networks: Network__Output[], ref: string): Network__Output {
+  if (!ref) throw invalidArgument('a network name or ID is required');
+  const found = networks.find((n) => n.id === ref) ?? networks.find((n) => n.spec!.name === ref);
+  if (found) return found;
+  const byPrefix = networks.filter((n) => n.id.startsWith(ref));
+  if (byPrefix.length === 1) return byPrefix[0];
+  if (byPrefix.length > 1) throw invalidArgument(`network ID prefix "${ref}" is ambiguous: it matches ${byPrefix.length} networks`);
+  throw notFound(`network ${ref} not found`);
+}
+
+export interface NetworkHolders {
+  services: Pick<Service__Output, 'id' | 'spec'>[];
+  vips: ServiceVips__Output[];
+  tasks: Pick<Task__Output, 'id' | 'status'>[];
+  attachments: TaskNetworks__Output[];
+}
+
+/**
+ * What still holds an address on the network: services by their VIP, tasks by their attachment
+ * until they have ended (a task's record may outlive the task; then it holds nothing).
+ */
+export function networkUsers(networkId: string, state: NetworkHolders): string[] {
+  const onIt = (list: { network_id: string }[]) => list.some((a) => a.network_id === networkId);
+  const names = new Map(state.services.map((s) => [s.id, s.spec?.name ?? s.id]));
+  const users = state.vips.filter((v) => onIt(v.virtual_ips)).map((v) => `service ${names.get(v.id) ?? v.id}`);
+  const live = new Set(state.tasks.filter((t) => !isTerminal(t.status?.state ?? 'NEW')).map((t) => t.id));
+  for (const a of state.attachments) if (live.has(a.id) && onIt(a.networks)) users.push(`task ${a.id}`);
+  return users;
+}

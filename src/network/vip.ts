@@ -1,0 +1,111 @@
+/**
+ * Service VIPs balanced in the kernel by nftables (this kernel has no IPVS), in the layout of
+ * kube-proxy's nftables mode: one verdict map from `VIP . protocol . port` to a chain per
+ * service, which picks an endpoint with `numgen random mod N` and jumps to a chain per endpoint
+ * that DNATs to it. Connections to a service without endpoints are refused at once instead of
+ * hanging on an address nobody answers.
+ *
+ * The table is shoal's own and is rewritten whole from the wanted services in one `nft -f -`
+ * transaction (made, deleted and made again), so every change switches traffic atomically and
+ * whatever drifted is gone. Connections already made keep their endpoint: NAT lives in conntrack.
+ * The hooks are output and prerouting, so it balances both what a namespace sends itself and what
+ * it routes.
+ */
+import { invalidArgument } from '../common/errors';
+import { run } from './command';
+
+export type VipProtocol = 'tcp' | 'udp';
+
+export interface VipEndpoint {
+  ip: string;
+  port: number;
+}
+
+export interface VipService {
+  vip: string;
+  protocol: VipProtocol;
+  port: number;
+  endpoints: VipEndpoint[];
+}
+
+/** Where the table lives: its name, and the network namespace (default: the caller's). */
+export interface VipTable {
+  name: string;
+  netns?: string;
+}
+
+/** nft 1.0.6 refuses the `dstnat` keyword on the output hook; -100 is its value. */
+const DSTNAT = -100;
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const TABLE = /^[a-z][a-z0-9_-]{0,31}$/;
+
+function check(what: string, ok: boolean, rule: string): void {
+  if (!ok) throw invalidArgument(`${what} ${rule}`);
+}
+
+function checkService(s: VipService): void {
+  check(`vip "${s.vip}"`, IPV4.test(s.vip), 'is not an IPv4 address');
+  check(`protocol "${s.protocol}"`, s.protocol === 'tcp' || s.protocol === 'udp', 'must be tcp or udp');
+  const ports = [s.port, ...s.endpoints.map((e) => e.port)];
+  for (const p of ports) check(`port ${p}`, Number.isInteger(p) && p >= 1 && p <= 65535, 'must be 1–65535');
+  for (const e of s.endpoints) check(`endpoint "${e.ip}"`, IPV4.test(e.ip), 'is not an IPv4 address');
+}
+
+const key = (s: VipService) => `${s.vip}-${s.protocol}-${s.port}`;
+const serviceChain = (s: VipService) => `service-${key(s)}`;
+const endpointChain = (s: VipService, e: VipEndpoint) => `endpoint-${key(s)}-${e.ip}-${e.port}`;
+
+/** The whole `nft -f` script that makes the table hold exactly these services. */
+export function vipRuleset(table: string, services: VipService[]): string {
+  check(`table "${table}"`, TABLE.test(table), 'must be up to 32 lowercase letters, digits, - or _, starting with a letter');
+  const seen = new Set<string>();
+  for (const s of services) {
+    checkService(s);
+    check(`service ${s.vip}:${s.port}/${s.protocol}`, !seen.has(key(s)), 'is listed twice');
+    seen.add(key(s));
+  }
+  const balanced = services.filter((s) => s.endpoints.length > 0);
+  const empty = services.filter((s) => s.endpoints.length === 0);
+  const element = (s: VipService) => `${s.vip} . ${s.protocol} . ${s.port}`;
+  const lines = [`table ip ${table} {}`, `delete table ip ${table}`, `table ip ${table} {`];
+
+  // Chains come before the map elements that point to them, or nft refuses the map.
+  for (const s of balanced) {
+    for (const e of s.endpoints) {
+      lines.push(`  chain ${endpointChain(s, e)} {`, `    meta l4proto ${s.protocol} dnat to ${e.ip}:${e.port}`, '  }');
+    }
+    const picks = s.endpoints.map((e, i) => `${i} : goto ${endpointChain(s, e)}`).join(', ');
+    lines.push(`  chain ${serviceChain(s)} {`, `    numgen random mod ${s.endpoints.length} vmap { ${picks} }`, '  }');
+  }
+  lines.push('  map service-ips {', '    type ipv4_addr . inet_proto . inet_service : verdict');
+  if (balanced.length) lines.push(`    elements = { ${balanced.map((s) => `${element(s)} : goto ${serviceChain(s)}`).join(', ')} }`);
+  lines.push('  }', '  set no-endpoints {', '    type ipv4_addr . inet_proto . inet_service');
+  if (empty.length) lines.push(`    elements = { ${empty.map(element).join(', ')} }`);
+  lines.push('  }');
+  lines.push('  chain services {', '    ip daddr . meta l4proto . th dport vmap @service-ips', '  }');
+  for (const hook of ['prerouting', 'output']) {
+    lines.push(`  chain nat-${hook} {`, `    type nat hook ${hook} priority ${DSTNAT}; policy accept;`, '    jump services', '  }');
+  }
+  for (const hook of ['forward', 'output']) {
+    lines.push(
+      `  chain filter-${hook} {`,
+      `    type filter hook ${hook} priority 0; policy accept;`,
+      '    ip daddr . meta l4proto . th dport @no-endpoints reject',
+      '  }',
+    );
+  }
+  lines.push('}');
+  return lines.join('\n') + '\n';
+}
+
+/** Makes the table balance exactly these services, in one transaction. */
+export async function applyVips(table: VipTable, services: VipService[]): Promise<void> {
+  await run('nft', ['-f', '-'], { netns: table.netns, input: vipRuleset(table.name, services) });
+}
+
+/** Removes the table and everything in it; a no-op when it does not exist. */
+export async function removeVips(table: VipTable): Promise<void> {
+  check(`table "${table.name}"`, TABLE.test(table.name), 'must be up to 32 lowercase letters, digits, - or _, starting with a letter');
+  await run('nft', ['-f', '-'], { netns: table.netns, input: `table ip ${table.name} {}\ndelete table ip ${table.name}\n` });
+}
