@@ -59,13 +59,19 @@ describe('rolling update: pace', () => {
     ]);
   });
 
-  it('starts no new batch while a slot of this update has not yet run for the monitor period', () => {
+  it('starts the next batch once the batch before runs, without waiting out its monitor period', () => {
     const s = updated(4, { parallelism: 2, monitor_ms: 5000 }, {});
     const tasks = [running(s, 1, 2, NOW - 6000), running(s, 2, 2, NOW - 1000), running(s, 3, 1, START - 1), running(s, 4, 1, START - 1)];
     const plan = reconcileReplicated(s, tasks, NOW);
-    expect(plan.create).toEqual([]);
-    expect(plan.update).toEqual([]);
+    expect(slotsOf(plan.create)).toEqual([3, 4]);
     expect(plan.service).toBeUndefined();
+  });
+
+  it('is not complete while a new task has not yet run for the monitor period, and looks again when it has', () => {
+    const s = updated(2, { monitor_ms: 5000 }, {});
+    const plan = reconcileReplicated(s, [running(s, 1, 2, NOW - 6000), running(s, 2, 2, NOW - 1000)], NOW);
+    expect(plan.service).toBeUndefined();
+    expect(plan.create).toEqual([]);
     expect(plan.wakeAt).toBe(NOW - 1000 + 5000);
   });
 
@@ -76,13 +82,15 @@ describe('rolling update: pace', () => {
     expect(plan.create).toEqual([]);
   });
 
-  it('waits `delay` after the last slot counted as updated before the next batch', () => {
+  it('waits `delay` after the last new task started running before the next batch', () => {
     const s = updated(3, { parallelism: 1, monitor_ms: 5000, delay_ms: 10_000 }, {});
-    const tasks = [running(s, 1, 2, NOW - 8000), running(s, 2, 1, START - 1), running(s, 3, 1, START - 1)];
-    // Slot 1 counted as updated at NOW-3000: the next batch may start at NOW+7000.
+    const tasks = [running(s, 1, 2, NOW - 3000), running(s, 2, 1, START - 1), running(s, 3, 1, START - 1)];
+    // Slot 1 runs since NOW-3000: the next batch may start at NOW+7000.
     const waiting = reconcileReplicated(s, tasks, NOW);
     expect(waiting.create).toEqual([]);
-    expect(waiting.wakeAt).toBe(NOW + 7000);
+    expect(waiting.wakeAt).toBe(NOW + 2000);
+    expect(reconcileReplicated(s, tasks, NOW + 2000).create).toEqual([]);
+    expect(reconcileReplicated(s, tasks, NOW + 2000).wakeAt).toBe(NOW + 7000);
     expect(slotsOf(reconcileReplicated(s, tasks, NOW + 7000).create)).toEqual([2]);
   });
 

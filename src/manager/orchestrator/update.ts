@@ -56,25 +56,28 @@ const bySlotKey = (a: string, b: string) => Number(a) - Number(b) || a.localeCom
 interface Rollout {
   /** Slots whose live task is outdated and that have no new one yet, those not serving first. */
   dirty: string[];
-  /** Slots whose new task has not yet run for `monitor`, nor failed. */
+  /** Slots whose new task is not running yet, nor failed: the next batch waits for them. */
   inFlight: number;
+  /** Slots whose new task runs but has not yet run for `monitor`: the rollout is not complete. */
+  monitored: number;
   /** New tasks of this rollout that ended by themselves (failed, or exited early). */
   failures: Task__Output[];
-  /** When the last slot of this rollout counted as updated (ms; 0: none yet). */
-  lastDoneAt: number;
+  /** When the last new task of this rollout started running (ms; 0: none yet). */
+  lastRunningAt: number;
   wakeAt?: number;
 }
 
 /**
- * Where each slot stands in a rollout that started at `startedMs`. A slot's new task counts as
- * updated once it has been running for the monitor period; one that ended by itself is a
- * failure, and its slot is done with (the restart policy, not the updater, restarts it). A new
- * task that ends after its monitor period but while the rollout still runs counts too: once a
- * task has ended, when it started running is no longer stored.
+ * Where each slot stands in a rollout that started at `startedMs`. As in Swarm, a batch is done
+ * once its new tasks run, and the next one starts `delay` later; each new task is watched for the
+ * monitor period meanwhile, and the rollout completes when every one has run that long. A new
+ * task that ended by itself is a failure, and its slot is done with (the restart policy, not the
+ * updater, restarts it). A new task that ends after its monitor period but while the rollout
+ * still runs counts too: once a task has ended, when it started running is no longer stored.
  */
 function survey(service: Service__Output, slots: Map<string, Task__Output[]>, startedMs: number, monitorMs: number, nowMs: number): Rollout {
   const version = service.spec_version;
-  const r: Rollout = { dirty: [], inFlight: 0, failures: [], lastDoneAt: 0 };
+  const r: Rollout = { dirty: [], inFlight: 0, monitored: 0, failures: [], lastRunningAt: 0 };
   // Replacing a slot whose old task is not running (pending, say) costs no serving replica.
   const serving = new Set<string>();
   for (const [key, tasks] of slots) {
@@ -89,13 +92,15 @@ function survey(service: Service__Output, slots: Map<string, Task__Output[]>, st
       continue;
     }
     if (failed.length || Date.parse(current.created_at) < startedMs) continue;
-    const running = current.desired_state === 'RUNNING' && current.status!.state === 'RUNNING';
-    const doneAt = running ? Date.parse(current.status!.timestamp) + monitorMs : NaN;
-    if (doneAt <= nowMs) {
-      r.lastDoneAt = Math.max(r.lastDoneAt, doneAt);
-    } else {
+    if (current.desired_state !== 'RUNNING' || current.status!.state !== 'RUNNING') {
       r.inFlight++;
-      if (running) r.wakeAt = Math.min(r.wakeAt ?? Infinity, doneAt);
+      continue;
+    }
+    const runningAt = Date.parse(current.status!.timestamp);
+    r.lastRunningAt = Math.max(r.lastRunningAt, runningAt);
+    if (runningAt + monitorMs > nowMs) {
+      r.monitored++;
+      r.wakeAt = Math.min(r.wakeAt ?? Infinity, runningAt + monitorMs);
     }
   }
   r.dirty.sort((a, b) => Number(serving.has(a)) - Number(serving.has(b)) || bySlotKey(a, b));
@@ -110,8 +115,8 @@ const describe = (t: Task__Output) => `task ${taskName(t)} (${t.id}) ${t.status!
  * a global service's node id) to all of its tasks.
  *
  * A rollout begins when a slot holds an outdated live task and none is under way; it replaces
- * `parallelism` slots (0: all) at a time, starts the next batch `delay` after the last slot of
- * the batch before counted as updated, and is complete when no slot is outdated or in flight.
+ * `parallelism` slots (0: all) at a time, starts the next batch `delay` after the new tasks of
+ * the batch before run, and is complete when no slot is outdated, in flight or still watched.
  * When more than `max_failure_ratio` of the slots got a new task that failed, it pauses, goes
  * on, or (an update with a previous spec) rolls back. Everything it needs is in the service and
  * its tasks, so a new leader takes over a rollout where the last one left it.
@@ -150,14 +155,14 @@ export function decideUpdate(service: Service__Output, slots: Map<string, Task__
     return { replace: new Set(), order: decision.order, service: decision.service };
   }
 
-  if (!r.dirty.length && !r.inFlight) {
+  if (!r.dirty.length && !r.inFlight && !r.monitored) {
     // A completed rollback keeps the reason it was started for.
     decision.service = word === 'update' ? withStatus('completed', 'update completed', at) : withStatus('rollback_completed', status!.message, at);
     return decision;
   }
   if (!underWay) decision.service = withStatus('updating', status!.message);
   if (r.inFlight) return decision;
-  const startAt = r.lastDoneAt ? r.lastDoneAt + config.delay_ms : nowMs;
+  const startAt = r.lastRunningAt ? r.lastRunningAt + config.delay_ms : nowMs;
   if (startAt > nowMs) {
     decision.wakeAt = Math.min(decision.wakeAt ?? Infinity, startAt);
     return decision;
