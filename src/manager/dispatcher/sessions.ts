@@ -1,5 +1,6 @@
 import type { Etcd3, Lease } from 'etcd3';
 import type { Logger } from '../../common/logger';
+import { storeError } from '../store/etcd-errors';
 
 // Outside the object prefix (/shoal/v1/): these are lease-bound markers, not stored objects.
 const SESSIONS = '/shoal/live/sessions/';
@@ -81,13 +82,12 @@ export class SessionRegistry {
 }
 
 /** Nodes that have a session with some live manager. */
-export async function connectedNodes(etcd: Etcd3): Promise<Set<string>> {
-  const keys = await etcd.getAll().prefix(SESSIONS).keys();
-  return new Set(keys.map((k) => k.slice(SESSIONS.length)));
-}
+export const connectedNodes = (etcd: Etcd3): Promise<Set<string>> => idsUnder(etcd, SESSIONS);
 
 /** Managers whose shoald holds its lease: reachable. */
-export async function reachableManagers(etcd: Etcd3): Promise<Set<string>> {
-  const keys = await etcd.getAll().prefix(MANAGERS_ALIVE).keys();
-  return new Set(keys.map((k) => k.slice(MANAGERS_ALIVE.length)));
+export const reachableManagers = (etcd: Etcd3): Promise<Set<string>> => idsUnder(etcd, MANAGERS_ALIVE);
+
+async function idsUnder(etcd: Etcd3, prefix: string): Promise<Set<string>> {
+  const keys = await etcd.getAll().prefix(prefix).keys().catch((err) => Promise.reject(storeError(err)));
+  return new Set(keys.map((k) => k.slice(prefix.length)));
 }
