@@ -11,6 +11,7 @@ import { unary } from '../common/grpc-handlers';
 import { newId, now, taskName, wantsRunning } from '../common/tasks';
 import type { Dispatcher } from './dispatcher/dispatcher';
 import type { Op, Store, Versioned } from './store/store';
+import type { StoredRegistryAuth } from './registry-auth';
 import { validateServiceSpec } from './validate';
 import { rolledBack } from './orchestrator/update';
 import type { ImagePinner } from './pin-image';
@@ -26,15 +27,6 @@ const SETTLE_RETRY_MS = 500;
 interface ServiceName extends Versioned {
   service_id: string;
 }
-
-/**
- * A service's registry credentials (--with-registry-auth), under their own etcd key (id = the
- * service id) rather than in the spec: the Service and its Tasks, which every API response and
- * `inspect` returns and the orchestrator copies into each task, never hold them, so no reader
- * has to remember to strip them. Only the dispatcher reads them, and hands them to the nodes
- * that run the service's tasks. Deleted with the service.
- */
-export interface StoredRegistryAuth extends Versioned, RegistryAuth {}
 
 /** Control API handlers that need the cluster store; the daemon answers Init and Info itself. */
 export type ClusterHandlers = Pick<

@@ -15,7 +15,7 @@ import type { Logger } from '../../common/logger';
 import { newId, now, rank } from '../../common/tasks';
 import type { Op, Store } from '../store/store';
 import { diffAssignments } from './assignments';
-import type { StoredRegistryAuth } from '../control-api';
+import type { StoredRegistryAuth } from '../registry-auth';
 import type { RegistryAuth } from '../../gen/shoal/v1/RegistryAuth';
 
 export const HEARTBEAT_PERIOD_MS = 5000;
