@@ -56,14 +56,6 @@ describe('peerIdentity', () => {
     expect(peerIdentity(calls.admin)).toEqual(callers.admin);
   });
 
-  it('prints what reading the identity costs per call', () => {
-    const n = 2000;
-    for (let i = 0; i < 100; i++) peerIdentity(calls.worker);
-    const start = performance.now();
-    for (let i = 0; i < n; i++) peerIdentity(calls.worker);
-    console.log(`peerIdentity: ${(((performance.now() - start) / n) * 1000).toFixed(1)} µs per call (mean of ${n})`);
-  });
-
   it('is null without a verified certificate (anonymous TLS and the unix socket alike)', () => {
     expect(peerIdentity(anonymous)).toBeNull();
   });

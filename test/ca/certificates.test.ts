@@ -162,20 +162,6 @@ describe('issueCertificate', () => {
       'a certificate must be for a server, a client, or both',
     );
   });
-
-  it('prints how long issuing one certificate takes', async () => {
-    const { csrPem } = await createKeyAndCsr();
-    const n = 20;
-    // Warm-up: the first calls include JIT compilation and lazy loading, not issuing.
-    for (let i = 0; i < 3; i++) await issueCertificate(ca, csrPem, worker);
-    const start = performance.now();
-    for (let i = 0; i < n; i++) await issueCertificate(ca, csrPem, worker);
-    const perCert = (performance.now() - start) / n;
-    const keyStart = performance.now();
-    for (let i = 0; i < n; i++) await issueKeyPair(ca, worker);
-    const perPair = (performance.now() - keyStart) / n;
-    console.log(`issueCertificate: ${perCert.toFixed(2)} ms per certificate; issueKeyPair: ${perPair.toFixed(2)} ms (mean of ${n})`);
-  });
 });
 
 describe('issueKeyPair', () => {
