@@ -1,17 +1,17 @@
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Service__Output } from '../../src/gen/shoal/v1/Service';
 import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import { newId } from '../../src/common/tasks';
 import { connectEtcd } from '../../src/manager/etcd/client';
 import { etcdTlsFiles } from '../../src/manager/manager-role';
 import { MAX_REPLICAS, validateServiceSpec } from '../../src/manager/validate';
-import { buildTestImage, TestNode } from '../helpers/test-node';
+import { useE2eNode } from '../e2e/use-node';
 
 // One real node for the whole file: real etcd, real runc under conmon, real cgroups.
-const node = new TestNode();
+const node = useE2eNode();
 const CLI = path.join(__dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
 
 const tasks = (service: string): Task__Output[] => JSON.parse(node.ok('service', 'ps', service, '--format', 'json'));
@@ -27,17 +27,6 @@ function etcdMember(): { pid: number; url: string } {
   const url = args.find((a) => a.startsWith('--listen-client-urls='))!.split('=')[1].split(',')[0];
   return { pid, url };
 }
-
-beforeAll(async () => {
-  const image = buildTestImage(node.dir);
-  await node.start();
-  node.ok('init');
-  node.ok('image', 'load', image);
-});
-
-afterAll(async () => {
-  await node.destroy();
-});
 
 describe('manager hardening (real node)', () => {
   it('fails at once on logs of a service that does not exist, like ps', () => {

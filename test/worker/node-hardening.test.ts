@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Task__Output } from '../../src/gen/shoal/v1/Task';
-import { buildTestImage, TestNode } from '../helpers/test-node';
+import { useE2eNode } from '../e2e/use-node';
 
 // One real node: etcd, runc under conmon, cgroups; the CLI as a user runs it.
-const node = new TestNode();
+const node = useE2eNode();
 const CLI = path.resolve(__dirname, '../../dist/src/cli/main.js');
 
 const tasks = (service: string): Task__Output[] => JSON.parse(node.ok('service', 'ps', service, '--format', 'json'));
@@ -33,17 +33,6 @@ async function runOnce(name: string, script: string, ...flags: string[]): Promis
   await until(`${name} to finish`, () => tasks(name).some((t) => ['COMPLETE', 'FAILED'].includes(t.status!.state)));
   return logs(name);
 }
-
-beforeAll(async () => {
-  const image = buildTestImage(node.dir);
-  await node.start();
-  node.ok('init');
-  node.ok('image', 'load', image);
-});
-
-afterAll(async () => {
-  await node.destroy();
-});
 
 describe('a node, as the CLI shows it', () => {
   it('says a task was killed for lack of memory, and what the limit was', async () => {
