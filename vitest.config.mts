@@ -2,7 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 // Integration tests share the host's runc, cgroups and mounts, so the files of a project run one at
 // a time. The cluster tests' hosts are network namespaces with paths, cgroups and runc roots of their
-// own, so that project runs beside the other: the suite takes as long as its longer half.
+// own, so that project can run beside the other; vitest queues every one-at-a-time project in one
+// line, so test/run.sh (what `npm test` runs) starts the two as separate processes.
 const shared = { testTimeout: 60_000, hookTimeout: 60_000, fileParallelism: false };
 
 export default defineConfig({

@@ -377,6 +377,11 @@ cmd_down() {
   ip link del "$(bridge_of)" 2>/dev/null || true
   rm -rf "${RUN_BASE:?}/$NAME" "${DATA_BASE:?}/$NAME"
   rmdir "$DATA_BASE" 2>/dev/null || true
+  # The last cluster gone takes the claim lock with it, under the lock so no `up` is claiming now.
+  (
+    flock 9
+    [[ -z $(ls -A "$RUN_BASE" | grep -vx .lock) ]] && rm -f "$RUN_BASE/.lock" && rmdir "$RUN_BASE"
+  ) 2>/dev/null 9>>"$RUN_BASE/.lock" || true
   cmd_check >&2 || die "cluster $NAME: the above is left"
   echo "cluster $NAME removed"
 }

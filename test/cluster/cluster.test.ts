@@ -9,6 +9,7 @@ import { clientCredentials } from '../../src/ca/tls';
 import { shoalProto } from '../../src/common/proto';
 import { TestCluster, type TestHost } from '../helpers/cluster';
 import { buildTestImage } from '../helpers/test-node';
+import { IDLE } from '../helpers/workloads';
 
 // Three managers (h1-h3) and two workers (h4, h5), each a network namespace with its own shoald:
 // the cluster as the issue describes it, its failures made for real.
@@ -51,8 +52,20 @@ beforeAll(async () => {
 }, 300_000);
 
 afterEach(async () => {
-  for (const name of SERVICES.splice(0)) manager().shoal('service', 'rm', name);
-  await cluster.waitFor(() => cluster.hosts.every((host) => host.containerIds().length === 0), { what: 'every container gone', timeoutMs: 60_000 });
+  // Right after a failover a manager may answer before it can write; a removal that did not
+  // happen would leave containers behind for every later test.
+  for (const name of SERVICES.splice(0)) {
+    await cluster.waitFor(() => {
+      const r = manager().shoal('service', 'rm', name);
+      if (r.code !== 0 && !/not found/.test(r.stderr)) throw new Error(r.stderr.trim());
+      return true;
+    }, { what: `service ${name} removed` });
+  }
+  await cluster.waitFor(() => {
+    const left = cluster.hosts.filter((host) => host.containerIds().length > 0);
+    if (left.length > 0) throw new Error(`containers left on ${left.map((host) => `${host.name} (${host.containerIds().join(', ')})`).join('; ')}`);
+    return true;
+  }, { what: 'every container gone', timeoutMs: 60_000 });
 }, 120_000);
 
 afterAll(async () => {
@@ -78,20 +91,20 @@ describe('a cluster of 3 managers and 2 workers', { timeout: 300_000 }, () => {
   });
 
   it('spreads 10 replicas over the 5 nodes, 2 each', async () => {
-    createService('spread', '--replicas', '10', 'shoal-test:latest', 'sleep', '1000');
+    createService('spread', '--replicas', '10', 'shoal-test:latest', ...IDLE);
     const counts = await cluster.waitFor(() => running('spread').length === 10 && placement('spread'), { what: '10 running' });
     expect([...counts.values()]).toEqual([2, 2, 2, 2, 2]);
     for (const host of cluster.hosts) expect(host.containerIds()).toHaveLength(2);
   });
 
   it('runs a global service on every node and follows drain and constraints', async () => {
-    createService('agent', '--mode', 'global', 'shoal-test:latest', 'sleep', '1000');
+    createService('agent', '--mode', 'global', 'shoal-test:latest', ...IDLE);
     await cluster.waitFor(() => running('agent').length === 5, { what: 'one agent task per node' });
     manager().ok('node', 'update', '--availability', 'drain', h('h5').hostname);
     await cluster.waitFor(() => running('agent').length === 4 && h('h5').containerIds().length === 0, { what: 'the drained node emptied' });
     manager().ok('node', 'update', '--availability', 'active', h('h5').hostname);
     manager().ok('node', 'update', '--label-add', 'zone=a', h('h4').hostname);
-    createService('zoned', '--replicas', '3', '--constraint', 'node.labels.zone==a', 'shoal-test:latest', 'sleep', '1000');
+    createService('zoned', '--replicas', '3', '--constraint', 'node.labels.zone==a', 'shoal-test:latest', ...IDLE);
     await cluster.waitFor(() => running('zoned').length === 3, { what: '3 zoned tasks' });
     expect([...placement('zoned').keys()]).toEqual([h('h4').hostname]);
     manager().ok('node', 'update', '--label-rm', 'zone', h('h4').hostname);
@@ -99,13 +112,13 @@ describe('a cluster of 3 managers and 2 workers', { timeout: 300_000 }, () => {
   });
 
   it('keeps a constrained task pending with the reason when no node fits', async () => {
-    createService('nowhere', '-d', '--constraint', 'node.labels.zone==nowhere', 'shoal-test:latest', 'sleep', '1000');
+    createService('nowhere', '-d', '--constraint', 'node.labels.zone==nowhere', 'shoal-test:latest', ...IDLE);
     const t = await cluster.waitFor(() => tasks('nowhere').find((x) => x.schedule_error), { what: 'a scheduling error' });
     expect(t.schedule_error).toMatch(/constraint node\.labels\.zone==nowhere not satisfied on 5 nodes/);
   });
 
   it('replaces the tasks of a stopped worker elsewhere, and leaves no surplus when it returns', async () => {
-    createService('survive', '--replicas', '5', 'shoal-test:latest', 'sleep', '1000');
+    createService('survive', '--replicas', '5', 'shoal-test:latest', ...IDLE);
     await cluster.waitFor(() => running('survive').length === 5, { what: '5 running' });
     const worker = h('h5');
     await worker.kill('SIGKILL');
@@ -117,7 +130,7 @@ describe('a cluster of 3 managers and 2 workers', { timeout: 300_000 }, () => {
   });
 
   it('survives a worker cut off from every manager, and converges when the link heals', async () => {
-    createService('cut', '--replicas', '5', 'shoal-test:latest', 'sleep', '1000');
+    createService('cut', '--replicas', '5', 'shoal-test:latest', ...IDLE);
     await cluster.waitFor(() => running('cut').length === 5, { what: '5 running' });
     const worker = h('h4');
     const had = worker.containerIds().length;
@@ -135,7 +148,7 @@ describe('a cluster of 3 managers and 2 workers', { timeout: 300_000 }, () => {
   });
 
   it('scales 0 to 30 through a kill -9 of the leader’s shoald and etcd: exactly 30 running, one per slot', async () => {
-    createService('failover', '--replicas', '0', 'shoal-test:latest', 'sleep', '1000');
+    createService('failover', '--replicas', '0', 'shoal-test:latest', ...IDLE);
     const leader = await cluster.waitFor(() => cluster.leader(), { what: 'a leader' });
     leader.ok('service', 'scale', 'failover=30', '-d');
     await leader.kill('SIGKILL');
@@ -169,7 +182,7 @@ describe('a cluster of 3 managers and 2 workers', { timeout: 300_000 }, () => {
 
 describe('quorum', { timeout: 300_000 }, () => {
   it('says plainly on the manager left that a quorum is lost, changes nothing, and works again once it is back', async () => {
-    createService('steady', '--replicas', '2', 'shoal-test:latest', 'sleep', '1000');
+    createService('steady', '--replicas', '2', 'shoal-test:latest', ...IDLE);
     await cluster.waitFor(() => running('steady').length === 2, { what: '2 running' });
     const [left, ...gone] = cluster.managers;
     for (const m of gone) {

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCluster } from '../helpers/cluster';
 import { buildTestImage } from '../helpers/test-node';
+import { IDLE } from '../helpers/workloads';
 
 // The kit the cluster tests stand on (deploy/cluster.sh through TestCluster): a manager and a
 // worker, each a network namespace on one bridge with its own shoald.
@@ -75,7 +76,7 @@ describe('a cluster on one machine', () => {
     const [h1, h2] = hosts();
     expect(await cluster!.waitFor(() => cluster!.leader(), { what: 'a leader' })).toBe(h1);
     for (const h of hosts()) h.ok('image', 'load', buildTestImage(work));
-    h1.ok('service', 'create', '--name', 'kit', '--replicas', '1', '--constraint', `node.hostname==${h2.hostname}`, 'shoal-test:latest', 'sleep', '1000');
+    h1.ok('service', 'create', '--name', 'kit', '--replicas', '1', '--constraint', `node.hostname==${h2.hostname}`, 'shoal-test:latest', ...IDLE);
     const [id] = h2.containerIds();
     expect(h2.containerIds()).toHaveLength(1);
     expect(h1.containerIds()).toEqual([]);

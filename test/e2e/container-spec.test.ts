@@ -3,11 +3,12 @@ import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import { configuredImage } from './images';
 import { nextTaskLogging, taskLines, tasksOf, waitFor } from './observe';
 import { useE2eNode } from './use-node';
+import { IDLE_SCRIPT } from '../helpers/workloads';
 
 const node = useE2eNode();
 
 /** Prints its arguments, three variables and where and as whom it runs, then idles. */
-const REPORT = 'echo "argv: $0 $*"; echo "GREETING=$GREETING FROM_IMAGE=$FROM_IMAGE ONLY_SERVICE=$ONLY_SERVICE"; echo "pwd=$(pwd) user=$(id -u):$(id -g) hostname=$(hostname)"; trap "exit 0" TERM; while true; do sleep 0.2; done';
+const REPORT = `echo "argv: $0 $*"; echo "GREETING=$GREETING FROM_IMAGE=$FROM_IMAGE ONLY_SERVICE=$ONLY_SERVICE"; echo "pwd=$(pwd) user=$(id -u):$(id -g) hostname=$(hostname)"; ${IDLE_SCRIPT}`;
 
 beforeAll(() => {
   node.ok(

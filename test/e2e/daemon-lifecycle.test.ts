@@ -6,10 +6,10 @@ import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import { freePort } from '../helpers/ports';
 import { apiOf, runningOf, waitFor } from './observe';
 import { useE2eNode } from './use-node';
+import { IDLE } from '../helpers/workloads';
 
 const node = useE2eNode();
 const DAEMON = path.join(__dirname, '../../dist/src/daemon/main.js');
-const IDLE = ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.2; done'];
 
 const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
 const readPid = (file: string) => Number(fs.readFileSync(file, 'utf8').trim());

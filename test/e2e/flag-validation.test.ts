@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { apiOf } from './observe';
 import { useE2eNode } from './use-node';
+import { IDLE } from '../helpers/workloads';
 
 const node = useE2eNode();
 const CLI = path.join(__dirname, '../../dist/src/cli/main.js');
@@ -73,7 +74,7 @@ describe('flag validation', () => {
   }, MANY);
 
   it('service update refuses them too and leaves the service as it was', async () => {
-    node.ok('service', 'create', '--name', 'web', 'shoal-test:latest', 'sleep', '600');
+    node.ok('service', 'create', '--name', 'web', 'shoal-test:latest', ...IDLE);
     const before = await apiOf(node).getService('web');
     const cases = BAD_VALUES.map(([flag, values]) => [flag, values[0]]);
     const results = await runAll(CLI, cases.map(([flag, v]) => ['-H', node.socket, 'service', 'update', '-d', `${flag}=${v}`, 'web']));
@@ -101,7 +102,7 @@ describe('flag validation', () => {
   });
 
   it('scale and logs refuse bad counts, naming them', async () => {
-    node.ok('service', 'create', '--name', 'web', 'shoal-test:latest', 'sleep', '600');
+    node.ok('service', 'create', '--name', 'web', 'shoal-test:latest', ...IDLE);
     const before = await apiOf(node).getService('web');
     const h = ['-H', node.socket];
     const results = await runAll(CLI, [
@@ -148,7 +149,7 @@ describe('flag validation', () => {
 
   it('service create and update refuse an image reference with whitespace or none, naming the image', async () => {
     const h = ['-H', node.socket];
-    node.ok('service', 'create', '--name', 'web', 'shoal-test:latest', 'sleep', '600');
+    node.ok('service', 'create', '--name', 'web', 'shoal-test:latest', ...IDLE);
     const before = await apiOf(node).getService('web');
     const results = await runAll(CLI, [
       [...h, 'service', 'create', '-d', '--name', 'bad', 'shoal test'],

@@ -4,11 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { configuredImage } from './images';
 import { apiOf, runningOf, waitFor } from './observe';
 import { useE2eNode } from './use-node';
+import { IDLE } from '../helpers/workloads';
 
 const MAX_MIB = 20;
 // No minimum age: the images loaded here are collectable at once, least recently used first.
 const node = useE2eNode({ daemonArgs: () => [`--image-gc-max-size=${MAX_MIB}m`, '--image-gc-min-age=0'] });
-const IDLE = ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.2; done'];
 const LAYER = 5 * 2 ** 20;
 
 const tags = async () => (await apiOf(node).listImages()).images.flatMap((i) => i.tags).sort();

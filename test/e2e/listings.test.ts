@@ -3,10 +3,10 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { apiOf, runningOf, waitFor } from './observe';
 import { useE2eNode } from './use-node';
+import { IDLE } from '../helpers/workloads';
 
 const node = useE2eNode();
 const CLI = path.join(__dirname, '../../dist/src/cli/main.js');
-const IDLE = ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.2; done'];
 const lines = (out: string) => out.split('\n').filter(Boolean);
 
 /** The CLI with no -H, and SHOAL_HOST as given (unset when undefined). */

@@ -3,12 +3,13 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { logsOf, runningOf, waitFor } from './observe';
 import { useE2eNode } from './use-node';
+import { thenIdle } from '../helpers/workloads';
 
 const node = useE2eNode();
 const CLI = path.join(__dirname, '../../dist/src/cli/main.js');
 
 /** Writes `line 1` to `line 5` (and one line to stderr), then idles. */
-const FIVE = ['sh', '-c', 'for i in 1 2 3 4 5; do echo "line $i"; done; echo "oops" >&2; trap "exit 0" TERM; while true; do sleep 0.2; done'];
+const FIVE = thenIdle('for i in 1 2 3 4 5; do echo "line $i"; done; echo "oops" >&2');
 /** Writes a numbered line every 0.1 s for as long as it runs. */
 const COUNTER = ['sh', '-c', 'trap "exit 0" TERM; i=0; while true; do i=$((i+1)); echo "n=$i"; sleep 0.1; done'];
 

@@ -3,9 +3,9 @@ import { describe, expect, it } from 'vitest';
 import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import { runningOf, tasksOf, waitFor } from './observe';
 import { useE2eNode } from './use-node';
+import { IDLE } from '../helpers/workloads';
 
 const node = useE2eNode();
-const IDLE = ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.2; done'];
 
 /** The tasks of a service that want to run and have no node, once every replica has a task. */
 const unplaced = (service: string, replicas: number) =>

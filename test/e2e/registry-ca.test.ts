@@ -6,6 +6,7 @@ import { TestRegistry } from '../registry/registry';
 import { testImage } from './images';
 import { apiOf, runningOf, tasksOf, waitFor } from './observe';
 import { useE2eNode } from './use-node';
+import { IDLE } from '../helpers/workloads';
 
 // Two HTTPS registries on 127.0.0.1: one with a certificate from the CA the node is given, one
 // with a certificate from a CA it does not know.
@@ -35,7 +36,6 @@ beforeAll(async () => {
 afterAll(() => Promise.allSettled([trusted.destroy(), stranger.destroy()]));
 
 const node = useE2eNode({ daemonArgs: () => [`--registry-ca=${ca}`] });
-const IDLE = ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.2; done'];
 
 beforeAll(() => {
   for (const r of [trusted, stranger]) r.push(`oci-archive:${testImage(node)}`, 'team/app:1');

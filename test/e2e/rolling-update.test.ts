@@ -4,10 +4,10 @@ import { describe, expect, it } from 'vitest';
 import type { Service__Output } from '../../src/gen/shoal/v1/Service';
 import { apiOf, runningOf, tasksOf, waitFor } from './observe';
 import { useE2eNode } from './use-node';
+import { IDLE } from '../helpers/workloads';
 
 const node = useE2eNode();
 const CLI = path.join(__dirname, '../../dist/src/cli/main.js');
-const IDLE = ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.2; done'];
 // A short monitor keeps the test quick; the rules do not depend on its length.
 const QUICK = ['--update-monitor', '1s', '--rollback-monitor', '1s'];
 const ROLLOUT_MS = 240_000;

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { apiOf, runningOf, tasksOf, waitFor } from './observe';
 import { useE2eNode } from './use-node';
+import { IDLE } from '../helpers/workloads';
 
 const node = useE2eNode();
-const IDLE = ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.2; done'];
 const replicas = async (service: string) => (await runningOf(node, service)).length;
 
 describe('create and scale, waiting or not', () => {

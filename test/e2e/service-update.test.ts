@@ -6,6 +6,7 @@ import { TestRegistry } from '../registry/registry';
 import { configuredImage, testImage } from './images';
 import { cgroupLimits, nextTaskLogging, runningOf, tasksOf } from './observe';
 import { useE2eNode } from './use-node';
+import { thenIdle } from '../helpers/workloads';
 
 // A private registry (basic auth) the node may speak plain HTTP to, and one node.
 const PASSWORD = 'pw-update-e2e';
@@ -15,7 +16,6 @@ afterAll(() => registry.destroy());
 const node = useE2eNode({ daemonArgs: () => [`--insecure-registry=${registry.host}`] });
 
 /** Runs `script` once, then idles until SIGTERM. */
-const logsThenIdles = (script: string) => ['sh', '-c', `${script}; trap "exit 0" TERM; while true; do sleep 0.2; done`];
 const inspect = (service: string): Service__Output => JSON.parse(node.ok('service', 'inspect', service))[0];
 const MARKED = 'echo "mark=${MARK-none}"';
 
@@ -27,7 +27,7 @@ beforeAll(() => {
   // An image that differs from shoal-test only in its config, so a container shows which one it runs.
   marked = configuredImage(node, 'shoal-e2e:marked', { Env: ['PATH=/bin', 'MARK=v2'] });
   node.ok('image', 'load', marked);
-  args = configuredImage(node, 'shoal-e2e:args', { Entrypoint: ['sh', '-c', 'echo "args: $*"; trap "exit 0" TERM; while true; do sleep 0.2; done', 'argv0'], Cmd: [] });
+  args = configuredImage(node, 'shoal-e2e:args', { Entrypoint: [...thenIdle('echo "args: $*"'), 'argv0'], Cmd: [] });
   node.ok('image', 'load', args);
   // The CLI user's credentials live in this file's own config dir.
   process.env.SHOAL_CONFIG = path.join(node.dir, 'cli-config');
@@ -40,7 +40,7 @@ afterAll(() => {
 
 describe('service update', () => {
   it('--image replaces the task with one running the new image', async () => {
-    node.ok('service', 'create', '--name', 'img', 'shoal-test:latest', ...logsThenIdles(MARKED));
+    node.ok('service', 'create', '--name', 'img', 'shoal-test:latest', ...thenIdle(MARKED));
     const first = await nextTaskLogging(node, 'img', /^mark=none$/);
     node.ok('service', 'update', '--image', 'shoal-e2e:marked', 'img');
     const second = await nextTaskLogging(node, 'img', /^mark=v2$/, first.id);
@@ -59,7 +59,7 @@ describe('service update', () => {
   });
 
   it('--env-rm removes the variable from the container and the spec, keeping the others', async () => {
-    node.ok('service', 'create', '--name', 'env', '-e', 'KEEP=1', '-e', 'DROP=2', 'shoal-test:latest', ...logsThenIdles('echo "KEEP=${KEEP-unset} DROP=${DROP-unset}"'));
+    node.ok('service', 'create', '--name', 'env', '-e', 'KEEP=1', '-e', 'DROP=2', 'shoal-test:latest', ...thenIdle('echo "KEEP=${KEEP-unset} DROP=${DROP-unset}"'));
     const first = await nextTaskLogging(node, 'env', /^KEEP=1 DROP=2$/);
     node.ok('service', 'update', '--env-rm', 'DROP', 'env');
     await nextTaskLogging(node, 'env', /^KEEP=1 DROP=unset$/, first.id);
@@ -67,7 +67,7 @@ describe('service update', () => {
   });
 
   it('limits reach the new container’s cgroups', async () => {
-    node.ok('service', 'create', '--name', 'lim', 'shoal-test:latest', ...logsThenIdles('echo up'));
+    node.ok('service', 'create', '--name', 'lim', 'shoal-test:latest', ...thenIdle('echo up'));
     const first = await nextTaskLogging(node, 'lim', /^up$/);
     expect(cgroupLimits(first.status!.container!.pid)).toEqual({ memory: null, cpus: null, pids: null });
 
@@ -82,7 +82,7 @@ describe('service update', () => {
 
   it('--constraint-add makes the task unplaceable with the reason, --constraint-rm places it again', async () => {
     const hostname = os.hostname();
-    node.ok('service', 'create', '--name', 'pin', 'shoal-test:latest', ...logsThenIdles('echo up'));
+    node.ok('service', 'create', '--name', 'pin', 'shoal-test:latest', ...thenIdle('echo up'));
     const first = await nextTaskLogging(node, 'pin', /^up$/);
     const constraint = `node.hostname!=${hostname}`;
     node.ok('service', 'update', '-d', '--constraint-add', constraint, 'pin');
@@ -103,7 +103,7 @@ describe('service update', () => {
     registry.push(`oci-archive:${configuredImage(node, 'private-app:2', { Env: ['PATH=/bin', 'MARK=private2'] })}`, 'private/app:2');
     const repo = `${registry.host}/private/app`;
     node.ok('login', registry.host, '-u', 'ci', '-p', PASSWORD);
-    node.ok('service', 'create', '--name', 'priv', '--with-registry-auth', `${repo}:1`, ...logsThenIdles(MARKED));
+    node.ok('service', 'create', '--name', 'priv', '--with-registry-auth', `${repo}:1`, ...thenIdle(MARKED));
     const first = await nextTaskLogging(node, 'priv', /^mark=none$/);
     // The CLI forgets the password: what the next pull uses can only be what the service kept.
     node.ok('logout', registry.host);

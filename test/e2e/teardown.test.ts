@@ -4,13 +4,14 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runningOf } from './observe';
 import { leftoversOf, useE2eNode } from './use-node';
+import { IDLE } from '../helpers/workloads';
 
 const node = useE2eNode();
 const TEARDOWN = path.join(__dirname, '../../deploy/teardown.sh');
 
 describe('deploy/teardown.sh', () => {
   it('pointed at a node’s paths, stops it and removes every container, mount, cgroup and file it made', async () => {
-    node.ok('service', 'create', '--name', 'web', '--replicas', '3', '--limit-memory', '32m', 'shoal-test:latest', 'sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.2; done');
+    node.ok('service', 'create', '--name', 'web', '--replicas', '3', '--limit-memory', '32m', 'shoal-test:latest', ...IDLE);
     const tasks = await runningOf(node, 'web');
     expect(tasks).toHaveLength(3);
     const pids = tasks.map((t) => t.status!.container!.pid);

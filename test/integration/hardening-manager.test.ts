@@ -9,6 +9,7 @@ import { connectEtcd } from '../../src/manager/etcd/client';
 import { etcdTlsFiles } from '../../src/manager/manager-role';
 import { MAX_REPLICAS, validateServiceSpec } from '../../src/manager/validate';
 import { useE2eNode } from '../e2e/use-node';
+import { IDLE } from '../helpers/workloads';
 
 // One real node for the whole file: real etcd, real runc under conmon, real cgroups.
 const node = useE2eNode();
@@ -16,7 +17,7 @@ const CLI = path.join(__dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
 
 const tasks = (service: string): Task__Output[] => JSON.parse(node.ok('service', 'ps', service, '--format', 'json'));
 const serviceNames = (): string[] => JSON.parse(node.ok('service', 'ls', '--format', 'json')).map((s: Service__Output) => s.spec!.name);
-const SLEEPER = ['shoal-test:latest', 'sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.2; done'];
+const SLEEPER = ['shoal-test:latest', ...IDLE];
 
 const etcdDir = () => path.join(node.dataDir, 'etcd');
 

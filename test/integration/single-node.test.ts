@@ -8,12 +8,13 @@ import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import { cgroupLimitsOf, cpuWeightOfShares } from '../helpers/cgroup-limits';
 import { buildTestImage, NODE_TEST_TIMEOUT_MS, NODE_WAIT_MS, TestNode } from '../helpers/test-node';
 import { waitFor } from '../helpers/wait';
+import { thenIdle } from '../helpers/workloads';
 
 // Real nodes: real etcd, real runc under conmon, real cgroups. Every test makes its own services,
 // and afterEach removes them and checks that no container is left, so tests run in any order.
 
 // A workload that logs, then exits promptly on SIGTERM (as PID 1 it must trap it itself).
-const WORKLOAD = ['sh', '-c', 'echo "$GREETING from $(hostname)"; trap "exit 0" TERM; while true; do sleep 0.2; done'];
+const WORKLOAD = thenIdle('echo "$GREETING from $(hostname)"');
 
 describe('a node before init', { timeout: NODE_TEST_TIMEOUT_MS }, () => {
   const fresh = new TestNode();
@@ -177,7 +178,7 @@ describe('single node', { timeout: NODE_TEST_TIMEOUT_MS }, () => {
 
   it('keeps containers through a kill -9 of shoald, re-adopts them and records exits while down', async () => {
     node.ok('service', 'create', '--name', 'web', '--replicas', '2', 'shoal-test:latest', ...WORKLOAD);
-    node.ok('service', 'create', '--name', 'oneshot', '--restart-condition', 'none', 'shoal-test:latest', 'sh', '-c', 'trap "exit 7" TERM; while true; do sleep 0.2; done');
+    node.ok('service', 'create', '--name', 'oneshot', '--restart-condition', 'none', 'shoal-test:latest', 'sh', '-c', 'trap "exit 7" TERM; sleep 1000000 & wait');
     const before = running('web').map((t) => t.id).sort();
     const [oneshot] = running('oneshot');
     const containers = runcIds().sort();

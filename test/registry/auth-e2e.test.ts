@@ -7,6 +7,7 @@ import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import { buildTestImage, NODE_TEST_TIMEOUT_MS, NODE_WAIT_MS, TestNode } from '../helpers/test-node';
 import { allSettledOrThrow, waitFor } from '../helpers/wait';
 import { TestRegistry } from './registry';
+import { IDLE as WORKLOAD } from '../helpers/workloads';
 
 // A private registry (basic auth), a real node, and the CLI user's config in a temp dir.
 const PASSWORD = 'pw-Zq81-never-shown';
@@ -34,7 +35,6 @@ function ok(...args: string[]): string {
 }
 const tasks = (service: string): Task__Output[] => JSON.parse(ok('service', 'ps', service, '--format', 'json'));
 const inspect = (service: string): Service__Output => JSON.parse(ok('service', 'inspect', service))[0];
-const WORKLOAD = ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.2; done'];
 
 beforeAll(async () => {
   const tar = buildTestImage(node.dir);

@@ -8,6 +8,7 @@ import { RegistryClient } from '../../src/images/registry/client';
 import { buildTestImage, NODE_TEST_TIMEOUT_MS, NODE_WAIT_MS, TestNode } from '../helpers/test-node';
 import { allSettledOrThrow } from '../helpers/wait';
 import { TestRegistry } from './registry';
+import { IDLE as WORKLOAD } from '../helpers/workloads';
 
 // One real node (etcd, runc, conmon) and real registries, all on loopback.
 const node = new TestNode();
@@ -16,7 +17,6 @@ const other = new TestRegistry();
 
 const tasks = (service: string): Task__Output[] => JSON.parse(node.ok('service', 'ps', service, '--format', 'json'));
 const inspect = (service: string): Service__Output => JSON.parse(node.ok('service', 'inspect', service))[0];
-const WORKLOAD = ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.2; done'];
 
 beforeAll(async () => {
   const tar = buildTestImage(node.dir);
