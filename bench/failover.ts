@@ -71,7 +71,7 @@ async function once(work: string): Promise<Record<string, number>> {
     });
 
     // Leader death: the next `service scale` accepted through another manager.
-    const leader = cluster.leader();
+    const leader = await cluster.leader();
     const other = [h1, h2, h3].find((m) => m !== leader)!;
     const t2 = performance.now();
     await leader.kill('SIGKILL');

@@ -3,9 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Node__Output } from '../../src/gen/shoal/v1/Node';
-import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import { clientCredentials } from '../../src/ca/tls';
+import type { Client } from '../../src/cli/client';
 import { shoalProto } from '../../src/common/proto';
 import { TestCluster, type TestHost } from '../helpers/cluster';
 import { buildTestImage } from '../helpers/test-node';
@@ -18,30 +17,43 @@ let work: string;
 const SERVICES: string[] = [];
 
 const h = (name: string) => cluster.host(name);
-const json = <T>(host: TestHost, ...args: string[]): T => JSON.parse(host.ok(...args, '--format', 'json')) as T;
 
-/** Any manager that answers: the leader may be the one a test just killed. */
-function manager(): TestHost {
-  for (const m of cluster.managers) if (m.shoal('info').code === 0 && m.shoal('node', 'ls', '-q').code === 0) return m;
+/** What the first manager that answers says: the leader may be the one a test just killed. */
+async function ask<T>(call: (client: Client) => Promise<T>): Promise<T> {
+  let last: unknown;
+  for (const m of cluster.managers) {
+    try {
+      return await m.api(call);
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw new Error(`no manager answers: ${(last as Error).message}`);
+}
+
+/** A manager that answers, to run a CLI command on. */
+async function manager(): Promise<TestHost> {
+  for (const m of cluster.managers) if (await m.api((c) => c.listNodes()).then(() => true, () => false)) return m;
   throw new Error('no manager answers');
 }
 
-const nodes = () => json<Node__Output[]>(manager(), 'node', 'ls');
-const nodeId = (host: TestHost) => JSON.parse(host.ok('info', '--format', 'json')).node_id as string;
-const tasks = (service: string) => json<Task__Output[]>(manager(), 'service', 'ps', service);
-const running = (service: string) => tasks(service).filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING');
+const nodes = async () => (await ask((c) => c.listNodes())).nodes;
+const nodeOf = async (host: TestHost) => (await nodes()).find((n) => n.description!.hostname === host.hostname);
+const info = (host: TestHost) => host.api((c) => c.info());
+const tasks = async (service: string) => (await ask((c) => c.listTasks({ service }))).tasks;
+const running = async (service: string) => (await tasks(service)).filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING');
 
-/** Running tasks per host name, and the containers each host really has for them. */
-function placement(service: string): Map<string, number> {
-  const byId = new Map(nodes().map((n) => [n.id, n.description!.hostname]));
+/** Running tasks per host name. */
+async function placement(service: string): Promise<Map<string, number>> {
+  const byId = new Map((await nodes()).map((n) => [n.id, n.description!.hostname]));
   const counts = new Map<string, number>();
-  for (const t of running(service)) counts.set(byId.get(t.node_id)!, (counts.get(byId.get(t.node_id)!) ?? 0) + 1);
+  for (const t of await running(service)) counts.set(byId.get(t.node_id)!, (counts.get(byId.get(t.node_id)!) ?? 0) + 1);
   return counts;
 }
 
-function createService(name: string, ...args: string[]): void {
+async function createService(name: string, ...args: string[]): Promise<void> {
   SERVICES.push(name);
-  manager().ok('service', 'create', '--name', name, ...args);
+  (await manager()).ok('service', 'create', '--name', name, ...args);
 }
 
 beforeAll(async () => {
@@ -55,8 +67,8 @@ afterEach(async () => {
   // Right after a failover a manager may answer before it can write; a removal that did not
   // happen would leave containers behind for every later test.
   for (const name of SERVICES.splice(0)) {
-    await cluster.waitFor(() => {
-      const r = manager().shoal('service', 'rm', name);
+    await cluster.waitFor(async () => {
+      const r = (await manager()).shoal('service', 'rm', name);
       if (r.code !== 0 && !/not found/.test(r.stderr)) throw new Error(r.stderr.trim());
       return true;
     }, { what: `service ${name} removed` });
@@ -76,13 +88,13 @@ afterAll(async () => {
 // Each scenario waits on a real cluster converging; on a loaded 2-core machine that takes minutes.
 describe('a cluster of 3 managers and 2 workers', { timeout: 300_000 }, () => {
   it('lists every node Ready, one leader and two reachable managers', async () => {
-    const list = await cluster.waitFor(() => {
-      const ns = nodes();
+    const list = await cluster.waitFor(async () => {
+      const ns = await nodes();
       return ns.length === 5 && ns.every((n) => n.status!.state === 'NODE_READY') && ns;
     }, { what: '5 Ready nodes' });
     expect(list.filter((n) => n.spec!.role === 'manager')).toHaveLength(3);
     expect(list.filter((n) => n.manager_status?.leader)).toHaveLength(1);
-    expect(manager().ok('node', 'ls')).toMatch(/Leader[\s\S]*Reachable[\s\S]*Reachable/);
+    expect((await manager()).ok('node', 'ls')).toMatch(/Leader[\s\S]*Reachable[\s\S]*Reachable/);
     for (const host of cluster.hosts) {
       const dir = path.join(host.dataDir, 'certificates');
       expect(fs.statSync(path.join(dir, 'node.key')).mode & 0o777).toBe(0o600);
@@ -91,74 +103,74 @@ describe('a cluster of 3 managers and 2 workers', { timeout: 300_000 }, () => {
   });
 
   it('spreads 10 replicas over the 5 nodes, 2 each', async () => {
-    createService('spread', '--replicas', '10', 'shoal-test:latest', ...IDLE);
-    const counts = await cluster.waitFor(() => running('spread').length === 10 && placement('spread'), { what: '10 running' });
+    await createService('spread', '--replicas', '10', 'shoal-test:latest', ...IDLE);
+    const counts = await cluster.waitFor(async () => (await running('spread')).length === 10 && (await placement('spread')), { what: '10 running' });
     expect([...counts.values()]).toEqual([2, 2, 2, 2, 2]);
     for (const host of cluster.hosts) expect(host.containerIds()).toHaveLength(2);
   });
 
   it('runs a global service on every node and follows drain and constraints', async () => {
-    createService('agent', '--mode', 'global', 'shoal-test:latest', ...IDLE);
-    await cluster.waitFor(() => running('agent').length === 5, { what: 'one agent task per node' });
-    manager().ok('node', 'update', '--availability', 'drain', h('h5').hostname);
-    await cluster.waitFor(() => running('agent').length === 4 && h('h5').containerIds().length === 0, { what: 'the drained node emptied' });
-    manager().ok('node', 'update', '--availability', 'active', h('h5').hostname);
-    manager().ok('node', 'update', '--label-add', 'zone=a', h('h4').hostname);
-    createService('zoned', '--replicas', '3', '--constraint', 'node.labels.zone==a', 'shoal-test:latest', ...IDLE);
-    await cluster.waitFor(() => running('zoned').length === 3, { what: '3 zoned tasks' });
-    expect([...placement('zoned').keys()]).toEqual([h('h4').hostname]);
-    manager().ok('node', 'update', '--label-rm', 'zone', h('h4').hostname);
-    await cluster.waitFor(() => running('agent').length === 5, { what: 'the agent back on the reactivated node' });
+    await createService('agent', '--mode', 'global', 'shoal-test:latest', ...IDLE);
+    await cluster.waitFor(async () => (await running('agent')).length === 5, { what: 'one agent task per node' });
+    (await manager()).ok('node', 'update', '--availability', 'drain', h('h5').hostname);
+    await cluster.waitFor(async () => (await running('agent')).length === 4 && h('h5').containerIds().length === 0, { what: 'the drained node emptied' });
+    (await manager()).ok('node', 'update', '--availability', 'active', h('h5').hostname);
+    (await manager()).ok('node', 'update', '--label-add', 'zone=a', h('h4').hostname);
+    await createService('zoned', '--replicas', '3', '--constraint', 'node.labels.zone==a', 'shoal-test:latest', ...IDLE);
+    await cluster.waitFor(async () => (await running('zoned')).length === 3, { what: '3 zoned tasks' });
+    expect([...(await placement('zoned')).keys()]).toEqual([h('h4').hostname]);
+    (await manager()).ok('node', 'update', '--label-rm', 'zone', h('h4').hostname);
+    await cluster.waitFor(async () => (await running('agent')).length === 5, { what: 'the agent back on the reactivated node' });
   });
 
   it('keeps a constrained task pending with the reason when no node fits', async () => {
-    createService('nowhere', '-d', '--constraint', 'node.labels.zone==nowhere', 'shoal-test:latest', ...IDLE);
-    const t = await cluster.waitFor(() => tasks('nowhere').find((x) => x.schedule_error), { what: 'a scheduling error' });
+    await createService('nowhere', '-d', '--constraint', 'node.labels.zone==nowhere', 'shoal-test:latest', ...IDLE);
+    const t = await cluster.waitFor(async () => (await tasks('nowhere')).find((x) => x.schedule_error), { what: 'a scheduling error' });
     expect(t.schedule_error).toMatch(/constraint node\.labels\.zone==nowhere not satisfied on 5 nodes/);
   });
 
   it('replaces the tasks of a stopped worker elsewhere, and leaves no surplus when it returns', async () => {
-    createService('survive', '--replicas', '5', 'shoal-test:latest', ...IDLE);
-    await cluster.waitFor(() => running('survive').length === 5, { what: '5 running' });
+    await createService('survive', '--replicas', '5', 'shoal-test:latest', ...IDLE);
+    await cluster.waitFor(async () => (await running('survive')).length === 5, { what: '5 running' });
     const worker = h('h5');
     await worker.kill('SIGKILL');
-    await cluster.waitFor(() => nodes().find((n) => n.description!.hostname === worker.hostname)!.status!.state === 'NODE_DOWN', { what: 'h5 down' });
-    await cluster.waitFor(() => running('survive').length === 5 && !placement('survive').has(worker.hostname), { what: '5 running elsewhere' });
+    await cluster.waitFor(async () => (await nodeOf(worker))!.status!.state === 'NODE_DOWN', { what: 'h5 down' });
+    await cluster.waitFor(async () => (await running('survive')).length === 5 && !(await placement('survive')).has(worker.hostname), { what: '5 running elsewhere' });
     await worker.start();
-    await cluster.waitFor(() => worker.containerIds().length === 0 && running('survive').length === 5, { what: 'h5 back with its stale tasks stopped' });
-    expect(new Set(running('survive').map((t) => t.slot)).size).toBe(5);
+    await cluster.waitFor(async () => worker.containerIds().length === 0 && (await running('survive')).length === 5, { what: 'h5 back with its stale tasks stopped' });
+    expect(new Set((await running('survive')).map((t) => t.slot)).size).toBe(5);
   });
 
   it('survives a worker cut off from every manager, and converges when the link heals', async () => {
-    createService('cut', '--replicas', '5', 'shoal-test:latest', ...IDLE);
-    await cluster.waitFor(() => running('cut').length === 5, { what: '5 running' });
+    await createService('cut', '--replicas', '5', 'shoal-test:latest', ...IDLE);
+    await cluster.waitFor(async () => (await running('cut')).length === 5, { what: '5 running' });
     const worker = h('h4');
     const had = worker.containerIds().length;
     await worker.cutLink();
-    await cluster.waitFor(() => nodes().find((n) => n.description!.hostname === worker.hostname)!.status!.state === 'NODE_DOWN', { what: 'h4 down', timeoutMs: 60_000 });
+    await cluster.waitFor(async () => (await nodeOf(worker))!.status!.state === 'NODE_DOWN', { what: 'h4 down', timeoutMs: 60_000 });
     // Cut off, it keeps its containers until it hears otherwise.
     expect(worker.containerIds()).toHaveLength(had);
-    await cluster.waitFor(() => running('cut').length === 5 && !placement('cut').has(worker.hostname), { what: '5 running without h4' });
+    await cluster.waitFor(async () => (await running('cut')).length === 5 && !(await placement('cut')).has(worker.hostname), { what: '5 running without h4' });
     await worker.healLink();
-    await cluster.waitFor(() => nodes().every((n) => n.status!.state === 'NODE_READY') && worker.containerIds().length === 0, {
+    await cluster.waitFor(async () => (await nodes()).every((n) => n.status!.state === 'NODE_READY') && worker.containerIds().length === 0, {
       what: 'h4 back, its stale containers removed',
       timeoutMs: 60_000,
     });
-    expect(running('cut')).toHaveLength(5);
+    expect((await running('cut'))).toHaveLength(5);
   });
 
   it('scales 0 to 30 through a kill -9 of the leader’s shoald and etcd: exactly 30 running, one per slot', async () => {
-    createService('failover', '--replicas', '0', 'shoal-test:latest', ...IDLE);
-    const leader = await cluster.waitFor(() => cluster.leader(), { what: 'a leader' });
+    await createService('failover', '--replicas', '0', 'shoal-test:latest', ...IDLE);
+    const leader = await cluster.waitFor(async () => cluster.leader(), { what: 'a leader' });
     leader.ok('service', 'scale', 'failover=30', '-d');
     await leader.kill('SIGKILL');
     await leader.killEtcd();
     const others = cluster.managers.filter((m) => m !== leader);
-    await cluster.waitFor(() => others.some((m) => JSON.parse(m.ok('info', '--format', 'json')).leader), { what: 'a new leader' });
-    await cluster.waitFor(() => running('failover').length === 30, { what: '30 running', timeoutMs: 180_000 });
+    await cluster.waitFor(async () => (await Promise.all(others.map((m) => info(m).then((i) => i.leader, () => false)))).some(Boolean), { what: 'a new leader' });
+    await cluster.waitFor(async () => (await running('failover')).length === 30, { what: '30 running', timeoutMs: 180_000 });
     await leader.start();
-    await cluster.waitFor(() => nodes().every((n) => n.status!.state === 'NODE_READY'), { what: 'the old leader back' });
-    const live = running('failover');
+    await cluster.waitFor(async () => (await nodes()).every((n) => n.status!.state === 'NODE_READY'), { what: 'the old leader back' });
+    const live = (await running('failover'));
     expect(live).toHaveLength(30);
     expect(new Set(live.map((t) => t.slot))).toEqual(new Set(Array.from({ length: 30 }, (_, i) => i + 1)));
     const containers = cluster.hosts.reduce((n, host) => n + host.containerIds().length, 0);
@@ -166,24 +178,24 @@ describe('a cluster of 3 managers and 2 workers', { timeout: 300_000 }, () => {
   });
 
   it('promotes a worker to a manager (an etcd member) and demotes it again', async () => {
-    const m = manager();
+    const m = await manager();
     m.ok('node', 'promote', h('h4').hostname);
-    await cluster.waitFor(() => JSON.parse(h('h4').ok('info', '--format', 'json')).manager, { what: 'h4 running as a manager', timeoutMs: 120_000 });
-    await cluster.waitFor(() => nodes().find((n) => n.description!.hostname === h('h4').hostname)!.manager_status?.reachability === 'reachable', {
+    await cluster.waitFor(async () => (await info(h('h4'))).manager, { what: 'h4 running as a manager', timeoutMs: 120_000 });
+    await cluster.waitFor(async () => (await nodeOf(h('h4')))!.manager_status?.reachability === 'reachable', {
       what: 'h4 reachable as a manager',
     });
     expect(h('h4').ok('service', 'ls')).toMatch(/NAME/);
-    manager().ok('node', 'demote', h('h4').hostname);
-    await cluster.waitFor(() => !JSON.parse(h('h4').ok('info', '--format', 'json')).manager, { what: 'h4 a worker again', timeoutMs: 120_000 });
+    (await manager()).ok('node', 'demote', h('h4').hostname);
+    await cluster.waitFor(async () => !(await info(h('h4'))).manager, { what: 'h4 a worker again', timeoutMs: 120_000 });
     expect(h('h4').shoal('service', 'ls').stderr).toMatch(/this node is not a manager; run it on a manager or use -H/);
-    expect(nodes().filter((n) => n.spec!.role === 'manager')).toHaveLength(3);
+    expect((await nodes()).filter((n) => n.spec!.role === 'manager')).toHaveLength(3);
   });
 });
 
 describe('quorum', { timeout: 300_000 }, () => {
   it('says plainly on the manager left that a quorum is lost, changes nothing, and works again once it is back', async () => {
-    createService('steady', '--replicas', '2', 'shoal-test:latest', ...IDLE);
-    await cluster.waitFor(() => running('steady').length === 2, { what: '2 running' });
+    await createService('steady', '--replicas', '2', 'shoal-test:latest', ...IDLE);
+    await cluster.waitFor(async () => (await running('steady')).length === 2, { what: '2 running' });
     const [left, ...gone] = cluster.managers;
     for (const m of gone) {
       await m.kill('SIGKILL');
@@ -199,8 +211,8 @@ describe('quorum', { timeout: 300_000 }, () => {
     } finally {
       for (const m of gone) await m.start();
     }
-    await cluster.waitFor(() => left.shoal('service', 'ls').code === 0, { what: 'the store to answer with a quorum back' });
-    await cluster.waitFor(() => nodes().every((n) => n.status!.state === 'NODE_READY'), { what: 'every node Ready again' });
+    await cluster.waitFor(() => left.api((c) => c.listServices()), { what: 'the store to answer with a quorum back' });
+    await cluster.waitFor(async () => (await nodes()).every((n) => n.status!.state === 'NODE_READY'), { what: 'every node Ready again' });
     // The scale refused without a quorum did not happen later either.
     expect(JSON.parse(left.ok('service', 'inspect', 'steady'))[0].spec.mode.replicated.replicas).toBe(2);
   });
@@ -232,9 +244,9 @@ describe('security', { timeout: 300_000 }, () => {
     expect(denied?.details).toMatch(/a worker certificate cannot use the control API/);
   });
 
-  it('serves a remote CLI with an admin client certificate', () => {
+  it('serves a remote CLI with an admin client certificate', async () => {
     const dir = path.join(work, 'admin');
-    manager().ok('ca', 'client-cert', '--out', dir);
+    (await manager()).ok('ca', 'client-cert', '--out', dir);
     const tls = ['--tlscacert', path.join(dir, 'ca.pem'), '--tlscert', path.join(dir, 'cert.pem'), '--tlskey', path.join(dir, 'key.pem')];
     const out = h('h5').exec(process.execPath, path.join(__dirname, '..', '..', 'dist', 'src', 'cli', 'main.js'), '-H', `tcp://${h('h2').addr}:2377`, ...tls, 'node', 'ls');
     expect(out.code).toBe(0);
@@ -244,8 +256,8 @@ describe('security', { timeout: 300_000 }, () => {
   it('refuses wrong and rotated tokens, and joins with the current one', async () => {
     const worker = h('h5');
     worker.ok('leave');
-    await cluster.waitFor(() => nodes().find((n) => n.description!.hostname === worker.hostname)?.status?.state === 'NODE_DOWN', { what: 'h5 down after leaving' });
-    const m = manager();
+    await cluster.waitFor(async () => (await nodeOf(worker))?.status?.state === 'NODE_DOWN', { what: 'h5 down after leaving' });
+    const m = await manager();
     const old = m.ok('join-token', '-q', 'worker').trim();
     m.ok('join-token', '--rotate', 'worker');
     const fresh = m.ok('join-token', '-q', 'worker').trim();
@@ -260,13 +272,13 @@ describe('security', { timeout: 300_000 }, () => {
     expect(worker.shoal('join', '--token', fresh, '--advertise-addr', '192.0.2.77', `${h('h1').addr}:2377`).stderr).toMatch(/not an address of this host/);
     worker.ok('join', '--token', fresh, `${h('h1').addr}:2377`);
     expect(join(fresh).stderr).toMatch(/already part of a cluster/);
-    const stale = nodes().find((n) => n.description!.hostname === worker.hostname && n.status!.state === 'NODE_DOWN');
+    const stale = (await nodes()).find((n) => n.description!.hostname === worker.hostname && n.status!.state === 'NODE_DOWN');
     if (stale) m.ok('node', 'rm', stale.id);
-    await cluster.waitFor(() => nodes().filter((n) => n.status!.state === 'NODE_READY').length === 5, { what: '5 Ready nodes again' });
+    await cluster.waitFor(async () => (await nodes()).filter((n) => n.status!.state === 'NODE_READY').length === 5, { what: '5 Ready nodes again' });
   });
 
-  it('refuses node operations that would hurt the cluster, each with one sentence', () => {
-    const m = manager();
+  it('refuses node operations that would hurt the cluster, each with one sentence', async () => {
+    const m = await manager();
     const fail = (...args: string[]) => {
       const r = m.shoal(...args);
       expect(r.code).not.toBe(0);
@@ -277,6 +289,6 @@ describe('security', { timeout: 300_000 }, () => {
     expect(fail('node', 'promote', 'no-such-node')).toMatch(/node no-such-node not found/);
     expect(fail('node', 'update', '--availability', 'sometimes', h('h4').hostname)).toMatch(/availability: must be one of active, pause, drain/);
     expect(fail('init')).toMatch(/already part of a cluster/);
-    expect(nodeId(h('h4'))).toMatch(/\S/);
+    expect((await info(h('h4'))).node_id).toMatch(/\S/);
   });
 });

@@ -91,7 +91,7 @@ describe('a cluster on one machine', () => {
     expect(h1.shoal('info').code).not.toBe(0);
     await h1.killEtcd();
     await h1.start();
-    await cluster!.waitFor(() => JSON.parse(h1.ok('service', 'ps', 'kit', '--format', 'json')).some((t: { status: { state: string } }) => t.status.state === 'RUNNING'), {
+    await cluster!.waitFor(async () => (await h1.api((c) => c.listTasks({ service: 'kit' }))).tasks.some((t) => t.status!.state === 'RUNNING'), {
       what: 'the kit service running again',
     });
     expect(h2.containerIds()).toEqual(before);

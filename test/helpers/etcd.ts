@@ -3,6 +3,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll } from 'vitest';
+import { Store } from '../../src/manager/store/store';
 import { freePort } from './ports';
 
 /** A throwaway single-member etcd for one test file, with a client; stop() removes everything. */
@@ -68,4 +70,17 @@ export async function startEtcd(flags: string[] = []): Promise<TestEtcd> {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+}
+
+/** A real etcd and a Store on it for the enclosing file or describe block, stopped after it. */
+export function useEtcdStore(): { readonly etcd: TestEtcd; readonly store: Store } {
+  const ctx = {} as { etcd: TestEtcd; store: Store };
+  beforeAll(async () => {
+    ctx.etcd = await startEtcd();
+    ctx.store = new Store(ctx.etcd.client);
+  });
+  afterAll(async () => {
+    await ctx.etcd?.stop();
+  });
+  return ctx;
 }

@@ -66,8 +66,6 @@ const ETCD_TIMEOUT_MS = 5_000;
 export class TestNode {
   readonly marker = testMarker();
   readonly id = this.marker.slice('shoal-test-'.length);
-  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), `${this.marker}-`));
-  readonly socket = path.join(this.dir, 'shoal.sock');
   readonly cgroupParent = this.marker;
   readonly runcRoot = `/run/${this.marker}`;
   /** More shoald flags, e.g. --insecure-registry, after the defaults (--image-gc-high-percent=0, --log-level=debug), which they override. */
@@ -76,10 +74,20 @@ export class TestNode {
   prefix: string[];
   private proc: ChildProcess | undefined;
   private ports: [number, number, number] | undefined;
+  private madeDir: string | undefined;
 
   constructor(opts: TestNodeOptions = {}) {
     this.daemonArgs = opts.daemonArgs ?? [];
     this.prefix = opts.prefix ?? [];
+  }
+
+  /** Made on first use, so that merely loading a test file (`vitest list`) leaves nothing behind. */
+  get dir(): string {
+    return (this.madeDir ??= fs.mkdtempSync(path.join(os.tmpdir(), `${this.marker}-`)));
+  }
+
+  get socket(): string {
+    return path.join(this.dir, 'shoal.sock');
   }
 
   get dataDir(): string {

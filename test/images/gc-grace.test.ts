@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { GC_MIN_AGE_MS, ImageStore } from '../../src/images/store';
 import { load, ociArchive, tarOf } from './helpers';
 
-const work = mkdtempSync(join(tmpdir(), 'shoal-gc-grace-'));
+let work: string;
 let n = 0;
 let root: string;
 
@@ -22,6 +22,9 @@ async function image(store: ImageStore, tag: string, kib: number): Promise<strin
 
 const ids = async (store: ImageStore) => (await store.list()).map((i) => i.id).sort();
 
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'shoal-gc-grace-'));
+});
 beforeEach(() => {
   root = mkdtempSync(join(work, 'store-'));
 });

@@ -2,14 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ImageStore } from '../../src/images/store';
 import { leftovers, testMarker } from '../helpers/runtime';
 import { waitFor } from '../helpers/wait';
 import { load, ociArchive, tarOf } from './helpers';
 
 const marker = testMarker();
-const work = mkdtempSync(join(tmpdir(), `${marker}-gc-`));
+let work: string;
 let n = 0;
 let root: string;
 
@@ -32,6 +32,9 @@ async function tick(): Promise<void> {
 const blobs = () => readdirSync(join(root, 'blobs/sha256')).sort();
 const catalog = () => JSON.parse(readFileSync(join(root, 'images.json'), 'utf8')).images as Record<string, { lastUsedAt?: string }>;
 
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), `${marker}-gc-`));
+});
 beforeEach(() => {
   root = mkdtempSync(join(work, 'store-'));
 });

@@ -3,19 +3,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Service__Output } from '../../src/gen/shoal/v1/Service';
-import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import { newId } from '../../src/common/tasks';
 import { connectEtcd } from '../../src/manager/etcd/client';
 import { etcdTlsFiles } from '../../src/manager/manager-role';
 import { MAX_REPLICAS, validateServiceSpec } from '../../src/manager/validate';
 import { useE2eNode } from '../e2e/use-node';
 import { IDLE } from '../helpers/workloads';
+import { tasksOf } from '../e2e/observe';
 
 // One real node for the whole file: real etcd, real runc under conmon, real cgroups.
 const node = useE2eNode();
 const CLI = path.join(__dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
 
-const tasks = (service: string): Task__Output[] => JSON.parse(node.ok('service', 'ps', service, '--format', 'json'));
+const tasks = (service: string) => tasksOf(node, service);
 const serviceNames = (): string[] => JSON.parse(node.ok('service', 'ls', '--format', 'json')).map((s: Service__Output) => s.spec!.name);
 const SLEEPER = ['shoal-test:latest', ...IDLE];
 
@@ -58,12 +58,12 @@ describe('manager hardening (real node)', () => {
 
   it('shows a task that ended under restart-condition none as Shutdown, and does not replace it', async () => {
     node.ok('service', 'create', '-d', '--name', 'oneshot', '--restart-condition', 'none', 'shoal-test:latest', 'sh', '-c', 'exit 3');
-    await expect.poll(() => tasks('oneshot').map((x) => [x.status!.state, x.desired_state]), { timeout: 30_000 }).toEqual([['FAILED', 'SHUTDOWN']]);
-    const [t] = tasks('oneshot');
+    await expect.poll(async () => (await tasks('oneshot')).map((x) => [x.status!.state, x.desired_state]), { timeout: 30_000 }).toEqual([['FAILED', 'SHUTDOWN']]);
+    const [t] = await tasks('oneshot');
     // Give the orchestrator passes to make a replacement, were it going to.
     node.ok('service', 'create', '--name', 'witness', ...SLEEPER);
     await new Promise((r) => setTimeout(r, 2000));
-    expect(tasks('oneshot').map((x) => x.id)).toEqual([t.id]);
+    expect((await tasks('oneshot')).map((x) => x.id)).toEqual([t.id]);
     expect(node.ok('service', 'ps', 'oneshot')).toMatch(/oneshot\.1\s+shoal-test:latest\s+\S+\s+Shutdown\s+Failed/);
     node.ok('service', 'rm', 'oneshot', 'witness');
   });
@@ -83,11 +83,11 @@ describe('manager hardening (real node)', () => {
     }
     expect(node.ok('info')).toMatch(/Leader: true/);
     node.ok('service', 'create', '--name', 'web', '--replicas', '2', ...SLEEPER);
-    expect(tasks('web').filter((t) => t.status!.state === 'RUNNING')).toHaveLength(2);
+    expect((await tasks('web')).filter((t) => t.status!.state === 'RUNNING')).toHaveLength(2);
     await expect
       .poll(() => node.shoal('service', 'ps', 'bomb').stderr, { timeout: 15_000 })
       .toMatch(`service bomb is not converging: orchestrator: its 1000000000 replicas are more than the ${MAX_REPLICAS} a service may have; scale it down`);
-    expect(tasks('bomb')).toEqual([]);
+    expect((await tasks('bomb'))).toEqual([]);
     node.ok('service', 'rm', 'bomb');
   });
 

@@ -4,10 +4,10 @@ import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isTerminal, wantsRunning } from '../../src/common/tasks';
 import type { Service__Output } from '../../src/gen/shoal/v1/Service';
-import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import { cgroupLimitsOf, cpuWeightOfShares } from '../helpers/cgroup-limits';
 import { buildTestImage, NODE_TEST_TIMEOUT_MS, NODE_WAIT_MS, TestNode } from '../helpers/test-node';
 import { waitFor } from '../helpers/wait';
+import { closeApi, runningOf, tasksOf } from '../e2e/observe';
 import { thenIdle } from '../helpers/workloads';
 
 // Real nodes: real etcd, real runc under conmon, real cgroups. Every test makes its own services,
@@ -40,8 +40,8 @@ describe('single node', { timeout: NODE_TEST_TIMEOUT_MS }, () => {
   const node = new TestNode();
   let image: string;
 
-  const tasks = (service: string): Task__Output[] => JSON.parse(node.ok('service', 'ps', service, '--format', 'json'));
-  const running = (service: string) => tasks(service).filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING');
+  const tasks = (service: string) => tasksOf(node, service);
+  const running = (service: string) => runningOf(node, service);
   const inspect = (service: string): Service__Output => JSON.parse(node.ok('service', 'inspect', service))[0];
   const runcIds = () => node.containerIds();
   /** runc's view of one container: its status, or null once runc no longer knows it. */
@@ -61,7 +61,10 @@ describe('single node', { timeout: NODE_TEST_TIMEOUT_MS }, () => {
     node.ok('image', 'load', image);
   }, NODE_TEST_TIMEOUT_MS);
   afterEach(() => node.empty(), NODE_TEST_TIMEOUT_MS);
-  afterAll(() => node.destroy(), NODE_TEST_TIMEOUT_MS);
+  afterAll(() => {
+    closeApi(node);
+    return node.destroy();
+  }, NODE_TEST_TIMEOUT_MS);
 
   it('loads an image again, and refuses a truncated one, leaving the store as it was', () => {
     expect(node.ok('image', 'load', image)).toMatch(/Loaded image: shoal-test:latest/);
@@ -104,7 +107,7 @@ describe('single node', { timeout: NODE_TEST_TIMEOUT_MS }, () => {
     expect(node.ok('service', 'ls')).toMatch(/web\s+replicated\s+3\/3\s+shoal-test:latest/);
     expect(inspect('web').spec!.task_template!.container!.stop_grace_period_ms).toBe(2000);
     expect(node.fails('service', 'create', '-d', '--name', 'web', 'shoal-test:latest')).toMatch(/already exists/);
-    const live = running('web');
+    const live = (await running('web'));
     expect(live).toHaveLength(3);
     expect(new Set(runcIds())).toEqual(new Set(live.map((t) => t.id)));
     for (const t of live) {
@@ -121,26 +124,26 @@ describe('single node', { timeout: NODE_TEST_TIMEOUT_MS }, () => {
   it('scales up, down to zero and back, with no container left over', async () => {
     node.ok('service', 'create', '--name', 'web', '--replicas', '1', 'shoal-test:latest', ...WORKLOAD);
     node.ok('service', 'scale', 'web=10');
-    expect(running('web')).toHaveLength(10);
+    expect((await running('web'))).toHaveLength(10);
     expect(runcIds()).toHaveLength(10);
     node.ok('service', 'scale', 'web=0');
-    expect(running('web')).toHaveLength(0);
+    expect((await running('web'))).toHaveLength(0);
     await waitFor(() => runcIds().length === 0, { what: 'the containers of web to be removed', timeoutMs: NODE_WAIT_MS });
     node.ok('service', 'scale', 'web=2');
-    expect(running('web')).toHaveLength(2);
+    expect((await running('web'))).toHaveLength(2);
     expect(runcIds()).toHaveLength(2);
     expect(node.ok('service', 'ls', '-q')).toMatch(/^[a-z0-9]{25}\n$/);
   });
 
   it('updates a service by replacing its tasks, keeping history in ps', async () => {
     node.ok('service', 'create', '--name', 'web', '--replicas', '2', '--env', 'GREETING=hi', 'shoal-test:latest', ...WORKLOAD);
-    const before = running('web').map((t) => t.id);
+    const before = (await running('web')).map((t) => t.id);
     node.ok('service', 'update', '--env-add', 'GREETING=bonjour', 'web');
-    const live = running('web');
+    const live = (await running('web'));
     expect(live).toHaveLength(2);
     expect(live.map((t) => t.id).filter((id) => before.includes(id))).toEqual([]);
     expect(live.every((t) => t.spec!.container!.env.includes('GREETING=bonjour'))).toBe(true);
-    expect(tasks('web').filter((t) => t.desired_state === 'SHUTDOWN').map((t) => t.id).sort()).toEqual(before.sort());
+    expect((await tasks('web')).filter((t) => t.desired_state === 'SHUTDOWN').map((t) => t.id).sort()).toEqual(before.sort());
     expect(node.ok('service', 'ps', 'web')).toMatch(/\\_ web\.1/);
     await expect.poll(() => node.ok('service', 'logs', 'web'), { timeout: NODE_WAIT_MS }).toMatch(/bonjour from/);
     expect(inspect('web').spec!.task_template!.container!.env).toContain('GREETING=bonjour');
@@ -154,8 +157,8 @@ describe('single node', { timeout: NODE_TEST_TIMEOUT_MS }, () => {
     // The orchestrator makes a restart in the same write that shuts the failed attempt down, so
     // once every task has ended and none is wanted running, it has given up.
     const history = await waitFor(
-      () => {
-        const ts = tasks('crash');
+      async () => {
+        const ts = await tasks('crash');
         return ts.length > 0 && ts.every((t) => !wantsRunning(t.desired_state) && isTerminal(t.status!.state)) && ts;
       },
       { what: 'the restart policy of crash to give up', timeoutMs: NODE_WAIT_MS },
@@ -169,31 +172,32 @@ describe('single node', { timeout: NODE_TEST_TIMEOUT_MS }, () => {
 
   it('rejects a task whose image is missing and fails one whose command does not exist', async () => {
     node.ok('service', 'create', '-d', '--name', 'noimage', '--restart-delay', '100ms', 'nosuch:image');
-    await expect.poll(() => tasks('noimage').map((t) => t.status!.err), { timeout: NODE_WAIT_MS }).toContain('No such image: nosuch:image');
+    await expect.poll(async () => (await tasks('noimage')).map((t) => t.status!.err), { timeout: NODE_WAIT_MS }).toContain('No such image: nosuch:image');
     expect(node.ok('service', 'ps', 'noimage')).toMatch(/Rejected .*No such image: nosuch:image/);
     const stderr = node.fails('service', 'create', '--name', 'nocmd', '--restart-delay', '100ms', 'shoal-test:latest', 'no-such-command');
     expect(stderr).toMatch(/no-such-command.*(not found|no such file)/i);
-    expect(tasks('nocmd').some((t) => t.status!.state === 'FAILED' && /executable file not found/.test(t.status!.err))).toBe(true);
+    expect((await tasks('nocmd')).some((t) => t.status!.state === 'FAILED' && /executable file not found/.test(t.status!.err))).toBe(true);
   });
 
   it('keeps containers through a kill -9 of shoald, re-adopts them and records exits while down', async () => {
     node.ok('service', 'create', '--name', 'web', '--replicas', '2', 'shoal-test:latest', ...WORKLOAD);
     node.ok('service', 'create', '--name', 'oneshot', '--restart-condition', 'none', 'shoal-test:latest', 'sh', '-c', 'trap "exit 7" TERM; sleep 1000000 & wait');
-    const before = running('web').map((t) => t.id).sort();
-    const [oneshot] = running('oneshot');
+    const before = (await running('web')).map((t) => t.id).sort();
+    const [oneshot] = await running('oneshot');
     const containers = runcIds().sort();
     expect(containers).toHaveLength(3);
     await node.stop('SIGKILL');
+    closeApi(node);
     // The one-shot task ends while no shoald is there to see it.
     process.kill(oneshot.status!.container!.pid, 'SIGTERM');
     await waitFor(() => runcStatus(oneshot.id) === 'stopped', { what: `container ${oneshot.id} to exit while shoald is down` });
     expect(runcIds().sort()).toEqual(containers);
     for (const id of before) expect(runcStatus(id)).toBe('running');
     await node.start();
-    await expect.poll(() => tasks('oneshot')[0].status!.state, { timeout: NODE_WAIT_MS }).toBe('FAILED');
-    expect(tasks('oneshot')[0].status!.container!.exit_code).toBe(7);
-    expect(running('web').map((t) => t.id).sort()).toEqual(before);
-    expect(tasks('web').filter((t) => t.desired_state === 'RUNNING')).toHaveLength(2);
+    await expect.poll(async () => (await tasks('oneshot'))[0].status!.state, { timeout: NODE_WAIT_MS }).toBe('FAILED');
+    expect((await tasks('oneshot'))[0].status!.container!.exit_code).toBe(7);
+    expect((await running('web')).map((t) => t.id).sort()).toEqual(before);
+    expect((await tasks('web')).filter((t) => t.desired_state === 'RUNNING')).toHaveLength(2);
   });
 
   it('refuses to remove an image that containers use', () => {

@@ -1,8 +1,8 @@
 import { status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ShoalError } from '../../src/common/errors';
 import { chunkBySize, MAX_OPS_PER_TXN, MAX_TXN_BYTES, Store, type Op, type Versioned } from '../../src/manager/store/store';
-import { startEtcd, type TestEtcd } from '../helpers/etcd';
+import { useEtcdStore } from '../helpers/etcd';
 
 interface Blob extends Versioned {
   data: string;
@@ -33,40 +33,30 @@ describe('chunkBySize', () => {
 });
 
 describe('Store.commit against etcd’s request size limit (real etcd)', () => {
-  let etcd: TestEtcd;
-  let store: Store;
-
-  beforeAll(async () => {
-    etcd = await startEtcd();
-    store = new Store(etcd.client);
-  });
-
-  afterAll(async () => {
-    await etcd?.stop();
-  });
+  const real = useEtcdStore();
 
   it('writes a batch larger than one etcd request in several transactions', async () => {
     // 30 × 100 KiB: 3 MiB in all, twice what etcd takes in one request.
     const objs = Array.from({ length: 30 }, (_, i) => blob(`batch-${i}`, 100 * KiB));
-    await store.commit(objs.map(create));
+    await real.store.commit(objs.map(create));
     expect(objs.every((o) => o.version > 0)).toBe(true);
-    expect((await store.list<Blob>('tasks')).filter((t) => t.id.startsWith('batch-'))).toHaveLength(30);
+    expect((await real.store.list<Blob>('tasks')).filter((t) => t.id.startsWith('batch-'))).toHaveLength(30);
   });
 
   it('writes the rest when one object is too large, and names that one', async () => {
     const ops = [create(blob('small-1', 10)), create(blob('huge', 1600 * KiB)), create(blob('small-2', 10))];
-    const err = await store.commit(ops).catch((e: unknown) => e);
+    const err = await real.store.commit(ops).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ShoalError);
     expect((err as ShoalError).code).toBe(status.RESOURCE_EXHAUSTED);
     expect((err as ShoalError).message).toMatch(/^task huge is too large for the cluster store: 1\.56 MiB encoded, and etcd takes at most 1\.50 MiB per request$/);
-    expect(await store.get('tasks', 'small-1')).not.toBeNull();
-    expect(await store.get('tasks', 'small-2')).not.toBeNull();
-    expect(await store.get('tasks', 'huge')).toBeNull();
+    expect(await real.store.get('tasks', 'small-1')).not.toBeNull();
+    expect(await real.store.get('tasks', 'small-2')).not.toBeNull();
+    expect(await real.store.get('tasks', 'huge')).toBeNull();
   });
 
   it('reports a refused write rather than a conflict of the same batch', async () => {
     const stale: Op = { type: 'update', kind: 'tasks', obj: { ...blob('small-1', 10), version: 1 } };
-    const err = (await store.commit([stale, create(blob('huge-2', 1600 * KiB))]).catch((e: unknown) => e)) as ShoalError;
+    const err = (await real.store.commit([stale, create(blob('huge-2', 1600 * KiB))]).catch((e: unknown) => e)) as ShoalError;
     expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
   });
 

@@ -36,7 +36,12 @@ export class Lab {
   private readonly namespaces: string[] = [];
   private readonly processes: ChildProcess[] = [];
   private readonly networks = new Map<string, number>();
-  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-overlay-'));
+  private madeDir: string | undefined;
+
+  /** Made on first use, so that merely loading a test file (`vitest list`) leaves nothing behind. */
+  get dir(): string {
+    return (this.madeDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-overlay-')));
+  }
 
   ns(short: string): string {
     return `${this.prefix}-${short}`;

@@ -3,11 +3,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Service__Output } from '../../src/gen/shoal/v1/Service';
-import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import { buildTestImage, NODE_TEST_TIMEOUT_MS, NODE_WAIT_MS, TestNode } from '../helpers/test-node';
 import { allSettledOrThrow, waitFor } from '../helpers/wait';
 import { TestRegistry } from './registry';
 import { IDLE as WORKLOAD } from '../helpers/workloads';
+import { closeApi, tasksOf } from '../e2e/observe';
 
 // A private registry (basic auth), a real node, and the CLI user's config in a temp dir.
 const PASSWORD = 'pw-Zq81-never-shown';
@@ -33,7 +33,7 @@ function ok(...args: string[]): string {
   if (r.code !== 0) throw new Error(`shoal ${args.join(' ')} exited ${r.code}:\n${r.stdout}${r.stderr}`);
   return r.stdout;
 }
-const tasks = (service: string): Task__Output[] => JSON.parse(ok('service', 'ps', service, '--format', 'json'));
+const tasks = (service: string) => tasksOf(node, service);
 const inspect = (service: string): Service__Output => JSON.parse(ok('service', 'inspect', service))[0];
 
 beforeAll(async () => {
@@ -66,6 +66,7 @@ afterEach(async () => {
 }, NODE_TEST_TIMEOUT_MS);
 
 afterAll(async () => {
+  closeApi(node);
   await allSettledOrThrow([node.destroy(), registry.destroy()]);
 }, NODE_TEST_TIMEOUT_MS);
 
@@ -103,13 +104,13 @@ describe('registry credentials', { timeout: NODE_TEST_TIMEOUT_MS }, () => {
     ok('service', 'create', '-d', '--name', 'noauth', '--restart-max-attempts', '0', ref, ...WORKLOAD);
     expect(inspect('noauth').spec!.task_template!.container!.image).toBe(ref);
     await expect
-      .poll(() => tasks('noauth').map((t) => t.status!.err).join('\n'), { timeout: NODE_WAIT_MS })
+      .poll(async () => (await tasks('noauth')).map((t) => t.status!.err).join('\n'), { timeout: NODE_WAIT_MS })
       .toMatch(/pulling image .* failed: registry .* refused .*unauthorized.*needs credentials/);
 
     ok('service', 'create', '--name', 'priv', '--replicas', '2', '--with-registry-auth', ref, ...WORKLOAD);
     const image = inspect('priv').spec!.task_template!.container!.image;
     expect(image).toMatch(/@sha256:[a-f0-9]{64}$/);
-    expect(tasks('priv').filter((t) => t.status!.state === 'RUNNING')).toHaveLength(2);
+    expect((await tasks('priv')).filter((t) => t.status!.state === 'RUNNING')).toHaveLength(2);
 
     // In use, the image survives prune -a; once unused it goes, and scaling up pulls again with the
     // credentials the service was created with.
@@ -119,9 +120,9 @@ describe('registry credentials', { timeout: NODE_TEST_TIMEOUT_MS }, () => {
     expect(ok('image', 'prune', '-a')).toMatch(/Deleted: sha256:[a-f0-9]{64}\nTotal reclaimed space: [1-9][\d.]*MiB/);
     expect(JSON.parse(ok('image', 'ls', '--format', 'json'))).toEqual([]);
     ok('service', 'scale', 'priv=2');
-    expect(tasks('priv').filter((t) => t.status!.state === 'RUNNING' && t.desired_state === 'RUNNING')).toHaveLength(2);
+    expect((await tasks('priv')).filter((t) => t.status!.state === 'RUNNING' && t.desired_state === 'RUNNING')).toHaveLength(2);
     ok('service', 'update', '--with-registry-auth', '--env-add', 'X=2', 'priv');
-    expect(tasks('priv').filter((t) => t.status!.state === 'RUNNING' && t.desired_state === 'RUNNING')).toHaveLength(2);
+    expect((await tasks('priv')).filter((t) => t.status!.state === 'RUNNING' && t.desired_state === 'RUNNING')).toHaveLength(2);
 
     // Everything a user or operator can read: none of it holds the password.
     ok('service', 'ls', '--format', 'json');

@@ -2,20 +2,20 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Service__Output } from '../../src/gen/shoal/v1/Service';
-import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import { parseReference } from '../../src/images/reference';
 import { RegistryClient } from '../../src/images/registry/client';
 import { buildTestImage, NODE_TEST_TIMEOUT_MS, NODE_WAIT_MS, TestNode } from '../helpers/test-node';
 import { allSettledOrThrow } from '../helpers/wait';
 import { TestRegistry } from './registry';
 import { IDLE as WORKLOAD } from '../helpers/workloads';
+import { closeApi, tasksOf } from '../e2e/observe';
 
 // One real node (etcd, runc, conmon) and real registries, all on loopback.
 const node = new TestNode();
 const registry = new TestRegistry();
 const other = new TestRegistry();
 
-const tasks = (service: string): Task__Output[] => JSON.parse(node.ok('service', 'ps', service, '--format', 'json'));
+const tasks = (service: string) => tasksOf(node, service);
 const inspect = (service: string): Service__Output => JSON.parse(node.ok('service', 'inspect', service))[0];
 
 beforeAll(async () => {
@@ -36,6 +36,7 @@ afterEach(async () => {
 }, NODE_TEST_TIMEOUT_MS);
 
 afterAll(async () => {
+  closeApi(node);
   await allSettledOrThrow([node.destroy(), registry.destroy(), other.destroy()]);
 }, NODE_TEST_TIMEOUT_MS);
 
@@ -59,7 +60,7 @@ describe('images from a registry', { timeout: NODE_TEST_TIMEOUT_MS }, () => {
     node.ok('service', 'create', '--name', 'web', '--replicas', '3', ref, ...WORKLOAD);
     const image = inspect('web').spec!.task_template!.container!.image;
     expect(image).toBe(`${ref}@${pushed.digest}`);
-    const running = tasks('web').filter((t) => t.status!.state === 'RUNNING');
+    const running = (await tasks('web')).filter((t) => t.status!.state === 'RUNNING');
     expect(running).toHaveLength(3);
     for (const t of running) expect(t.spec!.container!.image).toBe(image);
     // Counted at the registry: each blob of the image downloaded once, and nothing else.
@@ -72,7 +73,7 @@ describe('images from a registry', { timeout: NODE_TEST_TIMEOUT_MS }, () => {
     // The tag could not be pinned, so it is kept.
     expect(inspect('missing').spec!.task_template!.container!.image).toBe(`${registry.host}/team/web:nope`);
     await expect
-      .poll(() => tasks('missing').map((t) => t.status!.err).join('\n'), { timeout: NODE_WAIT_MS })
+      .poll(async () => (await tasks('missing')).map((t) => t.status!.err).join('\n'), { timeout: NODE_WAIT_MS })
       .toMatch(/pulling image .*:nope failed: manifest .* not found in registry/);
     expect(node.ok('service', 'ps', 'missing')).toMatch(/Rejected/);
   });

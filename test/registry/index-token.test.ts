@@ -17,8 +17,8 @@ import { TokenServer } from './token-server';
 // An image index with two platforms, and a registry that wants bearer tokens from a token server.
 const PASSWORD = 'tok-Pw-77-secret';
 const marker = testMarker();
-const work = mkdtempSync(join(tmpdir(), `${marker}-index-token-`));
-const tokens = new TokenServer(join(work, 'token'), { ci: PASSWORD });
+let work: string;
+let tokens: TokenServer;
 const open = new TestRegistry();
 let guarded: TestRegistry;
 let root: string;
@@ -46,6 +46,8 @@ let ours: { digest: string; configDigest: string };
 let indexDigest: string;
 
 beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), `${marker}-index-token-`));
+  tokens = new TokenServer(join(work, 'token'), { ci: PASSWORD });
   await tokens.start();
   guarded = new TestRegistry({ username: 'ci', password: PASSWORD }, { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.rootCertBundle });
   await Promise.all([open.start(), guarded.start()]);
@@ -79,7 +81,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   try {
-    await allSettledOrThrow([open.destroy(), guarded?.destroy(), tokens.close()]);
+    await allSettledOrThrow([open.destroy(), guarded?.destroy(), tokens?.close()]);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

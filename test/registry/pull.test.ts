@@ -14,7 +14,7 @@ import { refused } from './refused';
 import { StallingProxy, TestRegistry } from './registry';
 
 const marker = testMarker();
-const work = mkdtempSync(join(tmpdir(), `${marker}-pull-`));
+let work: string;
 const open = new TestRegistry();
 const secured = new TestRegistry({ username: 'ci', password: 's3cret-pw' });
 let ociTar: string;
@@ -26,6 +26,7 @@ function blobs(): string[] {
 }
 
 beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), `${marker}-pull-`));
   ociTar = buildTestImage(join(work, 'oci.tar'), 'oci');
   await Promise.all([open.start(), secured.start()]);
   open.push(`oci-archive:${ociTar}`, 'shoal-test:1');

@@ -13,11 +13,11 @@ import { leftovers, testMarker } from '../helpers/runtime';
  */
 export class TestRegistry {
   readonly marker = testMarker();
-  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), `${this.marker}-registry-`));
   port = 0;
   /** Serve HTTPS with this PEM certificate and key (set before start()). */
   tls: { certificate: string; key: string } | undefined;
   private proc: ChildProcess | undefined;
+  private madeDir: string | undefined;
 
   /**
    * `auth` alone: htpasswd (basic) auth with that user. With `token`: bearer-token auth against the
@@ -27,6 +27,11 @@ export class TestRegistry {
     private readonly auth?: { username: string; password: string },
     private readonly token?: { realm: string; service: string; issuer: string; rootCertBundle: string },
   ) {}
+
+  /** Made on first use, so that merely loading a test file (`vitest list`) leaves nothing behind. */
+  get dir(): string {
+    return (this.madeDir ??= fs.mkdtempSync(path.join(os.tmpdir(), `${this.marker}-registry-`)));
+  }
 
   get host(): string {
     return `127.0.0.1:${this.port}`;

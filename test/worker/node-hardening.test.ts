@@ -2,14 +2,14 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import { useE2eNode } from '../e2e/use-node';
+import { tasksOf, waitFor } from '../e2e/observe';
 
 // One real node: etcd, runc under conmon, cgroups; the CLI as a user runs it.
 const node = useE2eNode();
 const CLI = path.resolve(__dirname, '../../dist/src/cli/main.js');
 
-const tasks = (service: string): Task__Output[] => JSON.parse(node.ok('service', 'ps', service, '--format', 'json'));
+const tasks = (service: string) => tasksOf(node, service);
 
 /** `shoal service logs` with both streams into one pipe, as `2>&1` in a terminal would. */
 function logs(service: string): string {
@@ -17,27 +17,17 @@ function logs(service: string): string {
   return r.stdout;
 }
 
-async function until<T>(what: string, fn: () => T | undefined | false): Promise<T> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 /** Runs `script` once as a service and returns its log, as the CLI prints it. */
 async function runOnce(name: string, script: string, ...flags: string[]): Promise<string> {
   node.shoal('service', 'create', '-d', '--name', name, '--restart-condition', 'none', ...flags, 'shoal-test:latest', 'sh', '-c', script);
-  await until(`${name} to finish`, () => tasks(name).some((t) => ['COMPLETE', 'FAILED'].includes(t.status!.state)));
+  await waitFor(`${name} to finish`, async () => (await tasks(name)).some((t) => ['COMPLETE', 'FAILED'].includes(t.status!.state)));
   return logs(name);
 }
 
 describe('a node, as the CLI shows it', () => {
   it('says a task was killed for lack of memory, and what the limit was', async () => {
     node.ok('service', 'create', '-d', '--name', 'hog', '--limit-memory', '32m', '--restart-condition', 'none', 'shoal-test:latest', 'tail', '/dev/zero');
-    const t = await until('the task to fail', () => tasks('hog').find((x) => x.status!.state === 'FAILED'));
+    const t = await waitFor('the task to fail', async () => (await tasks('hog')).find((x) => x.status!.state === 'FAILED'));
     expect(t.status!.err).toBe('killed: out of memory (limit 32 MiB)');
     expect(node.ok('service', 'ps', 'hog')).toContain('killed: out of memory (limit 32 MiB)');
   });
