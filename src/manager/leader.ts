@@ -1,5 +1,6 @@
 import type { Campaign, Etcd3 } from 'etcd3';
 import type { Logger } from '../common/logger';
+import { settleWithin, STOP_COURTESY_MS } from '../common/settle';
 import { orchestrate } from './orchestrator/pass';
 import { ReconcileLoop } from './reconcile-loop';
 import { Reaper } from './reaper';
@@ -138,6 +139,7 @@ export class Leadership {
     this.campaign = undefined;
     this.unwatch?.();
     if (this.ownsCache) await this.cache.stop();
-    await campaign?.resign().catch(() => undefined);
+    // Resigning hands leadership over at once rather than when the lease runs out.
+    await settleWithin(campaign?.resign(), STOP_COURTESY_MS);
   }
 }

@@ -1,5 +1,6 @@
 import type { Etcd3, Lease } from 'etcd3';
 import type { Logger } from '../../common/logger';
+import { settleWithin, STOP_COURTESY_MS } from '../../common/settle';
 import { storeError } from '../store/etcd-errors';
 
 // Outside the object prefix (/shoal/v1/): these are lease-bound markers, not stored objects.
@@ -57,7 +58,8 @@ export class SessionRegistry {
     clearTimeout(this.renewTimer);
     const lease = this.lease;
     this.lease = undefined;
-    await lease?.revoke().catch(() => undefined);
+    // Revoking ends this manager's sessions at once rather than when the lease runs out.
+    await settleWithin(lease?.revoke(), STOP_COURTESY_MS);
   }
 
   private async recordAll(): Promise<void> {

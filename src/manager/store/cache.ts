@@ -4,6 +4,7 @@ import type { Service__Output } from '../../gen/shoal/v1/Service';
 import type { Task__Output } from '../../gen/shoal/v1/Task';
 import { unavailable } from '../../common/errors';
 import type { Logger } from '../../common/logger';
+import { settleWithin, STOP_COURTESY_MS } from '../../common/settle';
 import { storeError } from './etcd-errors';
 import { decode, type Fence, isKind, parseKey, ROOT, type Kind, type Op, type Store, type Versioned } from './store';
 
@@ -115,7 +116,8 @@ export class StoreCache {
     this.stopped = true;
     const watcher = this.watcher;
     this.watcher = undefined;
-    await watcher?.cancel().catch(() => undefined);
+    // A cancel the member cannot answer ends anyway when the client closes.
+    await settleWithin(watcher?.cancel(), STOP_COURTESY_MS);
   }
 
   onChange(listener: ChangeListener): () => void {
