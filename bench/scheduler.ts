@@ -82,7 +82,7 @@ function makeTasks(): Task__Output[] {
         spec_version: 1,
         spec,
         desired_state: 'RUNNING',
-        status: { state: 'PENDING', timestamp: '', message: '', err: '', container: null },
+        status: { state: 'PENDING', timestamp: '', message: '', err: '', container: null, health: '' },
         created_at: new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString(),
         start_after: '',
         schedule_error: '',

@@ -35,7 +35,7 @@ export function task(
     spec_version: svc.spec_version,
     spec: svc.spec!.task_template,
     desired_state: 'RUNNING',
-    status: { state, timestamp: '', message: '', err: '', container: null },
+    status: { state, timestamp: '', message: '', err: '', container: null, health: '' },
     created_at: new Date(Date.UTC(2026, 0, 1, 0, 0, seq)).toISOString(),
     start_after: '',
     schedule_error: '',

@@ -272,6 +272,8 @@ export interface ImageConfigJson {
     User?: string;
     StopSignal?: string;
     Labels?: Record<string, string>;
+    /** Durations in nanoseconds, as Docker writes them. */
+    Healthcheck?: { Test?: string[] | null; Interval?: number; Timeout?: number; StartPeriod?: number; Retries?: number } | null;
   };
   rootfs?: { diff_ids?: string[] };
 }

@@ -12,6 +12,7 @@ import { unpackLayer } from './layers';
 import { checkDiffId, diffIdsOf, isGzipLayer, readImages, type ArchiveImage, type ImageConfigJson } from './layout';
 import { parseReference, type ImageReference } from './reference';
 import type { Descriptor, RegistryClient } from './registry/client';
+import type { HealthConfig__Output } from '../gen/shoal/v1/HealthConfig';
 
 export interface ImageConfig {
   env: string[];
@@ -22,6 +23,8 @@ export interface ImageConfig {
   /** '' when the image sets none. */
   stopSignal: string;
   labels: Record<string, string>;
+  /** The image's HEALTHCHECK (durations in ms); absent when it has none. */
+  healthcheck?: HealthConfig__Output;
 }
 
 export interface ImageRecord {
@@ -559,6 +562,19 @@ function imageConfig(json: ImageConfigJson): ImageConfig {
     user: c.User ?? '',
     stopSignal: c.StopSignal ?? '',
     labels: c.Labels ?? {},
+    ...(c.Healthcheck?.Test?.length ? { healthcheck: healthcheck(c.Healthcheck) } : {}),
+  };
+}
+
+/** Docker's Healthcheck with its nanosecond durations in ms; garbage in a field reads as 0 (the default). */
+function healthcheck(h: NonNullable<NonNullable<ImageConfigJson['config']>['Healthcheck']>): HealthConfig__Output {
+  const ms = (ns: unknown) => (typeof ns === 'number' && ns > 0 ? Math.round(ns / 1e6) : 0);
+  return {
+    test: h.Test!.map(String),
+    interval_ms: ms(h.Interval),
+    timeout_ms: ms(h.Timeout),
+    start_period_ms: ms(h.StartPeriod),
+    retries: typeof h.Retries === 'number' && h.Retries > 0 ? Math.floor(h.Retries) : 0,
   };
 }
 

@@ -7,6 +7,7 @@ import type { Resources, Resources__Output } from '../gen/shoal/v1/Resources';
 import type { RestartPolicy, RestartPolicy__Output } from '../gen/shoal/v1/RestartPolicy';
 import type { Placement, Placement__Output } from '../gen/shoal/v1/Placement';
 import type { UpdateConfig, UpdateConfig__Output } from '../gen/shoal/v1/UpdateConfig';
+import type { HealthConfig, HealthConfig__Output } from '../gen/shoal/v1/HealthConfig';
 import { invalidArgument, ShoalError } from '../common/errors';
 import { parseConstraint } from '../scheduler/constraints';
 import { parseSpread } from '../scheduler/preferences';
@@ -151,7 +152,42 @@ function validateContainer(c: ContainerSpec): ContainerSpec__Output {
       grace === null || grace === undefined ? DEFAULT_STOP_GRACE_MS : nonNegativeInt(grace, `${path}.stop_grace_period_ms`),
     labels: { ...c.labels },
     seccomp_profile: validateSeccompProfile(c.seccomp_profile ?? '', `${path}.seccomp_profile`, fail),
+    healthcheck: validateHealthcheck(c.healthcheck, `${path}.healthcheck`),
   };
+}
+
+/**
+ * Each check is a `runc exec` (a fork of runc and a process in the container): checking more
+ * often than this would keep a node's CPUs busy with checks alone.
+ */
+export const MIN_HEALTH_INTERVAL_MS = 100;
+const HEALTH_TEST_KINDS = ['NONE', 'CMD', 'CMD-SHELL'];
+
+/**
+ * Absent or null: the image's HEALTHCHECK. An empty test takes the image's command, and a 0 the
+ * image's value or Docker's default; ["NONE"] turns any check off, so it sets nothing else.
+ */
+function validateHealthcheck(h: HealthConfig | null | undefined, path: string): HealthConfig__Output | null {
+  if (!h) return null;
+  const test = [...(h.test ?? [])];
+  const kind = test[0];
+  if (kind !== undefined && !HEALTH_TEST_KINDS.includes(kind)) fail(`${path}.test`, `must start with ${HEALTH_TEST_KINDS.join(', ')} (got "${kind}")`);
+  if (kind === 'CMD' && !test[1]?.trim()) fail(`${path}.test`, 'CMD must be followed by the command to run');
+  if (kind === 'CMD-SHELL' && (test.length !== 2 || !test[1].trim())) fail(`${path}.test`, 'CMD-SHELL must be followed by one non-empty shell command');
+  const valid: HealthConfig__Output = {
+    test,
+    interval_ms: nonNegativeInt(h.interval_ms, `${path}.interval_ms`),
+    timeout_ms: nonNegativeInt(h.timeout_ms, `${path}.timeout_ms`),
+    start_period_ms: nonNegativeInt(h.start_period_ms, `${path}.start_period_ms`),
+    retries: nonNegativeInt(h.retries, `${path}.retries`),
+  };
+  if (valid.interval_ms !== 0 && valid.interval_ms < MIN_HEALTH_INTERVAL_MS) {
+    fail(`${path}.interval_ms`, `must be 0 (the default) or at least ${MIN_HEALTH_INTERVAL_MS} ms: each check runs a process in the container`);
+  }
+  if (kind === 'NONE' && (test.length > 1 || valid.interval_ms || valid.timeout_ms || valid.start_period_ms || valid.retries)) {
+    fail(`${path}.test`, 'NONE disables the check, so nothing else may be set with it');
+  }
+  return valid;
 }
 
 /** Empty (the image's default), a name with or without SIG (normalized to SIGTERM form), or 1-64. */

@@ -63,6 +63,7 @@ export class Executor {
       observe: (taskId, container) => this.observe(taskId, container),
       imageUsed: (taskId, imageId) => this.imageOf.set(taskId, imageId),
       report: (taskId, status) => this.report(taskId, status),
+      healthChanged: () => this.converge(),
     };
   }
 
@@ -79,6 +80,7 @@ export class Executor {
 
   close(): void {
     this.unsubscribe?.();
+    for (const c of this.controllers.values()) c.close();
   }
 
   /** Images used by containers that exist on this node. */
@@ -109,6 +111,7 @@ export class Executor {
       c?.update(t);
       controllers.set(t.id, c ?? new TaskController(t, this.context));
     }
+    for (const [id, c] of this.controllers) if (!controllers.has(id)) c.close();
     this.controllers = controllers;
     this.registryAuth = new Map(Object.entries(registryAuth));
     this.haveAssignments = true;

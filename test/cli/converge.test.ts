@@ -16,7 +16,7 @@ describe('convergence assessment', () => {
 
   it('says why when tasks ended and will not be restarted', () => {
     const s = service(1, { condition: 'none' });
-    const status = { state: 'FAILED' as const, err: 'task: non-zero exit (3)', message: '', timestamp: '', container: null };
+    const status = { state: 'FAILED' as const, err: 'task: non-zero exit (3)', message: '', timestamp: '', container: null, health: '' };
     // Ended, but the orchestrator has not decided yet: not stuck.
     expect(assess(s, [task(s, 1, 'FAILED', { status })], new Map()).stuck).toBeUndefined();
     const failed = task(s, 1, 'FAILED', { desired_state: 'SHUTDOWN', status });
@@ -27,7 +27,7 @@ describe('convergence assessment', () => {
 
   it('gives up on a slot that keeps failing, naming the error', () => {
     const s = service(1);
-    const rejected = task(s, 1, 'REJECTED', { desired_state: 'SHUTDOWN', status: { state: 'REJECTED', err: 'No such image: nope', message: '', timestamp: '', container: null } });
+    const rejected = task(s, 1, 'REJECTED', { desired_state: 'SHUTDOWN', status: { state: 'REJECTED', err: 'No such image: nope', message: '', timestamp: '', container: null, health: '' } });
     const next = task(s, 1, 'PENDING');
     expect(assess(s, [rejected, next], new Map([[1, 3]])).stuck).toContain('No such image: nope');
     expect(assess(s, [rejected, next], new Map([[1, 1]])).stuck).toBeUndefined();

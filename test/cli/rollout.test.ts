@@ -48,7 +48,7 @@ describe('rollout progress', () => {
     const update_status = status && { state: 'updating', started_at: iso(NOW - 60_000), completed_at: '', message: 'update in progress', ...status };
     return { id: 's', version: 1, spec, spec_version: 2, created_at: '', updated_at: '', errors: [], update_status, previous_spec: null, previous_spec_version: 1 };
   }
-  const at = (ms: number) => ({ created_at: iso(ms - 1000), status: { state: 'RUNNING' as const, timestamp: iso(ms), message: '', err: '', container: null } });
+  const at = (ms: number) => ({ created_at: iso(ms - 1000), status: { state: 'RUNNING' as const, timestamp: iso(ms), message: '', err: '', container: null, health: '' } });
 
   it('shows each slot: updated, monitored, starting, or waiting on the old spec', () => {
     const s = service({});

@@ -1,7 +1,7 @@
 import { constants } from 'node:os';
 import type { ImageConfig, ResolvedImage } from '../../src/images/store';
 import type { RegistryClient } from '../../src/images/registry/client';
-import type { ContainerConfig, ContainerRuntime, ContainerState, ContainerStatus } from '../../src/worker/exec/runtime';
+import type { ContainerConfig, ContainerRuntime, ContainerState, ContainerStatus, ExecOutcome } from '../../src/worker/exec/runtime';
 import type { ImageSource } from '../../src/worker/exec/task-controller';
 
 /**
@@ -16,6 +16,10 @@ export class FakeRuntime implements ContainerRuntime {
   createError: Error | undefined;
   /** While set, creates wait for it: lets a test hold them in flight. */
   gate: Promise<void> | undefined;
+  /** What exec() (a health check) answers, per container; a container not named here passes. */
+  readonly execOutcomes = new Map<string, ExecOutcome | Error>();
+  /** Every exec, as "<id> <argv…>" (they change nothing, so they are not in `calls`). */
+  readonly execs: string[] = [];
   /** The most creates that were in flight at once. */
   maxCreating = 0;
   private creating = 0;
@@ -86,6 +90,14 @@ export class FakeRuntime implements ContainerRuntime {
 
   async oomKilled(id: string): Promise<boolean> {
     return this.oomKills.has(id);
+  }
+
+  async exec(id: string, argv: string[], _timeoutMs: number): Promise<ExecOutcome> {
+    this.execs.push(`${id} ${argv.join(' ')}`);
+    if (this.states.get(id)?.status !== 'running') throw new Error(`container ${id} is not running`);
+    const outcome = this.execOutcomes.get(id) ?? { exitCode: 0, output: '', timedOut: false };
+    if (outcome instanceof Error) throw outcome;
+    return outcome;
   }
 
   /** The container's process ends with this code, and the exit is announced; oomKilled: as the kernel's OOM killer leaves it. */

@@ -38,7 +38,7 @@ function updated(replicas: number, update: UpdateConfig = {}, status: Partial<Up
 
 /** A task running since `sinceMs` (its status time), made at `createdMs`. */
 function running(s: Service__Output, slot: number, version: number, sinceMs: number, createdMs = sinceMs - 1000): Task__Output {
-  return task(s, slot, 'RUNNING', { spec_version: version, created_at: iso(createdMs), status: { state: 'RUNNING', timestamp: iso(sinceMs), message: '', err: '', container: null } });
+  return task(s, slot, 'RUNNING', { spec_version: version, created_at: iso(createdMs), status: { state: 'RUNNING', timestamp: iso(sinceMs), message: '', err: '', container: null, health: '' } });
 }
 
 const oldTasks = (s: Service__Output, n: number) => Array.from({ length: n }, (_, i) => running(s, i + 1, 1, START - 600_000));
@@ -159,7 +159,7 @@ describe('rolling update: order', () => {
 
 describe('rolling update: failures', () => {
   const failedNew = (s: Service__Output, slot: number) =>
-    task(s, slot, 'FAILED', { spec_version: 2, created_at: iso(START + 1), status: { state: 'FAILED', timestamp: iso(START + 2), message: '', err: 'exit code 1', container: null } });
+    task(s, slot, 'FAILED', { spec_version: 2, created_at: iso(START + 1), status: { state: 'FAILED', timestamp: iso(START + 2), message: '', err: 'exit code 1', container: null, health: '' } });
 
   it('pauses at the first failure by default, naming the task, and replaces nothing more while paused', () => {
     const s = updated(4, {}, {});

@@ -75,7 +75,7 @@ export function task(id: string, o: TaskOpts = {}): Task__Output {
     spec_version: o.specVersion ?? 1,
     spec,
     desired_state: o.desired ?? 'RUNNING',
-    status: { state: o.state ?? (o.node ? 'RUNNING' : 'PENDING'), timestamp: '', message: '', err: '', container: null },
+    status: { state: o.state ?? (o.node ? 'RUNNING' : 'PENDING'), timestamp: '', message: '', err: '', container: null, health: '' },
     created_at: '2024-01-01T00:00:00.000Z',
     start_after: '',
     schedule_error: '',

@@ -137,7 +137,7 @@ export function blankSpec(): ServiceSpec__Output {
     labels: {},
     mode: { mode: 'replicated', replicated: { replicas: 1 } },
     task_template: {
-      container: { image: '', command: [], args: [], env: [], dir: '', user: '', hostname: '', stop_signal: '', labels: {}, seccomp_profile: '' },
+      container: { image: '', command: [], args: [], env: [], dir: '', user: '', hostname: '', stop_signal: '', labels: {}, seccomp_profile: '', healthcheck: null },
       resources: { limits: { nano_cpus: 0, memory_bytes: 0, pids: 0 }, reservations: { nano_cpus: 0, memory_bytes: 0, pids: 0 } },
       restart_policy: { condition: 'any', max_attempts: 0, window_ms: 0 },
       placement: { constraints: [], max_replicas: 0, preferences: [], platforms: [] },

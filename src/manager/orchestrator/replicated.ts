@@ -202,7 +202,7 @@ function newTask(service: Service__Output, place: SlotPlace, restartTimes: strin
     spec_version: service.spec_version,
     spec: service.spec!.task_template,
     desired_state: delayMs > 0 || held ? 'READY' : 'RUNNING',
-    status: { state: 'PENDING', timestamp: createdAt, message: 'pending task scheduling', err: '', container: null },
+    status: { state: 'PENDING', timestamp: createdAt, message: 'pending task scheduling', err: '', container: null, health: '' },
     created_at: createdAt,
     start_after: delayMs > 0 ? new Date(nowMs + delayMs).toISOString() : '',
     schedule_error: '',

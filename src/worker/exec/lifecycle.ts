@@ -2,12 +2,19 @@ import type { Task__Output } from '../../gen/shoal/v1/Task';
 import type { TaskStatus } from '../../gen/shoal/v1/TaskStatus';
 import { isTerminal, rank, wantsRunning, type State } from '../../common/tasks';
 import { formatBytes } from '../../common/units';
+import type { HealthStatus } from './health';
 import type { ContainerState } from './runtime';
 
 export type StatusReport = Partial<TaskStatus> & { state: State };
 
 /** A task's container as the executor last saw it; undefined when there is none. */
 export type Observed = Pick<ContainerState, 'status' | 'exitCode'>;
+
+/**
+ * A running task's health as its controller knows it: it has no check ('none'); it may have one
+ * nobody checks yet ('unknown': just adopted, or its image not looked at); or its check's status.
+ */
+export type Health = 'none' | 'unknown' | HealthStatus;
 
 /**
  * One step of a task's lifecycle, prepare → start → wait → shutdown → remove. Waiting is passive:
@@ -19,6 +26,10 @@ export type Step =
   | { op: 'start' }
   /** Running, but not yet known to run: reported so (a daemon restarted between start and report). */
   | { op: 'adopt' }
+  /** Running, with a health check (or maybe one) nobody runs: look it up, start checking. */
+  | { op: 'watch' }
+  /** Its health check failed `retries` times in a row: stop it and fail the task, as Swarm does. */
+  | { op: 'unhealthy' }
   | { op: 'exited'; exitCode: number | null }
   /** It ran, and its container is gone: nothing recorded how it ended. */
   | { op: 'lost' }
@@ -29,12 +40,18 @@ export type Step =
 
 /**
  * The next step for a task given its desired state, its furthest observed state (the manager's
- * or ours) and its container. Null when it is where it should be. Level-triggered: the same
- * inputs always give the same step, so a restarted daemon carries on from what it finds.
+ * or ours), its container and its health. Null when it is where it should be. Level-triggered:
+ * the same inputs always give the same step, so a restarted daemon carries on from what it finds.
+ * A task with a health check is STARTING until a check passes, and RUNNING only from then on.
  */
-export function nextStep(desired: State, observed: State, container: Observed | undefined): Step | null {
+export function nextStep(desired: State, observed: State, container: Observed | undefined, health: Health = 'none'): Step | null {
   if (!wantsRunning(desired)) return container || !isTerminal(observed) ? { op: 'shutdown' } : null;
-  if (container?.status === 'running') return rank(observed) < rank('RUNNING') ? { op: 'adopt' } : null;
+  if (container?.status === 'running') {
+    if (isTerminal(observed)) return null;
+    if (health === 'unknown') return { op: 'watch' };
+    if (health === 'unhealthy') return { op: 'unhealthy' };
+    return rank(observed) < rank(health === 'starting' ? 'STARTING' : 'RUNNING') ? { op: 'adopt' } : null;
+  }
   if (isTerminal(observed)) return container ? { op: 'remove' } : null;
   if (container?.status === 'stopped') return { op: 'exited', exitCode: container.exitCode };
   // A task runs in one container once: one that vanished is not started again behind the manager's back.

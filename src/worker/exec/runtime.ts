@@ -1,6 +1,6 @@
-import type { ContainerConfig, ContainerState } from '../runtime/types';
+import type { ContainerConfig, ContainerState, ExecOutcome } from '../runtime/types';
 
-export type { ContainerConfig, ContainerState, ContainerStatus } from '../runtime/types';
+export type { ContainerConfig, ContainerState, ContainerStatus, ExecOutcome } from '../runtime/types';
 
 /**
  * What the executor needs of a container runtime: the runc-under-conmon Runtime in the daemon,
@@ -23,4 +23,10 @@ export interface ContainerRuntime {
   onExit(cb: (id: string, exitCode: number) => void): () => void;
   /** Whether the kernel killed a process of the container for lack of memory; known until remove(). */
   oomKilled(id: string): Promise<boolean>;
+  /**
+   * Runs argv inside the running container, in its namespaces and cgroups and as its own process
+   * runs (user, env, working dir, capabilities, seccomp), as `runc exec` does; kills it once it
+   * has run for timeoutMs.
+   */
+  exec(id: string, argv: string[], timeoutMs: number): Promise<ExecOutcome>;
 }

@@ -1,12 +1,14 @@
 import type { Task__Output } from '../../gen/shoal/v1/Task';
-import { isTerminal, type State } from '../../common/tasks';
+import { isTerminal, rank, type State } from '../../common/tasks';
 import type { ResolvedImage } from '../../images/store';
 import { parseReference } from '../../images/reference';
 import type { RegistryClient } from '../../images/registry/client';
 import type { RegistryAuth } from '../../images/registry/registries';
 import { containerConfig, stopPolicy } from '../container-config';
 import type { Semaphore } from '../semaphore';
-import { exitStatus, nextStep, type Observed, type StatusReport, type Step } from './lifecycle';
+import { effectiveCheck, unhealthyError, type HealthCheck, type HealthStatus } from './health';
+import { HealthMonitor } from './health-monitor';
+import { exitStatus, nextStep, type Health, type Observed, type StatusReport, type Step } from './lifecycle';
 import type { ContainerRuntime } from './runtime';
 
 /** Where images come from: the node's ImageStore, or plain data in tests. */
@@ -32,6 +34,8 @@ export interface ControllerContext {
   imageUsed(taskId: string, imageId: string): void;
   /** Never backwards: a report behind what is known already is dropped. */
   report(taskId: string, status: StatusReport): void;
+  /** The task's health status changed (its health check's clock, not a change the executor saw). */
+  healthChanged(taskId: string): void;
 }
 
 /**
@@ -39,6 +43,11 @@ export interface ControllerContext {
  * asks it for the next action each time something changed; nextStep decides, this class acts.
  */
 export class TaskController {
+  /** The container's health check; undefined until looked up (it may come from the image). */
+  private check: HealthCheck | null | undefined;
+  /** Runs the check while the container runs. */
+  private monitor: HealthMonitor | undefined;
+
   constructor(
     private current: Task__Output,
     private readonly ctx: ControllerContext,
@@ -55,8 +64,18 @@ export class TaskController {
 
   /** The action that takes the task one step on, or undefined when there is nothing to do. */
   next(observed: State): (() => Promise<void>) | undefined {
-    const step = nextStep(this.current.desired_state, observed, this.ctx.container(this.current.id));
+    const step = nextStep(this.current.desired_state, observed, this.ctx.container(this.current.id), this.health());
     return step ? () => this.take(step, observed) : undefined;
+  }
+
+  /** The task is no longer assigned here: its health check stops (the executor removes its container). */
+  close(): void {
+    this.unwatch();
+  }
+
+  private health(): Health {
+    if (this.monitor) return this.monitor.current.status;
+    return this.check === null ? 'none' : 'unknown';
   }
 
   private take(step: Step, observed: State): Promise<void> {
@@ -67,6 +86,10 @@ export class TaskController {
         return this.start();
       case 'adopt':
         return this.adopt();
+      case 'watch':
+        return this.watch(observed);
+      case 'unhealthy':
+        return this.unhealthy();
       case 'exited':
         return this.exited(step.exitCode);
       case 'lost':
@@ -124,7 +147,11 @@ export class TaskController {
       const { pid } = await this.ctx.runtime.start(id);
       // It may have exited already, and the exit been seen.
       if (this.ctx.container(id)?.status === 'created') this.ctx.observe(id, { status: 'running', exitCode: null });
-      this.report({ state: 'RUNNING', message: 'started', container: { container_id: id, pid, exit_code: 0 } });
+      const check = await this.healthCheck();
+      const container = { container_id: id, pid, exit_code: 0 };
+      if (!check) return this.report({ state: 'RUNNING', message: 'started', container });
+      this.watchWith(check, 'starting', Date.now());
+      this.report({ state: 'STARTING', message: 'started; waiting for a health check to pass', health: 'starting', container });
     } catch (err) {
       await this.fail(err as Error);
     }
@@ -136,14 +163,64 @@ export class TaskController {
     this.report({ state: 'FAILED', err: err.message });
   }
 
+  /** Reports a running container as it stands: STARTING while its health check has not passed, else RUNNING. */
   private async adopt(): Promise<void> {
     const id = this.current.id;
     const state = await this.ctx.runtime.state(id);
     if (state?.status !== 'running') return;
-    this.report({ state: 'RUNNING', message: 'started', container: { container_id: id, pid: state.pid, exit_code: 0 } });
+    const container = { container_id: id, pid: state.pid, exit_code: 0 };
+    const health = this.health();
+    if (health === 'starting') return this.report({ state: 'STARTING', message: 'waiting for a health check to pass', health, container });
+    this.report({ state: 'RUNNING', message: 'started', container, ...(health === 'healthy' ? { health } : {}) });
+  }
+
+  /** The service's check over the image's; looked up once (a task's spec never changes). */
+  private async healthCheck(): Promise<HealthCheck | null> {
+    if (this.check === undefined) {
+      const c = this.current.spec!.container!;
+      // Only a spec that leaves the test to the image needs the image.
+      const image = c.healthcheck?.test.length ? null : await this.ctx.images.resolve(c.image).catch(() => null);
+      this.check = effectiveCheck(c.healthcheck, image?.config.healthcheck);
+    }
+    return this.check;
+  }
+
+  /**
+   * Starts checking a running container this controller has not been checking: one an earlier
+   * daemon started. Health is not kept across a restart of the daemon, so it resumes from what
+   * was reported: a task reported RUNNING was healthy and stays so until `retries` checks fail;
+   * one still STARTING keeps its start period, counted from when it was reported starting.
+   */
+  private async watch(observed: State): Promise<void> {
+    const check = await this.healthCheck();
+    if (!check || this.monitor) return;
+    if (rank(observed) >= rank('RUNNING')) return this.watchWith(check, 'healthy', Date.now());
+    const status = this.current.status;
+    this.watchWith(check, 'starting', (status?.state === 'STARTING' && Date.parse(status.timestamp)) || Date.now());
+  }
+
+  private watchWith(check: HealthCheck, initial: HealthStatus, startedAtMs: number): void {
+    this.unwatch();
+    this.monitor = new HealthMonitor(this.ctx.runtime, this.current.id, check, initial, startedAtMs, () => this.ctx.healthChanged(this.current.id));
+  }
+
+  private unwatch(): void {
+    this.monitor?.stop();
+    this.monitor = undefined;
+  }
+
+  /**
+   * As Swarm does, an unhealthy container is stopped (its stop signal, then the grace period) and
+   * removed as at a shutdown, and its task fails: the restart policy replaces it.
+   */
+  private async unhealthy(): Promise<void> {
+    const health = this.monitor!.current;
+    await this.shutdown('FAILED');
+    this.report({ state: 'FAILED', message: 'unhealthy', err: unhealthyError(health), health: 'unhealthy' });
   }
 
   private async exited(exitCode: number | null): Promise<void> {
+    this.unwatch();
     // read before remove(), which takes the cgroup and its counters with it
     const oom = exitCode !== 0 && (await this.ctx.runtime.oomKilled(this.current.id).catch(() => false));
     this.report(exitStatus(this.current, exitCode, oom));
@@ -155,6 +232,7 @@ export class TaskController {
   }
 
   private async shutdown(observed: State): Promise<void> {
+    this.unwatch();
     const task = this.current;
     const container = this.ctx.container(task.id);
     // Only a running command gets its grace period: remove() kills anything else there is.

@@ -56,6 +56,16 @@ export class Runc {
     if (!r.ok) throw internal(r.message);
   }
 
+  /**
+   * `runc exec`: argv in the container, with its process spec from the bundle; the started
+   * process's host pid goes to pidFile. A spawner timeout of runHowLongMs ends runc itself, a
+   * backstop for a caller that kills the process sooner.
+   */
+  async exec(id: string, argv: string[], pidFile: string, runHowLongMs: number): Promise<{ code: number; stdout: string; message: string }> {
+    const r = await this.run(this.runcPath, [...this.globalArgs(), 'exec', '--pid-file', pidFile, id, ...argv], { timeoutMs: runHowLongMs });
+    return { code: r.code, stdout: r.stdout, message: runcMessage(r.stderr) };
+  }
+
   async kill(id: string, signal: string): Promise<void> {
     const r = await this.call(['kill', id, signal]);
     if (!r.ok) throw internal(r.message);

@@ -1,4 +1,5 @@
-import { mkdirSync, promises as fs } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, promises as fs, readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import { diskFullError, isNoSpace } from '../../common/disk';
@@ -13,10 +14,10 @@ import { checkId, isId, Layout } from './paths';
 import { mountPoints, mountRootfs, unmountRootfs } from './rootfs';
 import { processStart, Runc } from './runc';
 import { buildSpec, hostsFile } from './spec';
-import type { ContainerConfig, ContainerState, RuntimeOptions } from './types';
+import type { ContainerConfig, ContainerState, ExecOutcome, RuntimeOptions } from './types';
 import { resolveUser } from './user';
 
-export type { ContainerConfig, ContainerState, ContainerStatus, RuntimeOptions } from './types';
+export type { ContainerConfig, ContainerState, ContainerStatus, ExecOutcome, RuntimeOptions } from './types';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -353,6 +354,39 @@ export class Runtime {
   async oomKilled(id: string): Promise<boolean> {
     checkId(id);
     return (await oomKills(this.opts.cgroupParent, id)) > 0;
+  }
+
+  /**
+   * Runs argv inside the running container (`runc exec`) and kills it with SIGKILL once it has
+   * run for timeoutMs, read from runc's pid file: a signal to runc would only be passed on, and
+   * a probe that traps it would run on. What it leaves behind (a child it forked) stays, as it
+   * does under Docker.
+   */
+  async exec(id: string, argv: string[], timeoutMs: number): Promise<ExecOutcome> {
+    checkId(id);
+    if (!argv.length || !argv[0]) throw invalidArgument(`nothing to run in container ${id}`);
+    const pidFile = path.join(this.layout.bundle(id), `exec-${randomBytes(6).toString('hex')}.pid`);
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    const kill = () => {
+      timedOut = true;
+      try {
+        const pid = Number(readFileSync(pidFile, 'utf8').trim());
+        if (pid > 0) process.kill(pid, 'SIGKILL');
+      } catch {
+        // not started yet, or just ended
+      }
+      // runc may not have started it yet, or be about to report its end: look again shortly
+      timer = setTimeout(kill, 100);
+    };
+    timer = setTimeout(kill, timeoutMs);
+    try {
+      const r = await this.runc.exec(id, argv, pidFile, timeoutMs + 10_000);
+      return { exitCode: r.code, output: [r.stdout.trim(), r.message].filter(Boolean).join('\n'), timedOut };
+    } finally {
+      clearTimeout(timer);
+      await fs.rm(pidFile, { force: true });
+    }
   }
 
   /** The cgroup dir of a container for one controller, e.g. ("memory", id): in its v1 hierarchy, or in the unified one on a v2 host. */

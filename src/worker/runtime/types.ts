@@ -40,6 +40,15 @@ export interface ContainerState {
   exitCode: number | null;
 }
 
+/** How a command run inside a running container (exec) ended. */
+export interface ExecOutcome {
+  /** Its exit status; 137 when it was killed for running past its time. */
+  exitCode: number;
+  /** What it wrote (stdout, then stderr), or runc's error when it could not be run. */
+  output: string;
+  timedOut: boolean;
+}
+
 export interface RuntimeOptions {
   /** Bundles, overlay upper dirs and exit files live here, e.g. /var/lib/shoal/containers. */
   root: string;
