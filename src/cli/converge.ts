@@ -20,6 +20,8 @@ export interface Progress {
   desired: number;
   /** Tasks asked to stop that still have a container. */
   stopping: number;
+  /** Tasks whose container runs but whose health check has not passed yet: not running until it does. */
+  starting: number;
   converged: boolean;
   /** Set when waiting longer cannot help: one sentence saying why. */
   stuck?: string;
@@ -39,7 +41,8 @@ export function assess(service: Service__Output, tasks: Task__Output[], failures
   // Until the orchestrator has made a global service's tasks, 0 of 0 is not convergence; if no node
   // is eligible it stays 0, and the wait ends once that has had time to show.
   const made = !global || desired > 0 || waitedMs >= GLOBAL_EMPTY_AFTER_MS;
-  const progress: Progress = { running, desired, stopping, converged: made && running === desired && stopping === 0 };
+  const starting = current.filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'STARTING').length;
+  const progress: Progress = { running, desired, stopping, starting, converged: made && running === desired && stopping === 0 };
   if (progress.converged) return progress;
 
   const notRunning = current.filter((t) => t.status!.state !== 'RUNNING');
@@ -104,7 +107,8 @@ export async function waitForConvergence(client: Client, serviceId: string, quie
       }
     }
     const p = assess(service, tasks, failures, Date.now() - since);
-    const line = `overall progress: ${p.running} out of ${p.desired} tasks running${p.stopping ? `, ${p.stopping} stopping` : ''}`;
+    const extra = [p.starting ? `${p.starting} starting (waiting for a health check to pass)` : '', p.stopping ? `${p.stopping} stopping` : ''].filter(Boolean);
+    const line = `overall progress: ${p.running} out of ${p.desired} tasks running${extra.map((e) => `, ${e}`).join('')}`;
     if (!quiet && line !== last) process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
     last = line;
     // A task that exits at once is Running for a moment: convergence counts once it has held.

@@ -23,9 +23,12 @@ export async function printTasks(client: Client, tasks: Task__Output[], opts: Li
         t.spec!.container!.image,
         hostnames.get(t.node_id) ?? '',
         titleCase(t.desired_state),
-        `${titleCase(t.status!.state)} ${ago(t.status!.timestamp)}`,
+        `${titleCase(t.status!.state)}${healthNote(t.status!.health)} ${ago(t.status!.timestamp)}`,
         err ? (opts.trunc && err.length > 60 ? `"${err.slice(0, 57)}…"` : `"${err}"`) : '',
       ];
     }),
   );
 }
+
+/** As `docker ps` shows it: "Running (healthy) 5 seconds ago", "Starting (health: starting) …". */
+const healthNote = (health: string): string => (!health ? '' : health === 'starting' ? ' (health: starting)' : ` (${health})`);

@@ -32,6 +32,7 @@ describe('validateServiceSpec', () => {
           stop_grace_period_ms: 10_000,
           labels: {},
           seccomp_profile: '',
+          healthcheck: null,
         },
         resources: {
           limits: { nano_cpus: 0, memory_bytes: 0, pids: 0 },

@@ -1,10 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ContainerSpec__Output } from '../../src/gen/shoal/v1/ContainerSpec';
 import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import type { RegistryClient } from '../../src/images/registry/client';
 import type { State } from '../../src/common/tasks';
 import { Semaphore } from '../../src/worker/semaphore';
-import { exitStatus, nextStep, type Observed, type StatusReport } from '../../src/worker/exec/lifecycle';
+import { exitStatus, nextStep, type Health, type Observed, type StatusReport } from '../../src/worker/exec/lifecycle';
+import type { HealthConfig__Output } from '../../src/gen/shoal/v1/HealthConfig';
 import { TaskController } from '../../src/worker/exec/task-controller';
 import { service, task } from '../fixtures';
 import { FakeImages, FakeRuntime, resolvedImage } from '../helpers/executor-fakes';
@@ -55,6 +56,29 @@ describe('nextStep', () => {
   });
 });
 
+describe('nextStep with a health check', () => {
+  const cases: [State, State, Observed | undefined, Health, ReturnType<typeof nextStep>][] = [
+    // running, and nobody checks it yet (adopted, or its image not looked at): start checking
+    ['RUNNING', 'PREPARING', running, 'unknown', { op: 'watch' }],
+    ['RUNNING', 'RUNNING', running, 'unknown', { op: 'watch' }],
+    // STARTING until a check passes, RUNNING from then on
+    ['RUNNING', 'PREPARING', running, 'starting', { op: 'adopt' }],
+    ['RUNNING', 'STARTING', running, 'starting', null],
+    ['RUNNING', 'STARTING', running, 'healthy', { op: 'adopt' }],
+    ['RUNNING', 'RUNNING', running, 'healthy', null],
+    // unhealthy: stopped and failed, whether it had passed a check or not
+    ['RUNNING', 'STARTING', running, 'unhealthy', { op: 'unhealthy' }],
+    ['RUNNING', 'RUNNING', running, 'unhealthy', { op: 'unhealthy' }],
+    // already failed: the manager's shutdown stops what is left
+    ['RUNNING', 'FAILED', running, 'unhealthy', null],
+    ['SHUTDOWN', 'STARTING', running, 'starting', { op: 'shutdown' }],
+    ['RUNNING', 'STARTING', exited(1), 'starting', { op: 'exited', exitCode: 1 }],
+  ];
+  it.each(cases)('desired %s, observed %s, container %j, health %s: %j', (desired, observed, container, health, step) => {
+    expect(nextStep(desired, observed, container, health)).toEqual(step);
+  });
+});
+
 describe('exitStatus', () => {
   const svc = service(1);
   const limited = (memory_bytes: number) => {
@@ -87,6 +111,7 @@ function harness(t: Task__Output, images = new FakeImages([IMAGE]), registry?: (
   const containers = new Map<string, Observed>();
   const reports: StatusReport[] = [];
   const used = new Map<string, string>();
+  const healthChanges: string[] = [];
   const controller = new TaskController(t, {
     runtime,
     images,
@@ -98,6 +123,7 @@ function harness(t: Task__Output, images = new FakeImages([IMAGE]), registry?: (
     observe: (id, c) => (c ? containers.set(id, c) : containers.delete(id)),
     imageUsed: (id, image) => used.set(id, image),
     report: (_id, s) => reports.push(s),
+    healthChanged: () => healthChanges.push(controller.task.id),
   });
   runtime.onExit((id, exitCode) => containers.set(id, exited(exitCode)));
   const observed = (): State => reports.at(-1)?.state ?? controller.task.status!.state;
@@ -112,7 +138,7 @@ function harness(t: Task__Output, images = new FakeImages([IMAGE]), registry?: (
     runtime.add(t.id, status);
     containers.set(t.id, { status, exitCode: null });
   };
-  return { runtime, containers, reports, used, controller, observed, step, states, found };
+  return { runtime, containers, reports, used, controller, observed, step, states, found, healthChanges };
 }
 
 describe('TaskController', () => {
@@ -250,6 +276,9 @@ describe('TaskController', () => {
     const t = task(svc, 1, 'PREPARING');
     const h = harness(t);
     h.found('running');
+    // first it looks up whether the image has a health check to resume (it has none)
+    await h.step();
+    expect(h.reports).toEqual([]);
     await h.step();
     expect(h.reports).toEqual([expect.objectContaining({ state: 'RUNNING', container: expect.objectContaining({ pid: (await h.runtime.state(t.id))!.pid }) })]);
     expect(h.runtime.calls).toEqual([]);
@@ -261,5 +290,152 @@ describe('TaskController', () => {
     expect(h.reports).toEqual([{ state: 'FAILED', err: 'container disappeared while the node was down' }]);
     expect(h.runtime.calls).toEqual([]);
     expect(h.controller.next(h.observed())).toBeUndefined();
+  });
+});
+
+describe('TaskController with a health check', () => {
+  const svc = service(1);
+  const check = (c: Partial<HealthConfig__Output> = {}): HealthConfig__Output => ({
+    test: ['CMD-SHELL', 'probe'],
+    interval_ms: 1000,
+    timeout_ms: 500,
+    start_period_ms: 0,
+    retries: 2,
+    ...c,
+  });
+  const withCheck = (state: State, healthcheck: HealthConfig__Output | null, extra: Partial<Task__Output> = {}) =>
+    task(svc, 1, state, { spec: { ...svc.spec!.task_template!, container: { ...svc.spec!.task_template!.container!, healthcheck } }, ...extra });
+  const failing = { exitCode: 1, output: 'starting up\nnot ready', timedOut: false };
+
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('is STARTING until a check passes, then RUNNING and healthy; the check runs in the container every interval', async () => {
+    const h = harness(withCheck('ASSIGNED', check()));
+    const id = h.controller.task.id;
+    await h.step();
+    await h.step();
+    expect(h.reports.at(-1)).toMatchObject({ state: 'STARTING', health: 'starting', container: { container_id: id } });
+    expect(h.controller.next(h.observed())).toBeUndefined();
+    h.runtime.execOutcomes.set(id, failing);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(h.runtime.execs).toEqual([`${id} /bin/sh -c probe`]);
+    expect(h.controller.next(h.observed())).toBeUndefined();
+
+    h.runtime.execOutcomes.delete(id);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(h.healthChanges).toEqual([id]);
+    await h.step();
+    expect(h.reports.at(-1)).toMatchObject({ state: 'RUNNING', health: 'healthy' });
+    expect(h.controller.next(h.observed())).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(h.runtime.execs).toHaveLength(5);
+  });
+
+  it('stops an unhealthy container with its stop signal and grace period and fails the task, saying why; checks end', async () => {
+    const h = harness(withCheck('ASSIGNED', check()));
+    const id = h.controller.task.id;
+    await h.step();
+    await h.step();
+    await vi.advanceTimersByTimeAsync(1000);
+    await h.step();
+    expect(h.states()).toEqual(['PREPARING', 'STARTING', 'RUNNING']);
+
+    h.runtime.execOutcomes.set(id, failing);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(h.controller.next(h.observed())).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1000);
+    await h.step();
+    expect(h.runtime.calls.slice(-2)).toEqual([`stop ${id} SIGQUIT 10000`, `remove ${id}`]);
+    expect(h.reports.at(-1)).toEqual({
+      state: 'FAILED',
+      message: 'unhealthy',
+      err: 'unhealthy container: 2 health checks in a row failed; the last: exit status 1: not ready',
+      health: 'unhealthy',
+    });
+    const checks = h.runtime.execs.length;
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(h.runtime.execs).toHaveLength(checks);
+    expect(h.controller.next(h.observed())).toBeUndefined();
+  });
+
+  it('says a check that ran past its timeout timed out', async () => {
+    const h = harness(withCheck('ASSIGNED', check({ retries: 1 })));
+    await h.step();
+    await h.step();
+    h.runtime.execOutcomes.set(h.controller.task.id, { exitCode: 137, output: '', timedOut: true });
+    await vi.advanceTimersByTimeAsync(1000);
+    await h.step();
+    expect(h.reports.at(-1)).toMatchObject({ state: 'FAILED', err: 'unhealthy container: 1 health check in a row failed; the last: timed out after 500ms' });
+  });
+
+  it('resumes checking a container an earlier daemon started: a task reported RUNNING stays healthy until checks fail', async () => {
+    const t = withCheck('RUNNING', check());
+    const h = harness(t);
+    h.found('running');
+    await h.step();
+    expect(h.reports).toEqual([]);
+    expect(h.controller.next(h.observed())).toBeUndefined();
+    h.runtime.execOutcomes.set(t.id, failing);
+    await vi.advanceTimersByTimeAsync(2000);
+    await h.step();
+    expect(h.reports.at(-1)).toMatchObject({ state: 'FAILED', health: 'unhealthy' });
+  });
+
+  it('resumes a task still STARTING with the start period it had', async () => {
+    const startedAt = new Date(Date.now() - 4000).toISOString();
+    const t = withCheck('STARTING', check({ start_period_ms: 5000 }), { status: { state: 'STARTING', timestamp: startedAt, message: '', err: '', container: null, health: 'starting' } });
+    const h = harness(t);
+    h.found('running');
+    h.runtime.execOutcomes.set(t.id, failing);
+    await h.step();
+    // the first check falls after the start period: it and the next count
+    await vi.advanceTimersByTimeAsync(2000);
+    await h.step();
+    expect(h.reports.at(-1)).toMatchObject({ state: 'FAILED', err: expect.stringMatching(/^unhealthy container: 2 health checks/) });
+  });
+
+  it('takes the image’s HEALTHCHECK when the service names none, and --no-healthcheck turns it off', async () => {
+    const images = new FakeImages([{ ...IMAGE, config: { ...IMAGE.config, healthcheck: { test: ['CMD', '/bin/ok'], interval_ms: 700, timeout_ms: 0, start_period_ms: 0, retries: 0 } } }]);
+    const h = harness(withCheck('ASSIGNED', null), images);
+    await h.step();
+    await h.step();
+    expect(h.states().at(-1)).toBe('STARTING');
+    await vi.advanceTimersByTimeAsync(700);
+    expect(h.runtime.execs).toEqual([`${h.controller.task.id} /bin/ok`]);
+
+    const off = harness(withCheck('ASSIGNED', { test: ['NONE'], interval_ms: 0, timeout_ms: 0, start_period_ms: 0, retries: 0 }), images);
+    await off.step();
+    await off.step();
+    expect(off.reports.at(-1)).toMatchObject({ state: 'RUNNING' });
+    expect(off.reports.at(-1)!.health).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(off.runtime.execs).toEqual([]);
+  });
+
+  it('stops checking when the container exits or the task is shut down', async () => {
+    const h = harness(withCheck('ASSIGNED', check()));
+    const id = h.controller.task.id;
+    await h.step();
+    await h.step();
+    h.runtime.exit(id, 2);
+    await h.step();
+    expect(h.reports.at(-1)).toMatchObject({ state: 'FAILED', err: 'task: non-zero exit (2)' });
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(h.runtime.execs).toEqual([]);
+
+    const t = withCheck('ASSIGNED', check());
+    const s = harness(t);
+    await s.step();
+    await s.step();
+    s.controller.update({ ...t, desired_state: 'SHUTDOWN' });
+    await s.step();
+    expect(s.states().at(-1)).toBe('SHUTDOWN');
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(s.runtime.execs).toEqual([]);
   });
 });

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
 import type { ServiceSpec__Output } from '../../gen/shoal/v1/ServiceSpec';
+import type { ContainerSpec__Output } from '../../gen/shoal/v1/ContainerSpec';
+import { invalidArgument } from '../../common/errors';
 import { parseBytes, parseCpus, parseDuration } from '../../common/units';
 
 /** Commander argument parsers: each names its flag in the error. */
@@ -83,9 +85,51 @@ export interface TemplateFlags {
   user?: string;
   replicasMaxPerNode?: number;
   securityOpt?: string;
+  healthCmd?: string;
+  healthInterval?: number;
+  healthTimeout?: number;
+  healthRetries?: number;
+  healthStartPeriod?: number;
+  /** false when --no-healthcheck is given (commander's negated option). */
+  healthcheck?: boolean;
 }
 
-export function applyTemplateFlags(spec: ServiceSpec__Output, f: TemplateFlags): void {
+/**
+ * --health-* and --no-healthcheck, as Docker applies them: --no-healthcheck replaces any check
+ * with NONE; otherwise the flags given change the check the spec has (a NONE one starts over
+ * empty), and on update --health-cmd '' and a duration or retries of 0 reset that field to the
+ * image's (or the default). On create an empty command is refused: there is nothing to reset.
+ */
+function applyHealthFlags(c: ContainerSpec__Output, f: TemplateFlags, creating: boolean): void {
+  const given = HEALTH_FLAGS.filter(([key]) => f[key] !== undefined);
+  if (f.healthcheck === false) {
+    if (given.length) throw invalidArgument(`--no-healthcheck conflicts with ${given.map(([, flag]) => flag).join(', ')}`);
+    c.healthcheck = { test: ['NONE'], interval_ms: 0, timeout_ms: 0, start_period_ms: 0, retries: 0 };
+    return;
+  }
+  if (!given.length) return;
+  const blank = { test: [], interval_ms: 0, timeout_ms: 0, start_period_ms: 0, retries: 0 };
+  const h = c.healthcheck && c.healthcheck.test[0] !== 'NONE' ? { ...c.healthcheck } : blank;
+  if (f.healthCmd !== undefined) {
+    if (!f.healthCmd.trim() && creating) throw invalidArgument('--health-cmd must not be empty (--no-healthcheck turns the image’s check off)');
+    h.test = f.healthCmd.trim() ? ['CMD-SHELL', f.healthCmd] : [];
+  }
+  if (f.healthInterval !== undefined) h.interval_ms = f.healthInterval;
+  if (f.healthTimeout !== undefined) h.timeout_ms = f.healthTimeout;
+  if (f.healthStartPeriod !== undefined) h.start_period_ms = f.healthStartPeriod;
+  if (f.healthRetries !== undefined) h.retries = f.healthRetries;
+  c.healthcheck = h;
+}
+
+const HEALTH_FLAGS = [
+  ['healthCmd', '--health-cmd'],
+  ['healthInterval', '--health-interval'],
+  ['healthTimeout', '--health-timeout'],
+  ['healthRetries', '--health-retries'],
+  ['healthStartPeriod', '--health-start-period'],
+] as const;
+
+export function applyTemplateFlags(spec: ServiceSpec__Output, f: TemplateFlags, creating: boolean): void {
   const t = spec.task_template!;
   const c = t.container!;
   const limits = t.resources!.limits!;
@@ -107,6 +151,7 @@ export function applyTemplateFlags(spec: ServiceSpec__Output, f: TemplateFlags):
   if (f.user !== undefined) c.user = f.user;
   if (f.replicasMaxPerNode !== undefined) t.placement!.max_replicas = f.replicasMaxPerNode;
   if (f.securityOpt !== undefined) c.seccomp_profile = f.securityOpt;
+  applyHealthFlags(c, f, creating);
 }
 
 /** Adds the template options to a command; create and update share them. */
@@ -127,7 +172,13 @@ export function templateOptions(cmd: Command): Command {
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <user>', 'user[:group] to run as')
     .option('--replicas-max-per-node <n>', 'maximum tasks per node (0: unlimited)', integer('--replicas-max-per-node'))
-    .option('--security-opt <opt>', 'seccomp=unconfined, seccomp=default or seccomp=FILE (a profile in JSON)', securityOpt);
+    .option('--security-opt <opt>', 'seccomp=unconfined, seccomp=default or seccomp=FILE (a profile in JSON)', securityOpt)
+    .option('--health-cmd <command>', 'health check run in the container with /bin/sh -c; exit 0 is healthy')
+    .option('--health-interval <duration>', 'time between health checks (default 30s)', duration('--health-interval'))
+    .option('--health-timeout <duration>', 'longest a health check may run (default 30s)', duration('--health-timeout'))
+    .option('--health-retries <n>', 'failed checks in a row that make a task unhealthy (default 3)', integer('--health-retries'))
+    .option('--health-start-period <duration>', 'time after the start in which failed checks do not count (default 0s)', duration('--health-start-period'))
+    .option('--no-healthcheck', 'no health check, not even the image’s HEALTHCHECK');
 }
 
 /** A spec with every nested message present and nothing set; the daemon fills in defaults. */

@@ -70,7 +70,7 @@ export function serviceCommand(connect: Connect): Command {
       if (opts.entrypoint !== undefined) c.command = opts.entrypoint.split(/\s+/).filter(Boolean);
       spec.task_template!.placement!.constraints = opts.constraint;
       spec.task_template!.placement!.preferences = opts.placementPref.map((spread: string) => ({ spread }));
-      applyTemplateFlags(spec, opts);
+      applyTemplateFlags(spec, opts, true);
       applyRolloutFlags(spec, opts);
       const { service: created, warnings } = await client.createService({ spec, registry_auth: registryAuth(image, !!opts.withRegistryAuth) });
       printWarnings(warnings);
@@ -183,7 +183,7 @@ export function serviceCommand(connect: Connect): Command {
         ...p.preferences.filter((x) => !opts.placementPrefRm.includes(x.spread)),
         ...opts.placementPrefAdd.map((spread: string) => ({ spread })),
       ];
-      applyTemplateFlags(spec, opts);
+      applyTemplateFlags(spec, opts, false);
       applyRolloutFlags(spec, opts);
     }, () => auth);
     process.stdout.write(`${s.id}\n`);
