@@ -48,6 +48,10 @@ export const tasksOf = async (node: TestNode, service: string): Promise<Task__Ou
 export const runningOf = async (node: TestNode, service: string): Promise<Task__Output[]> =>
   (await tasksOf(node, service)).filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING');
 
+/** Tasks of the service that are meant to run, do, and have passed their health check. */
+export const healthyOf = async (node: TestNode, service: string): Promise<Task__Output[]> =>
+  (await runningOf(node, service)).filter((t) => t.status!.health === 'healthy');
+
 /** Everything the service's tasks logged so far, as `service logs` sends it. */
 export function logsOf(node: TestNode, service: string, tail = -1): Promise<LogLine__Output[]> {
   return new Promise((resolve, reject) => {
