@@ -215,6 +215,36 @@ describe('rolling update: failures', () => {
   });
 });
 
+describe('rolling update: health checks', () => {
+  // The worker reports a task with a check STARTING until a check passes and RUNNING (healthy) from then on.
+  const startingNew = (s: Service__Output, slot: number) =>
+    task(s, slot, 'STARTING', { spec_version: 2, created_at: iso(START + 1), status: { state: 'STARTING', timestamp: iso(START + 2), message: '', err: '', container: null, health: 'starting' } });
+
+  it('holds the next batch while a new task has not passed its check, and monitors it from when it did', () => {
+    const s = updated(2, { monitor_ms: 5000 }, {});
+    const waiting = reconcileReplicated(s, [startingNew(s, 1), running(s, 2, 1, START - 1)], NOW);
+    expect(waiting.create).toEqual([]);
+    expect(waiting.update).toEqual([]);
+    const healthy = running(s, 1, 2, NOW - 1000, START + 1);
+    const next = reconcileReplicated(s, [{ ...healthy, status: { ...healthy.status!, health: 'healthy' } }, running(s, 2, 1, START - 1)], NOW);
+    expect(slotsOf(next.create)).toEqual([2]);
+    expect(next.wakeAt).toBe(NOW - 1000 + 5000);
+  });
+
+  it('counts a new task that failed as unhealthy against the update, and rolls back per its failure action', () => {
+    const s = updated(2, { failure_action: 'rollback' }, {});
+    const unhealthy = task(s, 1, 'FAILED', {
+      spec_version: 2,
+      created_at: iso(START + 1),
+      status: { state: 'FAILED', timestamp: iso(START + 3), message: 'unhealthy', err: 'unhealthy container: 3 health checks in a row failed; the last: exit status 1', container: null, health: 'unhealthy' },
+    });
+    const plan = reconcileReplicated(s, [unhealthy, running(s, 2, 1, START - 1)], NOW);
+    expect(plan.service!.update_status!.state).toBe('rollback_started');
+    expect(plan.service!.update_status!.message).toMatch(/^task web\.1 \(\S+\) failed: unhealthy container: 3 health checks in a row failed; the last: exit status 1; 1 of 2 updated/);
+    expect(plan.service!.spec!.task_template!.container!.image).toBe('shoal-test:v1');
+  });
+});
+
 describe('rollback', () => {
   /** The service after an automatic rollback from v2 to v1, rolling out with its rollback config. */
   function rollingBack(replicas: number, rollback: UpdateConfig, status: Partial<UpdateStatus__Output> = {}): Service__Output {

@@ -93,6 +93,25 @@ describe('Executor', () => {
     expect(n.states(t.id)).toEqual(['PREPARING', 'RUNNING', 'SHUTDOWN']);
   });
 
+  it('reports a task with a health check STARTING, RUNNING once a check passes, and stops checking a task no longer assigned', async () => {
+    const n = await startExecutor();
+    const base = task(svc, 1, 'ASSIGNED');
+    const healthcheck = { test: ['CMD', '/bin/ok'], interval_ms: 20, timeout_ms: 1000, start_period_ms: 0, retries: 3 };
+    const t = { ...base, spec: { ...base.spec!, container: { ...base.spec!.container!, healthcheck } } };
+    n.runtime.execOutcomes.set(t.id, { exitCode: 1, output: '', timedOut: false });
+    n.executor.setAssignments([t]);
+    await vi.waitFor(() => expect(n.states(t.id)).toEqual(['PREPARING', 'STARTING']));
+    n.runtime.execOutcomes.delete(t.id);
+    await vi.waitFor(() => expect(n.states(t.id)).toEqual(['PREPARING', 'STARTING', 'RUNNING']));
+    expect(n.of(t.id).at(-1)).toMatchObject({ health: 'healthy' });
+
+    n.executor.setAssignments([]);
+    await vi.waitFor(() => expect(n.runtime.ids()).toEqual([]));
+    const checks = n.runtime.execs.length;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(n.runtime.execs).toHaveLength(checks);
+  });
+
   it('touches nothing before its first assignments, then removes the containers and logs of tasks not assigned', async () => {
     const runtime = new FakeRuntime();
     runtime.add('orphan1', 'running');
