@@ -13,7 +13,7 @@ export interface ExecResult {
 }
 
 /** Runs a short-lived helper (runc, mount, umount) and collects its output; never throws for a non-zero exit. */
-export type Exec = (cmd: string, args: string[], opts?: { cwd?: string; timeoutMs?: number }) => Promise<ExecResult>;
+export type Exec = (cmd: string, args: string[], opts?: Pick<ExecRequest, 'cwd' | 'drainMs' | 'killSignal'> & { timeoutMs?: number }) => Promise<ExecResult>;
 
 /** What conmon reported: the container's pid, or runc's stderr when `runc create` failed. */
 export type ConmonResult = { pid: number } | { runcError: string };
@@ -46,7 +46,7 @@ export class Spawner {
 
   readonly exec: Exec = async (cmd, args, opts = {}) => {
     const timeoutMs = opts.timeoutMs ?? 30_000;
-    const m = await this.request<ExecRequest>({ kind: 'exec', cmd, args, cwd: opts.cwd, timeoutMs }, `${path.basename(cmd)} ${args.join(' ')}`);
+    const m = await this.request<ExecRequest>({ kind: 'exec', cmd, args, ...opts, timeoutMs }, `${path.basename(cmd)} ${args.join(' ')}`);
     if ('code' in m) return m;
     if ('error' in m) {
       const e = new Error(m.error) as NodeJS.ErrnoException;

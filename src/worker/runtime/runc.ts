@@ -34,6 +34,9 @@ export function runcMessage(stderr: string): string {
     .trim();
 }
 
+/** After `runc exec` exits, how long its output may take to arrive (it is usually there at once). */
+const EXEC_DRAIN_MS = 200;
+
 export class Runc {
   constructor(
     readonly runcPath: string,
@@ -58,11 +61,14 @@ export class Runc {
 
   /**
    * `runc exec`: argv in the container, with its process spec from the bundle; the started
-   * process's host pid goes to pidFile. A spawner timeout of runHowLongMs ends runc itself, a
-   * backstop for a caller that kills the process sooner.
+   * process's host pid goes to pidFile. runc is killed after runHowLongMs, a backstop for a
+   * caller that kills the process sooner: runc waits for the process's output to end, which a
+   * process it left in the container (`cmd &`) may hold open after it has exited (so under
+   * Docker, too, such a command times out). It is done when runc exits.
    */
   async exec(id: string, argv: string[], pidFile: string, runHowLongMs: number): Promise<{ code: number; stdout: string; message: string }> {
-    const r = await this.run(this.runcPath, [...this.globalArgs(), 'exec', '--pid-file', pidFile, id, ...argv], { timeoutMs: runHowLongMs });
+    const args = [...this.globalArgs(), 'exec', '--pid-file', pidFile, id, ...argv];
+    const r = await this.run(this.runcPath, args, { timeoutMs: runHowLongMs, killSignal: 'SIGKILL', drainMs: EXEC_DRAIN_MS });
     return { code: r.code, stdout: r.stdout, message: runcMessage(r.stderr) };
   }
 

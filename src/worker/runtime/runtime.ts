@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, promises as fs, readFileSync } from 'node:fs';
+import { mkdirSync, promises as fs } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import { diskFullError, isNoSpace } from '../../common/disk';
@@ -357,10 +357,10 @@ export class Runtime {
   }
 
   /**
-   * Runs argv inside the running container (`runc exec`) and kills it with SIGKILL once it has
-   * run for timeoutMs, read from runc's pid file: a signal to runc would only be passed on, and
-   * a probe that traps it would run on. What it leaves behind (a child it forked) stays, as it
-   * does under Docker.
+   * Runs argv inside the running container (`runc exec`). Once it has run for timeoutMs, it and
+   * every process it started are killed with SIGKILL, found from runc's pid file: a signal to runc
+   * would only be passed on, a probe that traps it would run on, and its children would linger in
+   * the container holding the output pipes open.
    */
   async exec(id: string, argv: string[], timeoutMs: number): Promise<ExecOutcome> {
     checkId(id);
@@ -368,22 +368,26 @@ export class Runtime {
     const pidFile = path.join(this.layout.bundle(id), `exec-${randomBytes(6).toString('hex')}.pid`);
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
-    const kill = () => {
+    let ended = false;
+    const kill = async () => {
       timedOut = true;
-      try {
-        const pid = Number(readFileSync(pidFile, 'utf8').trim());
-        if (pid > 0) process.kill(pid, 'SIGKILL');
-      } catch {
-        // not started yet, or just ended
+      const pid = Number((await fs.readFile(pidFile, 'utf8').catch(() => '')).trim());
+      for (const p of pid > 0 ? await processTree(pid) : []) {
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          // it has just ended
+        }
       }
       // runc may not have started it yet, or be about to report its end: look again shortly
-      timer = setTimeout(kill, 100);
+      if (!ended) timer = setTimeout(() => void kill(), 100);
     };
-    timer = setTimeout(kill, timeoutMs);
+    timer = setTimeout(() => void kill(), timeoutMs);
     try {
-      const r = await this.runc.exec(id, argv, pidFile, timeoutMs + 10_000);
+      const r = await this.runc.exec(id, argv, pidFile, timeoutMs + EXEC_KILL_GRACE_MS);
       return { exitCode: r.code, output: [r.stdout.trim(), r.message].filter(Boolean).join('\n'), timedOut };
     } finally {
+      ended = true;
       clearTimeout(timer);
       await fs.rm(pidFile, { force: true });
     }
@@ -395,6 +399,21 @@ export class Runtime {
     if (!dir) throw failedPrecondition(`no cgroup hierarchy of this host has the ${controller} controller`);
     return dir;
   }
+}
+
+/** How long after an exec's timeout runc itself is killed, if killing what it ran did not end it. */
+const EXEC_KILL_GRACE_MS = 1000;
+
+/** pid and every process below it, as /proc lists each thread's children; gone ones are left out. */
+async function processTree(pid: number): Promise<number[]> {
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) {
+    for (const tid of await fs.readdir(`/proc/${tree[i]}/task`).catch(() => [] as string[])) {
+      const children = await fs.readFile(`/proc/${tree[i]}/task/${tid}/children`, 'utf8').catch(() => '');
+      tree.push(...children.split(' ').filter(Boolean).map(Number));
+    }
+  }
+  return tree;
 }
 
 /** A process whose command line names conmon and `-c <id>`; 0 if none. */

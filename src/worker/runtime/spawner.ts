@@ -25,6 +25,14 @@ export interface ExecRequest {
   args: string[];
   cwd?: string;
   timeoutMs: number;
+  /**
+   * Once the command has exited, how long to wait for its stdout and stderr to close before
+   * answering with what they gave: a process it left behind may hold them open for ever.
+   * Unset: until they close.
+   */
+  drainMs?: number;
+  /** What ends it at timeoutMs; default SIGTERM. */
+  killSignal?: NodeJS.Signals;
 }
 
 export interface ConmonRequest {
@@ -54,28 +62,33 @@ export type SpawnReply =
 function exec(r: ExecRequest, reply: (m: SpawnReply) => void): void {
   let child;
   try {
-    child = spawn(r.cmd, r.args, { cwd: r.cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: r.timeoutMs });
+    child = spawn(r.cmd, r.args, { cwd: r.cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: r.timeoutMs, killSignal: r.killSignal });
   } catch (e) {
     return reply({ id: r.id, error: (e as Error).message, errno: (e as NodeJS.ErrnoException).code });
   }
   const out: Buffer[] = [];
   const err: Buffer[] = [];
-  let failed = false;
+  let done = false;
   child.stdout.on('data', (b: Buffer) => out.push(b));
   child.stderr.on('data', (b: Buffer) => err.push(b));
   child.on('error', (e: NodeJS.ErrnoException) => {
-    failed = true;
+    done = true;
     reply({ id: r.id, error: e.message, errno: e.code });
   });
-  child.on('close', (code, signal) => {
-    if (failed) return;
+  const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+    if (done) return;
+    done = true;
+    child.stdout.destroy();
+    child.stderr.destroy();
     reply({
       id: r.id,
       code: code ?? (signal ? 128 : 1),
       stdout: Buffer.concat(out).toString(),
       stderr: Buffer.concat(err).toString() || (signal ? `killed by ${signal}` : ''),
     });
-  });
+  };
+  child.on('close', finish);
+  if (r.drainMs !== undefined) child.on('exit', (code, signal) => setTimeout(() => finish(code, signal), r.drainMs));
 }
 
 /**
