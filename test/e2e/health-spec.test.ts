@@ -10,7 +10,7 @@ const QUICK = ['--health-interval', '500ms', '--health-timeout', '2s'];
 
 describe('health check specs', () => {
   it('an update whose new tasks turn unhealthy rolls back, per its failure action, and ends on the old spec', async () => {
-    node.ok('service', 'create', '--name', 'rb', '--replicas', '2', '--health-cmd', 'true', '--update-failure-action', 'rollback', '--update-monitor', '1s', '--rollback-monitor', '1s', ...QUICK, 'shoal-test:latest', ...IDLE);
+    node.ok('service', 'create', '--name', 'rb', '--replicas', '2', '--health-cmd', 'true', '--update-failure-action', 'rollback', '--update-monitor', '1s', '--rollback-monitor', '500ms', ...QUICK, 'shoal-test:latest', ...IDLE);
     const created = await apiOf(node).getService('rb');
     const stderr = node.fails('service', 'update', '--health-cmd', 'echo broken; exit 3', '--health-retries', '1', 'rb');
     expect(stderr.trim().split('\n').at(-1)).toMatch(
