@@ -372,7 +372,9 @@ export class Runtime {
     const kill = async () => {
       timedOut = true;
       const pid = Number((await fs.readFile(pidFile, 'utf8').catch(() => '')).trim());
-      for (const p of pid > 0 ? await processTree(pid) : []) {
+      // It may have ended and its pid gone to another process: only one in this container is ours.
+      const cgroups = pid > 0 ? await fs.readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => '') : '';
+      for (const p of cgroups.includes(`/${this.opts.cgroupParent}/${id}\n`) ? await processTree(pid) : []) {
         try {
           process.kill(p, 'SIGKILL');
         } catch {
