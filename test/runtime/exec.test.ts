@@ -36,6 +36,10 @@ describe('Runtime.exec (runc exec, for health checks)', () => {
     expect(r.timedOut).toBe(true);
     expect(r.exitCode).not.toBe(0);
     expect((await rt.state(id))!.status).toBe('running');
+    // the child it started went with it (the container's own idle sleep stays)
+    const ps = await rt.exec(id, ['/bin/busybox', 'ps', '-o', 'args'], 10_000);
+    expect(ps.output.split('\n').map((l) => l.trim())).not.toContain('sleep 1000');
+    expect(ps.output).toContain('sleep 1000000');
     // runc's pid file for the exec is gone with it
     expect(readdirSync(path.join(opts.root, 'bundles', id)).filter((f) => f.startsWith('exec-'))).toEqual([]);
   });
