@@ -8,6 +8,12 @@ describe('convergence assessment', () => {
     expect(assess(s, [task(s, 1, 'RUNNING'), task(s, 2, 'RUNNING')], new Map())).toMatchObject({ running: 2, desired: 2, converged: true });
   });
 
+  it('counts a task whose health check has not passed as starting, not running', () => {
+    const s = service(2);
+    const starting = task(s, 2, 'STARTING', { status: { state: 'STARTING', err: '', message: '', timestamp: '', container: null, health: 'starting' } });
+    expect(assess(s, [task(s, 1, 'RUNNING'), starting], new Map())).toMatchObject({ running: 1, starting: 1, converged: false });
+  });
+
   it('waits for surplus tasks to stop after a scale-down', () => {
     const s = service(1);
     const tasks = [task(s, 1, 'RUNNING'), task(s, 2, 'RUNNING', { desired_state: 'SHUTDOWN' })];
