@@ -63,7 +63,14 @@ beforeAll(async () => {
   for (const host of cluster.hosts) host.ok('image', 'load', image);
 }, 300_000);
 
-afterEach(async () => {
+afterEach(async ({ task }) => {
+  // What a failed scenario needs explained is in the daemons' logs, which destroy() removes.
+  if (task.result?.state === 'fail') {
+    for (const host of cluster.hosts) {
+      process.stderr.write(`──── ${host.name} shoald.log (last lines)\n${host.daemonLog(25)}\n`);
+      if (host.role === 'manager') process.stderr.write(`──── ${host.name} etcd.log (last lines)\n${host.etcdLog(15)}\n`);
+    }
+  }
   // Right after a failover a manager may answer before it can write; a removal that did not
   // happen would leave containers behind for every later test.
   for (const name of SERVICES.splice(0)) {

@@ -155,11 +155,20 @@ export class TestHost {
 
   /** The last lines of the host's shoald log. */
   daemonLog(lines = 40): string {
-    try {
-      return fs.readFileSync(path.join(this.dataDir, 'shoald.log'), 'utf8').split('\n').slice(-lines).join('\n');
-    } catch {
-      return '';
-    }
+    return lastLines(path.join(this.dataDir, 'shoald.log'), lines);
+  }
+
+  /** The last lines of the log of the host's etcd member, if it has one. */
+  etcdLog(lines = 40): string {
+    return lastLines(path.join(this.dataDir, 'etcd', 'etcd.log'), lines);
+  }
+}
+
+function lastLines(file: string, lines: number): string {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
   }
 }
 

@@ -244,12 +244,17 @@ export class Runtime {
   private async settleConmon(id: string, timeoutMs = 60_000): Promise<void> {
     const pidFile = path.join(this.layout.bundle(id), 'pidfile');
     const deadline = Date.now() + timeoutMs;
+    let misses = 0;
     for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
       const pid = (await this.conmonPid(id)) || (await findConmon(id));
-      if (!pid || (await fs.stat(pidFile).then(() => true, () => false))) return;
+      if (await fs.stat(pidFile).then(() => true, () => false)) return;
+      // A conmon that forks can slip through one scan (its parent gone before its command line was
+      // read, its child born after /proc was listed); the child is in the next listing.
+      misses = pid ? 0 : misses + 1;
+      if (misses === 2) return;
       if (Date.now() > deadline) {
         try {
-          process.kill(pid, 'SIGKILL');
+          if (pid) process.kill(pid, 'SIGKILL');
         } catch {
           // gone meanwhile
         }
