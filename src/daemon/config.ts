@@ -27,6 +27,8 @@ export interface DaemonConfig {
   logMaxBytes?: number;
   /** Files kept of each task's log, the live one included (see worker/runtime/log-rotation.ts). */
   logMaxFiles?: number;
+  /** Starts the names of the node's overlay devices (bridges, VXLAN devices, container veths). */
+  overlayPrefix?: string;
 }
 
 export const DEFAULTS = {
@@ -40,6 +42,7 @@ export const DEFAULTS = {
   // what Docker's json-file driver is commonly given in production (max-size=10m, max-file=3)
   logMaxSize: '10m',
   logMaxFiles: 3,
+  overlayPrefix: 'shoal',
 };
 
 export const paths = (c: DaemonConfig) => ({
@@ -49,4 +52,6 @@ export const paths = (c: DaemonConfig) => ({
   logs: path.join(c.dataDir, 'logs'),
   identity: path.join(c.dataDir, 'node.json'),
   pidFile: path.join(c.dataDir, 'shoald.pid'),
+  // Beside runc's state, on the tmpfs: a network namespace does not outlive a reboot either.
+  netns: path.join(path.dirname(c.runcRoot), 'netns'),
 });
