@@ -19,6 +19,7 @@ import type { RegistryAuth as RegistryAuthMsg } from '../gen/shoal/v1/RegistryAu
 import type { RegistryAuth } from '../images/registry/registries';
 import { parseReference } from '../images/reference';
 import type { Network__Output } from '../gen/shoal/v1/Network';
+import type { ServiceVips__Output } from '../gen/shoal/v1/ServiceVips';
 import { resolveServiceNetworks } from './networks';
 
 // How long a create keeps finding out whether it was applied while etcd is unavailable: a
@@ -53,7 +54,7 @@ export class ControlApi {
   handlers(): ClusterHandlers {
     return {
       CreateService: unary((req) => this.createService(req.spec, req.registry_auth)),
-      GetService: unary((req) => this.findService(req.service)),
+      GetService: unary((req) => this.getService(req.service)),
       ListServices: unary(() => this.listServices()),
       UpdateService: unary((req) => this.updateService(req.service, req.version, req.spec, req.registry_auth)),
       RemoveService: unary((req) => this.removeService(req.service)),
@@ -80,6 +81,7 @@ export class ControlApi {
       update_status: null,
       previous_spec: null,
       previous_spec_version: 0,
+      virtual_ips: [],
     };
     const name: ServiceName = { id: spec.name, version: 0, service_id: service.id };
     const ops: Parameters<Store['commit']>[0] = [
@@ -281,6 +283,13 @@ export class ControlApi {
     } catch (err) {
       fail(err);
     }
+  }
+
+  /** The service with its VIPs, as `service inspect` shows them. */
+  private async getService(ref: string): Promise<Service__Output> {
+    const service = await this.findService(ref);
+    const vips = await this.store.get<ServiceVips__Output>('service-vips', service.id);
+    return { ...service, virtual_ips: vips?.virtual_ips ?? [] };
   }
 
   /** A service by exact id, then exact name, then unique id prefix, as Docker resolves them. */
