@@ -24,10 +24,11 @@ const json = <T>(...args: string[]): T => JSON.parse(manager().ok(...args, '--fo
 const running = (service: string) => json<Task__Output[]>('service', 'ps', service).filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING');
 const hostOf = (t: Task__Output) => cluster.hosts.find((x) => JSON.parse(x.ok('info', '--format', 'json')).node_id === t.node_id)!;
 const netnsDir = (host: TestHost) => path.join(path.dirname(host.runcRoot), 'netns');
+const network = (name: string) => (JSON.parse(manager().ok('network', 'inspect', name)) as Network__Output[])[0];
 
-function vip(service: string, network: string): string {
+function vip(service: string, name: string): string {
   const [s] = JSON.parse(manager().ok('service', 'inspect', service)) as Service__Output[];
-  const id = json<Network__Output>('network', 'inspect', network).id;
+  const id = network(name).id;
   return s.virtual_ips.find((v) => v.network_id === id)!.address.split('/')[0];
 }
 
@@ -79,7 +80,7 @@ describe('services on overlay networks across 3 hosts', { timeout: 300_000 }, ()
     const unknown = manager().shoal('service', 'create', '-d', '--name', 'bad', '--network', 'nope', IMAGE, ...IDLE);
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toContain('task_template.networks[0].target: network nope not found');
-    const twice = manager().shoal('service', 'create', '-d', '--name', 'bad', '--network', 'backend', '--network', json<Network__Output>('network', 'inspect', 'backend').id, IMAGE, ...IDLE);
+    const twice = manager().shoal('service', 'create', '-d', '--name', 'bad', '--network', 'backend', '--network', network('backend').id, IMAGE, ...IDLE);
     expect(twice.code).not.toBe(0);
     expect(twice.stderr).toContain('task_template.networks[1].target: network backend is listed twice');
     expect(manager().ok('service', 'ls', '-q').trim()).toBe('');
@@ -116,13 +117,13 @@ describe('services on overlay networks across 3 hosts', { timeout: 300_000 }, ()
     const loneIp = inContainer(lone, 'ip -o -4 addr show eth0').match(/inet (\d+\.\d+\.\d+\.\d+)\//)![1];
     // A container on the same network reaches it: lone answers.
     expect(requests(lone, loneIp, 1)).toEqual([lone.id.slice(0, 12)]);
-    const otherSubnet = json<Network__Output>('network', 'inspect', 'other').subnet;
+    const otherSubnet = network('other').subnet;
     const route = spawnSync('nsenter', [`--net=${path.join(netnsDir(h('h3')), client.id)}`, 'ip', 'route', 'add', otherSubnet, 'dev', 'eth0'], { encoding: 'utf8' });
     expect(route.stderr).toBe('');
     expect(requests(client, loneIp, 3)).toEqual(['failed', 'failed', 'failed']);
     expect(requests(lone, apiVip, 3)).toEqual(['failed', 'failed', 'failed']);
     // A host with no task on a network holds none of its devices.
-    const vni = json<Network__Output>('network', 'inspect', 'other').vni;
+    const vni = network('other').vni;
     expect(leftovers(h('h3')).filter((l) => l.endsWith(`b${vni}`) || l.endsWith(`v${vni}`))).toEqual([]);
   });
 
