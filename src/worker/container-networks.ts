@@ -6,6 +6,7 @@ import { failedPrecondition } from '../common/errors';
 import type { Logger } from '../common/logger';
 import { run, runJson } from '../network/command';
 import { applyOverlay, attachContainer, checkPrefix, macForIp, removeOverlay, vethName, type ObservedLink, type OverlayHost, type WantedNetwork } from '../network/overlay';
+import { allowBridged } from '../network/forward';
 import { applyVips, vipRuleset, type VipService } from '../network/vip';
 import type { NetworkAttacher } from './exec/task-controller';
 import type { ContainerConfig } from './runtime/types';
@@ -100,6 +101,7 @@ export class ContainerNetworks implements NetworkAttacher {
     return this.serial(async () => {
       for (const id of this.local()) await this.removeNetns(id);
       await removeOverlay(this.host);
+      await allowBridged(this.host.prefix, false);
     });
   }
 
@@ -149,6 +151,7 @@ export class ContainerNetworks implements NetworkAttacher {
       peers: state.peers.filter((p) => p.network_id === id).map((p) => ({ ip: p.ip, mac: macForIp(p.ip), vtep: p.node_addr })),
     }));
     await applyOverlay(this.host, wanted);
+    await allowBridged(this.host.prefix, wanted.length > 0);
     const links = new Set((await runJson<ObservedLink>('ip', ['link', 'show'])).map((l) => l.ifname));
     for (const c of local) {
       for (const [i, n] of c.networks.entries()) {
