@@ -3,8 +3,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Network__Output } from '../../src/gen/shoal/v1/Network';
-import type { Service__Output } from '../../src/gen/shoal/v1/Service';
 import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import { TestCluster, type TestHost } from '../helpers/cluster';
 import { buildTestImage } from '../helpers/test-node';
@@ -19,16 +17,18 @@ const IMAGE = 'shoal-test:latest';
 const WHOAMI = thenIdle('hostname > /www/index.html && httpd -p 80 -h /www');
 
 const h = (name: string) => cluster.host(name);
+// The commands under test go through the CLI; what the test reads, through the API in-process.
 const manager = () => h('h1');
-const json = <T>(...args: string[]): T => JSON.parse(manager().ok(...args, '--format', 'json')) as T;
-const running = (service: string) => json<Task__Output[]>('service', 'ps', service).filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING');
-const hostOf = (t: Task__Output) => cluster.hosts.find((x) => JSON.parse(x.ok('info', '--format', 'json')).node_id === t.node_id)!;
+const running = async (service: string) =>
+  (await manager().api((c) => c.listTasks({ service }))).tasks.filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING');
+const network = (name: string) => manager().api((c) => c.getNetwork(name));
 const netnsDir = (host: TestHost) => path.join(path.dirname(host.runcRoot), 'netns');
-const network = (name: string) => (JSON.parse(manager().ok('network', 'inspect', name)) as Network__Output[])[0];
+const nodeIds = new Map<string, TestHost>();
+const hostOf = (t: Task__Output) => nodeIds.get(t.node_id)!;
 
-function vip(service: string, name: string): string {
-  const [s] = JSON.parse(manager().ok('service', 'inspect', service)) as Service__Output[];
-  const id = network(name).id;
+async function vip(service: string, name: string): Promise<string> {
+  const s = await manager().api((c) => c.getService(service));
+  const id = (await network(name)).id;
   return s.virtual_ips.find((v) => v.network_id === id)!.address.split('/')[0];
 }
 
@@ -72,6 +72,7 @@ beforeAll(async () => {
   cluster = await TestCluster.create({ managers: 1, workers: 2 });
   const image = buildTestImage(work);
   for (const host of cluster.hosts) host.ok('image', 'load', image);
+  for (const host of cluster.hosts) nodeIds.set((await host.api((c) => c.info())).node_id, host);
   // As Docker leaves a host: bridged traffic passes a FORWARD chain that drops by default.
   for (const host of cluster.hosts) expect(host.exec('iptables', '-P', 'FORWARD', 'DROP').code).toBe(0);
 }, 300_000);
@@ -85,24 +86,24 @@ describe('services on overlay networks across 3 hosts', { timeout: 300_000 }, ()
   let client: Task__Output;
   let apiVip: string;
 
-  it('refuses a service on a network that does not exist, or on one network twice, and stores nothing', () => {
+  it('refuses a service on a network that does not exist, or on one network twice, and stores nothing', async () => {
     manager().ok('network', 'create', 'backend');
     const unknown = manager().shoal('service', 'create', '-d', '--name', 'bad', '--network', 'nope', IMAGE, ...IDLE);
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toContain('task_template.networks[0].target: network nope not found');
-    const twice = manager().shoal('service', 'create', '-d', '--name', 'bad', '--network', 'backend', '--network', network('backend').id, IMAGE, ...IDLE);
+    const twice = manager().shoal('service', 'create', '-d', '--name', 'bad', '--network', 'backend', '--network', (await network('backend')).id, IMAGE, ...IDLE);
     expect(twice.code).not.toBe(0);
     expect(twice.stderr).toContain('task_template.networks[1].target: network backend is listed twice');
-    expect(manager().ok('service', 'ls', '-q').trim()).toBe('');
+    expect((await manager().api((c) => c.listServices())).services).toEqual([]);
   });
 
   it('balances a client on one host over the 3 replicas on the other two, each answering with its own hostname', async () => {
     manager().ok('service', 'create', '--name', 'api', '--network', 'backend', '--replicas', '3', '--constraint', 'node.hostname!=h3', IMAGE, ...WHOAMI);
     manager().ok('service', 'create', '--name', 'client', '--network', 'backend', '--constraint', 'node.hostname==h3', IMAGE, ...IDLE);
-    [client] = running('client');
-    const replicas = running('api');
+    [client] = await running('client');
+    const replicas = await running('api');
     expect(new Set(replicas.map((t) => hostOf(t).name))).toEqual(new Set(['h1', 'h2']));
-    apiVip = vip('api', 'backend');
+    apiVip = await vip('api', 'backend');
     // The worker programs what the dispatcher sends it; the replicas' servers start on their own.
     await cluster.waitFor(() => Object.keys(tally(requests(client, apiVip, 20))).sort().join() === hostnames(replicas).join(), { what: 'every replica answering through the VIP' });
     const counts = tally(requests(client, apiVip, 300));
@@ -111,9 +112,9 @@ describe('services on overlay networks across 3 hosts', { timeout: 300_000 }, ()
   });
 
   it('drops a removed replica from the rotation and keeps the others in it', async () => {
-    const before = running('api');
+    const before = await running('api');
     manager().ok('service', 'scale', 'api=2');
-    const kept = running('api');
+    const kept = await running('api');
     expect(kept).toHaveLength(2);
     const gone = hostnames(before.filter((t) => !kept.some((k) => k.id === t.id)));
     await cluster.waitFor(() => !requests(client, apiVip, 20).some((a) => gone.includes(a)), { what: 'the removed replica out of rotation' });
@@ -123,41 +124,41 @@ describe('services on overlay networks across 3 hosts', { timeout: 300_000 }, ()
   it('keeps two networks apart, even for a container with a route to the other one', async () => {
     manager().ok('network', 'create', 'other');
     manager().ok('service', 'create', '--name', 'lone', '--network', 'other', '--constraint', 'node.hostname==h2', IMAGE, ...WHOAMI);
-    const [lone] = running('lone');
+    const [lone] = await running('lone');
     const loneIp = inContainer(lone, 'ip -o -4 addr show eth0').match(/inet (\d+\.\d+\.\d+\.\d+)\//)![1];
     // A container on the same network reaches it: lone answers.
     expect(requests(lone, loneIp, 1)).toEqual([lone.id.slice(0, 12)]);
-    const otherSubnet = network('other').subnet;
+    const otherSubnet = (await network('other')).subnet;
     const route = spawnSync('nsenter', [`--net=${path.join(netnsDir(h('h3')), client.id)}`, 'ip', 'route', 'add', otherSubnet, 'dev', 'eth0'], { encoding: 'utf8' });
     expect(route.stderr).toBe('');
     expect(requests(client, loneIp, 3)).toEqual(['failed', 'failed', 'failed']);
     expect(requests(lone, apiVip, 3)).toEqual(['failed', 'failed', 'failed']);
     // A host with no task on a network holds none of its devices.
-    const vni = network('other').vni;
+    const vni = (await network('other')).vni;
     expect(leftovers(h('h3')).filter((l) => l.endsWith(`b${vni}`) || l.endsWith(`v${vni}`))).toEqual([]);
   });
 
   it('joins a network with --network-add and leaves it with --network-rm, by rolling update', async () => {
-    const [lone] = running('lone');
+    const [lone] = await running('lone');
     const loneIp = inContainer(lone, 'ip -o -4 addr show eth0').match(/inet (\d+\.\d+\.\d+\.\d+)\//)![1];
     const notOn = manager().shoal('service', 'update', '--network-rm', 'other', 'api');
     expect(notOn.code).not.toBe(0);
     expect(notOn.stderr).toContain('--network-rm: service api is not on network other');
     manager().ok('service', 'update', '--network-add', 'other', 'client');
-    [client] = running('client');
-    expect(inContainer(client, 'ip -o -4 addr show eth1')).toContain(network('other').subnet.replace(/\.0\/24$/, '.'));
+    [client] = await running('client');
+    expect(inContainer(client, 'ip -o -4 addr show eth1')).toContain((await network('other')).subnet.replace(/\.0\/24$/, '.'));
     await cluster.waitFor(() => requests(client, loneIp, 1)[0] === lone.id.slice(0, 12), { what: 'lone reached over the network added' });
     await cluster.waitFor(() => requests(client, apiVip, 1)[0] !== 'failed', { what: 'api still reached on the first network' });
     manager().ok('service', 'update', '--network-rm', 'other', 'client');
-    [client] = running('client');
+    [client] = await running('client');
     expect(inContainer(client, 'ip -o link').split('\n').filter((l) => / eth\d+@/.test(l))).toHaveLength(1);
     expect(requests(client, loneIp, 1)).toEqual(['failed']);
   });
 
   it('keeps containers networked across a kill -9 of shoald, and removes what a task made when it went meanwhile', async () => {
     const h2 = h('h2');
-    const [lone] = running('lone');
-    const otherVni = network('other').vni;
+    const [lone] = await running('lone');
+    const otherVni = (await network('other')).vni;
     await h2.kill('SIGKILL');
     manager().ok('service', 'rm', 'lone');
     await h2.start();
@@ -165,7 +166,7 @@ describe('services on overlay networks across 3 hosts', { timeout: 300_000 }, ()
       what: `lone's container, namespace and network devices gone from h2`,
     });
     // The replica on h2 was adopted with its namespace and still answers through the VIP.
-    const kept = running('api');
+    const kept = await running('api');
     await cluster.waitFor(() => Object.keys(tally(requests(client, apiVip, 20))).sort().join() === hostnames(kept).join(), { what: 'both replicas answering after the restart' });
   });
 
