@@ -41,6 +41,8 @@ export class ContainerNetworks implements NetworkAttacher {
   /** The VIP ruleset last written into each namespace, so an unchanged one is not written again. */
   private readonly written = new Map<string, string>();
   private retry: NodeJS.Timeout | undefined;
+  /** A converge is queued and not yet begun: a newer state needs no other, it reads the latest. */
+  private resyncQueued = false;
   private readonly host: OverlayHost;
 
   constructor(private readonly opts: ContainerNetworksOptions) {
@@ -77,7 +79,11 @@ export class ContainerNetworks implements NetworkAttacher {
       fs.mkdirSync(this.opts.dir, { recursive: true, mode: 0o700 });
       fs.writeFileSync(netns, '');
       await run('unshare', [`--net=${netns}`, 'true']);
-      await this.converge();
+      const failures = await this.converge();
+      const mine = failures.get(task.id);
+      if (mine) throw mine;
+      // Another container's failure is retried as any converge's is.
+      if (failures.size) this.resync();
       return { netns, ip: bare(held[0].address) };
     });
   }
@@ -85,10 +91,10 @@ export class ContainerNetworks implements NetworkAttacher {
   /** Removes the task's namespace (its veths go with it) and whatever the node no longer needs. */
   release(taskId: string): Promise<void> {
     if (!fs.existsSync(this.netnsPath(taskId))) return Promise.resolve();
-    return this.serial(async () => {
-      await this.removeNetns(taskId);
-      await this.converge();
-    });
+    // What the node no longer needs goes with the next converge, queued right behind.
+    const removed = this.serial(() => this.removeNetns(taskId));
+    this.resync();
+    return removed;
   }
 
   /** Releases the namespace of every task not in `keep`: those whose container is gone for good. */
@@ -126,7 +132,14 @@ export class ContainerNetworks implements NetworkAttacher {
 
   private resync(): void {
     clearTimeout(this.retry);
-    this.serial(() => this.converge()).catch((err) => {
+    if (this.resyncQueued) return;
+    this.resyncQueued = true;
+    this.serial(async () => {
+      this.resyncQueued = false;
+      const failures = await this.converge();
+      for (const [taskId, err] of failures) this.opts.log.warn({ err, taskId }, 'plugging a container into its networks failed');
+      if (failures.size) throw new Error(`${failures.size} containers are not plugged in yet`);
+    }).catch((err) => {
       this.opts.log.warn({ err }, 'programming the overlay failed; retrying');
       this.retry = setTimeout(() => this.resync(), RETRY_MS);
       this.retry.unref();
@@ -137,10 +150,12 @@ export class ContainerNetworks implements NetworkAttacher {
    * The node's overlay as the state and the local namespaces want it: the networks of the
    * containers here with every remote task on them, each container plugged into its bridges,
    * and each container's VIP table. Before the first state nothing is known, and nothing is touched.
+   * A container that cannot be plugged in holds back no other: its error is returned by task id.
    */
-  private async converge(): Promise<void> {
+  private async converge(): Promise<Map<string, Error>> {
+    const failures = new Map<string, Error>();
     const state = this.state;
-    if (!state) return;
+    if (!state) return failures;
     const vnis = new Map(state.networks.map((n) => [n.id, n.vni]));
     const local = this.local()
       .map((id) => ({ id, netns: this.netnsPath(id), networks: state.attachments.find((a) => a.id === id)?.networks.filter((n) => vnis.has(n.network_id)) ?? [] }))
@@ -154,20 +169,25 @@ export class ContainerNetworks implements NetworkAttacher {
     await allowBridged(this.host.prefix, wanted.length > 0);
     const links = new Set((await runJson<ObservedLink>('ip', ['link', 'show'])).map((l) => l.ifname));
     for (const c of local) {
-      for (const [i, n] of c.networks.entries()) {
-        if (links.has(vethName(this.host.prefix, n.address))) continue;
-        await attachContainer(this.host, { vni: vnis.get(n.network_id)!, netns: c.netns, address: n.address, mac: macForIp(n.address), ifname: `eth${i}` });
+      try {
+        for (const [i, n] of c.networks.entries()) {
+          if (links.has(vethName(this.host.prefix, n.address))) continue;
+          await attachContainer(this.host, { vni: vnis.get(n.network_id)!, netns: c.netns, address: n.address, mac: macForIp(n.address), ifname: `eth${i}` });
+        }
+        const services = state.services
+          .filter((s) => c.networks.some((n) => n.network_id === s.network_id))
+          .flatMap((s): VipService[] =>
+            (['tcp', 'udp'] as const).map((protocol) => ({ vip: s.vip, protocol, port: 0, endpoints: s.endpoints.map((ip) => ({ ip, port: 0 })) })),
+          );
+        const ruleset = vipRuleset(VIP_TABLE, services);
+        if (this.written.get(c.id) === ruleset) continue;
+        await applyVips({ name: VIP_TABLE, netns: c.netns }, services);
+        this.written.set(c.id, ruleset);
+      } catch (err) {
+        failures.set(c.id, err as Error);
       }
-      const services = state.services
-        .filter((s) => c.networks.some((n) => n.network_id === s.network_id))
-        .flatMap((s): VipService[] =>
-          (['tcp', 'udp'] as const).map((protocol) => ({ vip: s.vip, protocol, port: 0, endpoints: s.endpoints.map((ip) => ({ ip, port: 0 })) })),
-        );
-      const ruleset = vipRuleset(VIP_TABLE, services);
-      if (this.written.get(c.id) === ruleset) continue;
-      await applyVips({ name: VIP_TABLE, netns: c.netns }, services);
-      this.written.set(c.id, ruleset);
     }
+    return failures;
   }
 
   /** Deletes the namespace's veths (each takes its host side and bridge port along) and unbinds it. */
