@@ -52,6 +52,8 @@ export const paths = (c: DaemonConfig) => ({
   logs: path.join(c.dataDir, 'logs'),
   identity: path.join(c.dataDir, 'node.json'),
   pidFile: path.join(c.dataDir, 'shoald.pid'),
-  // Beside runc's state, on the tmpfs: a network namespace does not outlive a reboot either.
-  netns: path.join(path.dirname(c.runcRoot), 'netns'),
+  // A directory of shoal's own: everything in it is swept as a task's namespace, so never a shared
+  // one such as /run/netns (the parent of a runc root like /run/shoal-x). The mounts end with a
+  // reboot; the empty files they leave are swept at start.
+  netns: path.join(c.dataDir, 'netns'),
 });

@@ -14,7 +14,8 @@ import type { ContainerConfig } from './runtime/types';
 /** The nftables table in each container's namespace that balances the VIPs of its networks. */
 const VIP_TABLE = 'shoal';
 const RETRY_MS = 1000;
-const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+// Task ids as newId() makes them; nothing else in the directory is taken for a task's namespace.
+const TASK_ID = /^[a-z0-9]{25}$/;
 
 export interface ContainerNetworksOptions {
   /** Where each container's network namespace is bound, as <dir>/<task id>. */

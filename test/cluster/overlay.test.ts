@@ -22,7 +22,7 @@ const manager = () => h('h1');
 const running = async (service: string) =>
   (await manager().api((c) => c.listTasks({ service }))).tasks.filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING');
 const network = (name: string) => manager().api((c) => c.getNetwork(name));
-const netnsDir = (host: TestHost) => path.join(path.dirname(host.runcRoot), 'netns');
+const netnsDir = (host: TestHost) => path.join(host.dataDir, 'netns');
 const nodeIds = new Map<string, TestHost>();
 const hostOf = (t: Task__Output) => nodeIds.get(t.node_id)!;
 
