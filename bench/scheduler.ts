@@ -64,6 +64,7 @@ function makeTasks(): Task__Output[] {
         reservations: { nano_cpus: s % 3 === 0 ? pick([1e8, 2.5e8]) : 0, memory_bytes: s % 2 === 0 ? pick([64, 128, 256]) * MiB : 0, pids: 0 },
       },
       restart_policy: null,
+      networks: [],
       placement: {
         constraints: [...(s % 5 === 0 ? ['node.labels.zone!=z0'] : []), ...(s % 11 === 0 ? ['node.role!=manager'] : [])],
         max_replicas: s % 10 === 0 ? 1 : s % 10 === 1 ? 2 : 0,

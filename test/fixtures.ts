@@ -13,7 +13,7 @@ export function service(replicas: number, restart: { condition?: string; max_att
       restart_policy: { condition: 'any', delay_ms: 1, ...restart },
     },
   });
-  return { id: 'svc1', version: 1, spec, spec_version: 1, created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-01T00:00:00.000Z', errors: [], update_status: null, previous_spec: null, previous_spec_version: 0 };
+  return { id: 'svc1', version: 1, spec, spec_version: 1, created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-01T00:00:00.000Z', errors: [], update_status: null, previous_spec: null, previous_spec_version: 0, virtual_ips: [] };
 }
 
 let seq = 0;

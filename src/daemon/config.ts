@@ -27,6 +27,8 @@ export interface DaemonConfig {
   logMaxBytes?: number;
   /** Files kept of each task's log, the live one included (see worker/runtime/log-rotation.ts). */
   logMaxFiles?: number;
+  /** Starts the names of the node's overlay devices (bridges, VXLAN devices, container veths). */
+  overlayPrefix?: string;
 }
 
 export const DEFAULTS = {
@@ -40,6 +42,7 @@ export const DEFAULTS = {
   // what Docker's json-file driver is commonly given in production (max-size=10m, max-file=3)
   logMaxSize: '10m',
   logMaxFiles: 3,
+  overlayPrefix: 'shoal',
 };
 
 export const paths = (c: DaemonConfig) => ({
@@ -49,4 +52,8 @@ export const paths = (c: DaemonConfig) => ({
   logs: path.join(c.dataDir, 'logs'),
   identity: path.join(c.dataDir, 'node.json'),
   pidFile: path.join(c.dataDir, 'shoald.pid'),
+  // A directory of shoal's own: everything in it is swept as a task's namespace, so never a shared
+  // one such as /run/netns (the parent of a runc root like /run/shoal-x). The mounts end with a
+  // reboot; the empty files they leave are swept at start.
+  netns: path.join(c.dataDir, 'netns'),
 });

@@ -30,11 +30,12 @@ import { ManagerRole, type ManagerControlHandlers, etcdTlsFiles, writeEtcdTls } 
 import { registryPinner } from '../manager/pin-image';
 import { Agent } from '../worker/agent';
 import { Executor } from '../worker/executor';
+import { ContainerNetworks } from '../worker/container-networks';
 import { ImageStore } from '../images/store';
 import { imagesHandlers } from '../worker/images-api';
 import { Registries } from '../images/registry/registries';
 import { Runtime } from '../worker/runtime/runtime';
-import { type DaemonConfig, paths } from './config';
+import { DEFAULTS, type DaemonConfig, paths } from './config';
 import { type Identity, readIdentity, writeIdentity } from './identity';
 import { joinCluster, joinManagers, leaveCluster, renewCertificate } from './join';
 import { routed } from './routing';
@@ -93,6 +94,7 @@ export class Daemon {
       registry: (auth) => this.registries.clientFor({ auth }),
       logDir: p.logs,
       concurrency: config.startConcurrency,
+      networks: new ContainerNetworks({ dir: p.netns, prefix: config.overlayPrefix ?? DEFAULTS.overlayPrefix, log: log.child({ component: 'networks' }) }),
       report: (id, status) => this.agent?.report(id, status),
       log: log.child({ component: 'executor' }),
     });

@@ -61,6 +61,7 @@ const program = new Command('shoald')
   .option('--image-gc-min-age <duration>', 'an image loaded or pulled is not collected before a container has used it or this long has passed', duration, GC_MIN_AGE_MS)
   .option('--log-max-size <size>', 'start a task’s log file over past this size, keeping the last --log-max-files (0 = never)', DEFAULTS.logMaxSize)
   .option('--log-max-files <n>', 'files kept per task log, the live one included', positive, DEFAULTS.logMaxFiles)
+  .option('--overlay-prefix <prefix>', 'starts the names of the overlay devices shoal makes: 1-5 lowercase letters or digits', DEFAULTS.overlayPrefix)
   .option('--log-level <level>', 'trace, debug, info, warn or error', process.env.SHOAL_LOG_LEVEL ?? 'info')
   .action(async (opts) => {
     if (process.getuid?.() !== 0) {
@@ -88,6 +89,7 @@ const program = new Command('shoald')
         },
         logMaxBytes: parseBytesOrExit(opts.logMaxSize, '--log-max-size'),
         logMaxFiles: opts.logMaxFiles,
+        overlayPrefix: opts.overlayPrefix,
       },
       log,
     );

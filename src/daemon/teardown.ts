@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../common/logger';
+import { ContainerNetworks } from '../worker/container-networks';
 import { Runtime } from '../worker/runtime/runtime';
 import { DEFAULTS, paths, type DaemonConfig } from './config';
 
@@ -16,6 +17,7 @@ const { values } = parseArgs({
     socket: { type: 'string', default: DEFAULTS.socket },
     'cgroup-parent': { type: 'string', default: DEFAULTS.cgroupParent },
     'runc-root': { type: 'string', default: DEFAULTS.runcRoot },
+    'overlay-prefix': { type: 'string', default: DEFAULTS.overlayPrefix },
   },
 });
 
@@ -54,6 +56,7 @@ async function main(): Promise<void> {
   const runtime = new Runtime({ root: p.containers, runcRoot: config.runcRoot, cgroupParent: config.cgroupParent, log });
   await runtime.removeAll();
   runtime.close();
+  await new ContainerNetworks({ dir: p.netns, prefix: values['overlay-prefix']!, log }).removeAll();
   for (const dir of [config.dataDir, config.runcRoot, config.socket]) fs.rmSync(dir, { recursive: true, force: true });
   // The socket's directory (/run/shoal) goes too, unless something else lives there.
   try {

@@ -18,11 +18,16 @@ import type { ImagePinner } from './pin-image';
 import type { RegistryAuth as RegistryAuthMsg } from '../gen/shoal/v1/RegistryAuth';
 import type { RegistryAuth } from '../images/registry/registries';
 import { parseReference } from '../images/reference';
+import type { Network__Output } from '../gen/shoal/v1/Network';
+import type { ServiceVips__Output } from '../gen/shoal/v1/ServiceVips';
+import { resolveServiceNetworks } from './networks';
 
 // How long a create keeps finding out whether it was applied while etcd is unavailable: a
 // restarted member answers within seconds, and etcd's client then waits out its circuit breaker (5 s).
 const SETTLE_CREATE_MS = 20_000;
 const SETTLE_RETRY_MS = 500;
+// A create whose networks were written meanwhile (another service joining them) plans again.
+const JOIN_ATTEMPTS = 5;
 
 interface ServiceName extends Versioned {
   service_id: string;
@@ -49,7 +54,7 @@ export class ControlApi {
   handlers(): ClusterHandlers {
     return {
       CreateService: unary((req) => this.createService(req.spec, req.registry_auth)),
-      GetService: unary((req) => this.findService(req.service)),
+      GetService: unary((req) => this.getService(req.service)),
       ListServices: unary(() => this.listServices()),
       UpdateService: unary((req) => this.updateService(req.service, req.version, req.spec, req.registry_auth)),
       RemoveService: unary((req) => this.removeService(req.service)),
@@ -62,6 +67,7 @@ export class ControlApi {
   private async createService(input: ServiceSpec | null, authIn?: RegistryAuthMsg | null): Promise<ServiceResponse__Output> {
     const spec = this.validate(input);
     const auth = checkAuth(authIn);
+    let joins = await this.joinNetworks(spec);
     const warnings = await this.pin(spec, auth);
     const ts = now();
     const service: Service__Output = {
@@ -75,6 +81,7 @@ export class ControlApi {
       update_status: null,
       previous_spec: null,
       previous_spec_version: 0,
+      virtual_ips: [],
     };
     const name: ServiceName = { id: spec.name, version: 0, service_id: service.id };
     const ops: Parameters<Store['commit']>[0] = [
@@ -83,12 +90,31 @@ export class ControlApi {
     ];
     // In the same transaction, so the dispatcher never sees the service's tasks without them.
     if (auth) ops.push({ type: 'create', kind: 'registry-auth', obj: { id: service.id, version: 0, ...auth } as StoredRegistryAuth });
-    try {
-      await this.store.commit(ops);
-    } catch (err) {
-      return { service: await this.settleCreate(err, ops, service), warnings };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.store.commit([...ops, ...joins]);
+        return { service, warnings };
+      } catch (err) {
+        if (joins.length && hasCode(err, status.ABORTED) && attempt < JOIN_ATTEMPTS && !(await this.store.get('service-names', spec.name))) {
+          joins = await this.joinNetworks(spec);
+          continue;
+        }
+        return { service: await this.settleCreate(err, [...ops, ...joins], service), warnings };
+      }
     }
-    return { service, warnings };
+  }
+
+  /**
+   * Resolves the spec's networks to their ids, in place, and returns writes of those networks as
+   * read: committed with the service, they make a concurrent `network rm` (a compare-and-swap on
+   * the network) fail rather than leave the service on a network that is gone.
+   */
+  private async joinNetworks(spec: ServiceSpec__Output): Promise<Op[]> {
+    const template = spec.task_template!;
+    if (!template.networks.length) return [];
+    const joined = resolveServiceNetworks(template.networks, await this.store.list<Network__Output>('networks'));
+    template.networks = joined.map((n) => ({ target: n.id }));
+    return joined.map((obj): Op => ({ type: 'update', kind: 'networks', obj }));
   }
 
   /**
@@ -132,6 +158,7 @@ export class ControlApi {
       throw invalidArgument(`invalid service spec: mode: service ${current.spec!.name} is ${current.spec!.mode?.global ? 'global' : 'replicated'}; the mode cannot change (remove and create the service again)`);
     }
     const newAuth = checkAuth(authIn);
+    const joins = await this.joinNetworks(spec);
     const stored = await this.store.get<StoredRegistryAuth>('registry-auth', current.id);
     // Only a changed image is resolved again; an unchanged one keeps the digest it was pinned to.
     const imageChanged = spec.task_template?.container?.image !== current.spec!.task_template?.container?.image;
@@ -150,7 +177,7 @@ export class ControlApi {
       update_status: templateChanged || paused ? null : current.update_status,
       updated_at: now(),
     };
-    const ops: Parameters<Store['commit']>[0] = [{ type: 'update', kind: 'services', obj: updated }];
+    const ops: Parameters<Store['commit']>[0] = [{ type: 'update', kind: 'services', obj: updated }, ...joins];
     if (newAuth) {
       const obj = { ...stored, ...newAuth, id: current.id, version: stored?.version ?? 0 } as StoredRegistryAuth;
       ops.push({ type: stored ? 'update' : 'create', kind: 'registry-auth', obj });
@@ -256,6 +283,13 @@ export class ControlApi {
     } catch (err) {
       fail(err);
     }
+  }
+
+  /** The service with its VIPs, as `service inspect` shows them. */
+  private async getService(ref: string): Promise<Service__Output> {
+    const service = await this.findService(ref);
+    const vips = await this.store.get<ServiceVips__Output>('service-vips', service.id);
+    return { ...service, virtual_ips: vips?.virtual_ips ?? [] };
   }
 
   /** A service by exact id, then exact name, then unique id prefix, as Docker resolves them. */

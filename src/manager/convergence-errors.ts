@@ -5,7 +5,7 @@ import type { Logger } from '../common/logger';
 import { now } from '../common/tasks';
 import type { Store } from './store/store';
 
-export type Loop = 'orchestrator' | 'scheduler';
+export type Loop = 'orchestrator' | 'scheduler' | 'allocator';
 
 /** A loop that failed for some service runs again after this, even if nothing kicks it. */
 export const FAILED_SERVICE_RETRY_MS = 1000;

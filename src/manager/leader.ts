@@ -1,6 +1,7 @@
 import type { Campaign, Etcd3 } from 'etcd3';
 import type { Logger } from '../common/logger';
 import { settleWithin, STOP_COURTESY_MS } from '../common/settle';
+import { allocate } from './allocator/pass';
 import { orchestrate } from './orchestrator/pass';
 import { ReconcileLoop } from './reconcile-loop';
 import { Reaper } from './reaper';
@@ -12,6 +13,8 @@ export const LEADER_ELECTION = 'shoal/leader';
 // etcd3's Election keeps one key per candidate under this prefix, holding the candidate's value.
 const CANDIDATES_PREFIX = `election/${LEADER_ELECTION}/`;
 const LEASE_TTL_S = 5;
+/** What the allocator's plan reads: a change to any of them may take or free an address. */
+const ALLOCATOR_KINDS: (Kind | 'reload')[] = ['services', 'tasks', 'networks', 'task-networks', 'service-vips', 'reload'];
 
 /**
  * Campaigns for leadership through etcd and, while leader, runs the control loops. Exactly one
@@ -28,6 +31,7 @@ export class Leadership {
   private term = 0;
   private readonly orchestrator: ReconcileLoop;
   private readonly scheduler: ReconcileLoop;
+  private readonly allocator: ReconcileLoop;
   private readonly reaper: ReconcileLoop;
   private readonly reaperState: Reaper;
 
@@ -44,6 +48,8 @@ export class Leadership {
     const schedulerLog = log.child({ component: 'scheduler' });
     this.orchestrator = new ReconcileLoop('orchestrator', () => orchestrate(this.cache, orchestratorLog), orchestratorLog);
     this.scheduler = new ReconcileLoop('scheduler', () => schedulePending(this.cache, schedulerLog), schedulerLog);
+    const allocatorLog = log.child({ component: 'allocator' });
+    this.allocator = new ReconcileLoop('allocator', () => allocate(this.cache, allocatorLog), allocatorLog);
     this.reaperState = new Reaper(store, etcd, log.child({ component: 'reaper' }));
     this.reaper = new ReconcileLoop('reaper', () => this.reaperState.pass(), log.child({ component: 'reaper' }));
   }
@@ -103,10 +109,11 @@ export class Leadership {
     if (this.campaign !== campaign || this.term !== term) return;
     this.cache.fence = fence;
     this.leader = true;
-    this.log.info('became leader; starting orchestrator, scheduler and node reaper');
+    this.log.info('became leader; starting orchestrator, scheduler, allocator and node reaper');
     this.reaperState.reset();
     this.orchestrator.start();
     this.scheduler.start();
+    this.allocator.start();
     this.reaper.start();
   }
 
@@ -122,6 +129,7 @@ export class Leadership {
     if (!this.leader) return;
     if (kind === 'services' || kind === 'tasks' || kind === 'nodes' || kind === 'reload') this.orchestrator.kick();
     if (kind === 'tasks' || kind === 'nodes' || kind === 'reload') this.scheduler.kick();
+    if (ALLOCATOR_KINDS.includes(kind)) this.allocator.kick();
   }
 
   private stepDown(): void {
@@ -130,6 +138,7 @@ export class Leadership {
     this.cache.fence = undefined;
     this.orchestrator.stop();
     this.scheduler.stop();
+    this.allocator.stop();
     this.reaper.stop();
   }
 

@@ -1,4 +1,5 @@
 import type { Network__Output } from '../gen/shoal/v1/Network';
+import type { NetworkAttachmentConfig__Output } from '../gen/shoal/v1/NetworkAttachmentConfig';
 import type { NetworkSpec, NetworkSpec__Output } from '../gen/shoal/v1/NetworkSpec';
 import type { Service__Output } from '../gen/shoal/v1/Service';
 import type { ServiceVips__Output } from '../gen/shoal/v1/ServiceVips';
@@ -57,13 +58,41 @@ export interface NetworkHolders {
 }
 
 /**
- * What still holds an address on the network: services by their VIP, tasks by their attachment
- * until they have ended (a task's record may outlive the task; then it holds nothing).
+ * The stored networks a service spec names, in its order, each target resolved as Docker does
+ * (id, name, id prefix). Refuses an unknown network and one named twice (say by name and by id),
+ * naming the field.
+ */
+export function resolveServiceNetworks(targets: NetworkAttachmentConfig__Output[], networks: Network__Output[]): Network__Output[] {
+  const ids = new Set<string>();
+  return targets.map((n, i) => {
+    const fail = (rule: string) => invalidArgument(`invalid service spec: task_template.networks[${i}].target: ${rule}`);
+    let network: Network__Output;
+    try {
+      network = resolveNetwork(networks, n.target);
+    } catch (err) {
+      throw fail((err as Error).message);
+    }
+    if (ids.has(network.id)) throw fail(`network ${network.spec!.name} is listed twice`);
+    ids.add(network.id);
+    return network;
+  });
+}
+
+/** The ids of the networks a service's tasks join. */
+export const serviceNetworkIds = (s: Pick<Service__Output, 'spec'>): string[] => (s.spec?.task_template?.networks ?? []).map((n) => n.target);
+
+/**
+ * What still uses the network: services that name it or hold a VIP on it, tasks by their
+ * attachment until they have ended (a task's record may outlive the task; then it holds nothing).
  */
 export function networkUsers(networkId: string, state: NetworkHolders): string[] {
   const onIt = (list: { network_id: string }[]) => list.some((a) => a.network_id === networkId);
   const names = new Map(state.services.map((s) => [s.id, s.spec?.name ?? s.id]));
-  const users = state.vips.filter((v) => onIt(v.virtual_ips)).map((v) => `service ${names.get(v.id) ?? v.id}`);
+  const serviceIds = new Set([
+    ...state.services.filter((s) => serviceNetworkIds(s).includes(networkId)).map((s) => s.id),
+    ...state.vips.filter((v) => onIt(v.virtual_ips)).map((v) => v.id),
+  ]);
+  const users = [...serviceIds].map((id) => `service ${names.get(id) ?? id}`);
   const live = new Set(state.tasks.filter((t) => !isTerminal(t.status?.state ?? 'NEW')).map((t) => t.id));
   for (const a of state.attachments) if (live.has(a.id) && onIt(a.networks)) users.push(`task ${a.id}`);
   return users;

@@ -8,6 +8,7 @@ import type { RestartPolicy, RestartPolicy__Output } from '../gen/shoal/v1/Resta
 import type { Placement, Placement__Output } from '../gen/shoal/v1/Placement';
 import type { UpdateConfig, UpdateConfig__Output } from '../gen/shoal/v1/UpdateConfig';
 import type { HealthConfig, HealthConfig__Output } from '../gen/shoal/v1/HealthConfig';
+import type { NetworkAttachmentConfig, NetworkAttachmentConfig__Output } from '../gen/shoal/v1/NetworkAttachmentConfig';
 import { invalidArgument, ShoalError } from '../common/errors';
 import { parseConstraint } from '../scheduler/constraints';
 import { parseSpread } from '../scheduler/preferences';
@@ -90,6 +91,7 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec__Output {
       resources: validateResources(t.resources ?? {}),
       restart_policy: validateRestartPolicy(t.restart_policy ?? {}),
       placement: validatePlacement(t.placement ?? {}),
+      networks: validateNetworkTargets(t.networks ?? []),
     },
     update_config: validateUpdateConfig(spec.update_config ?? {}, 'update_config', FAILURE_ACTIONS),
     // Rolling back a rollback would loop between two specs: a failed rollback pauses or continues.
@@ -312,4 +314,19 @@ function validateSpreadAndPlatforms(p: Placement, path: string): Pick<Placement_
     return { os, architecture };
   });
   return { preferences, platforms };
+}
+
+/**
+ * The networks as the client named them; the control API resolves each to a stored network's id
+ * (resolveServiceNetworks), where a name and its id are found to be the same network.
+ */
+function validateNetworkTargets(networks: NetworkAttachmentConfig[]): NetworkAttachmentConfig__Output[] {
+  const seen = new Set<string>();
+  return networks.map((n, i) => {
+    const target = (n.target ?? '').trim();
+    if (!target) fail(`task_template.networks[${i}].target`, 'must name a network');
+    if (seen.has(target)) fail(`task_template.networks[${i}].target`, `network "${target}" is listed twice`);
+    seen.add(target);
+    return { target };
+  });
 }

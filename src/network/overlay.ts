@@ -90,7 +90,7 @@ export interface Attachment {
 
 const PREFIX = /^[a-z][a-z0-9]{0,4}$/;
 
-function checkPrefix(prefix: string): void {
+export function checkPrefix(prefix: string): void {
   if (!PREFIX.test(prefix)) throw invalidArgument(`overlay prefix "${prefix}" must be 1–5 lowercase letters or digits, starting with a letter`);
 }
 

@@ -10,6 +10,9 @@
  * whatever drifted is gone. Connections already made keep their endpoint: NAT lives in conntrack.
  * The hooks are output and prerouting, so it balances both what a namespace sends itself and what
  * it routes.
+ *
+ * A service on port 0 takes every port of its protocol and keeps the port (as Swarm's VIPs do for
+ * a service that publishes none): a second map, keyed by `VIP . protocol`, looked up after the first.
  */
 import { invalidArgument } from '../common/errors';
 import { run } from './command';
@@ -24,6 +27,7 @@ export interface VipEndpoint {
 export interface VipService {
   vip: string;
   protocol: VipProtocol;
+  /** 0: every port, each to the same port of an endpoint (whose port is then 0 too). */
   port: number;
   endpoints: VipEndpoint[];
 }
@@ -47,8 +51,12 @@ function check(what: string, ok: boolean, rule: string): void {
 function checkService(s: VipService): void {
   check(`vip "${s.vip}"`, IPV4.test(s.vip), 'is not an IPv4 address');
   check(`protocol "${s.protocol}"`, s.protocol === 'tcp' || s.protocol === 'udp', 'must be tcp or udp');
-  const ports = [s.port, ...s.endpoints.map((e) => e.port)];
-  for (const p of ports) check(`port ${p}`, Number.isInteger(p) && p >= 1 && p <= 65535, 'must be 1–65535');
+  if (s.port === 0) {
+    for (const e of s.endpoints) check(`endpoint port ${e.port}`, e.port === 0, `of ${s.vip}, a service on every port, must be 0`);
+  } else {
+    const ports = [s.port, ...s.endpoints.map((e) => e.port)];
+    for (const p of ports) check(`port ${p}`, Number.isInteger(p) && p >= 1 && p <= 65535, 'must be 1–65535');
+  }
   for (const e of s.endpoints) check(`endpoint "${e.ip}"`, IPV4.test(e.ip), 'is not an IPv4 address');
 }
 
@@ -65,25 +73,28 @@ export function vipRuleset(table: string, services: VipService[]): string {
     check(`service ${s.vip}:${s.port}/${s.protocol}`, !seen.has(key(s)), 'is listed twice');
     seen.add(key(s));
   }
-  const balanced = services.filter((s) => s.endpoints.length > 0);
-  const empty = services.filter((s) => s.endpoints.length === 0);
-  const element = (s: VipService) => `${s.vip} . ${s.protocol} . ${s.port}`;
   const lines = [`table ip ${table} {}`, `delete table ip ${table}`, `table ip ${table} {`];
 
   // Chains come before the map elements that point to them, or nft refuses the map.
-  for (const s of balanced) {
+  for (const s of services.filter((x) => x.endpoints.length > 0)) {
     for (const e of s.endpoints) {
-      lines.push(`  chain ${endpointChain(s, e)} {`, `    meta l4proto ${s.protocol} dnat to ${e.ip}:${e.port}`, '  }');
+      lines.push(`  chain ${endpointChain(s, e)} {`, `    meta l4proto ${s.protocol} dnat to ${e.ip}${e.port ? `:${e.port}` : ''}`, '  }');
     }
     const picks = s.endpoints.map((e, i) => `${i} : goto ${endpointChain(s, e)}`).join(', ');
     lines.push(`  chain ${serviceChain(s)} {`, `    numgen random mod ${s.endpoints.length} vmap { ${picks} }`, '  }');
   }
-  lines.push('  map service-ips {', '    type ipv4_addr . inet_proto . inet_service : verdict');
-  if (balanced.length) lines.push(`    elements = { ${balanced.map((s) => `${element(s)} : goto ${serviceChain(s)}`).join(', ')} }`);
-  lines.push('  }', '  set no-endpoints {', '    type ipv4_addr . inet_proto . inet_service');
-  if (empty.length) lines.push(`    elements = { ${empty.map(element).join(', ')} }`);
-  lines.push('  }');
-  lines.push('  chain services {', '    ip daddr . meta l4proto . th dport vmap @service-ips', '  }');
+  const keyed = (map: string, set: string, type: string, of: VipService[], element: (s: VipService) => string) => {
+    const balanced = of.filter((s) => s.endpoints.length > 0);
+    const empty = of.filter((s) => s.endpoints.length === 0);
+    lines.push(`  map ${map} {`, `    type ${type} : verdict`);
+    if (balanced.length) lines.push(`    elements = { ${balanced.map((s) => `${element(s)} : goto ${serviceChain(s)}`).join(', ')} }`);
+    lines.push('  }', `  set ${set} {`, `    type ${type}`);
+    if (empty.length) lines.push(`    elements = { ${empty.map(element).join(', ')} }`);
+    lines.push('  }');
+  };
+  keyed('service-ips', 'no-endpoints', 'ipv4_addr . inet_proto . inet_service', services.filter((s) => s.port), (s) => `${s.vip} . ${s.protocol} . ${s.port}`);
+  keyed('service-ips-any-port', 'no-endpoints-any-port', 'ipv4_addr . inet_proto', services.filter((s) => !s.port), (s) => `${s.vip} . ${s.protocol}`);
+  lines.push('  chain services {', '    ip daddr . meta l4proto . th dport vmap @service-ips', '    ip daddr . meta l4proto vmap @service-ips-any-port', '  }');
   for (const hook of ['prerouting', 'output']) {
     lines.push(`  chain nat-${hook} {`, `    type nat hook ${hook} priority ${DSTNAT}; policy accept;`, '    jump services', '  }');
   }
@@ -92,6 +103,7 @@ export function vipRuleset(table: string, services: VipService[]): string {
       `  chain filter-${hook} {`,
       `    type filter hook ${hook} priority 0; policy accept;`,
       '    ip daddr . meta l4proto . th dport @no-endpoints reject',
+      '    ip daddr . meta l4proto @no-endpoints-any-port reject',
       '  }',
     );
   }

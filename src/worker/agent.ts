@@ -134,6 +134,8 @@ export class Agent {
     if (msg.managers.length) this.updateManagers(msg.managers);
     if (msg.desired_role) this.opts.onDesiredRole(msg.desired_role);
     if (msg.assignments) {
+      // First: the tasks it comes with are made on these networks.
+      if (msg.assignments.networks) this.opts.executor.setNetworks(msg.assignments.networks);
       this.assigned = applyAssignments(this.assigned, msg.assignments);
       this.opts.executor.setAssignments([...this.assigned.values()], msg.assignments.registry_auth);
     }

@@ -3,12 +3,14 @@ import * as path from 'node:path';
 import type { Task__Output } from '../gen/shoal/v1/Task';
 import type { TaskStatus } from '../gen/shoal/v1/TaskStatus';
 import type { Logger } from '../common/logger';
-import { now, rank, wantsRunning, type State } from '../common/tasks';
+import { isTerminal, now, rank, wantsRunning, type State } from '../common/tasks';
 import type { RegistryClient } from '../images/registry/client';
 import type { RegistryAuth } from '../images/registry/registries';
 import type { Observed, StatusReport } from './exec/lifecycle';
 import type { ContainerRuntime } from './exec/runtime';
 import { TaskController, type ControllerContext, type ImageSource } from './exec/task-controller';
+import type { ContainerNetworks } from './container-networks';
+import type { NodeNetworks__Output } from '../gen/shoal/v1/NodeNetworks';
 import { logFileTask } from './runtime/log-rotation';
 import { Semaphore } from './semaphore';
 
@@ -26,6 +28,8 @@ export interface ExecutorOptions {
   logDir: string;
   /** Container starts in flight at once; runc is CPU-bound, so about twice the cores. */
   concurrency: number;
+  /** Puts containers on overlay networks; absent, they get loopback only. */
+  networks?: ContainerNetworks;
   report: Report;
   log: Logger;
 }
@@ -57,6 +61,7 @@ export class Executor {
       images: opts.images,
       registry: opts.registry,
       starts: new Semaphore(opts.concurrency),
+      networks: opts.networks,
       registryAuth: (serviceId) => this.registryAuth.get(serviceId),
       logPath: (taskId) => this.logPath(taskId),
       container: (taskId) => this.containers.get(taskId),
@@ -81,6 +86,12 @@ export class Executor {
   close(): void {
     this.unsubscribe?.();
     for (const c of this.controllers.values()) c.close();
+    this.opts.networks?.close();
+  }
+
+  /** The overlay state of this node's tasks, as the dispatcher last sent it; before the assignments it comes with. */
+  setNetworks(state: NodeNetworks__Output): void {
+    this.opts.networks?.setState(state);
   }
 
   /** Images used by containers that exist on this node. */
@@ -138,6 +149,18 @@ export class Executor {
       if (!this.controllers.has(id) && !this.busy.has(id)) this.run(id, () => this.removeUnassigned(id));
     }
     this.removeStaleLogs();
+    this.releaseStaleNetworks();
+  }
+
+  /**
+   * A container's network namespace goes with it (remove); one whose task ended or left while
+   * shoald was down has no step left to remove it, so it goes here.
+   */
+  private releaseStaleNetworks(): void {
+    if (!this.opts.networks) return;
+    const keep = new Set([...this.busy, ...this.containers.keys()]);
+    for (const [id] of this.controllers) if (!isTerminal(this.observed(id))) keep.add(id);
+    this.opts.networks.sweep(keep).catch((err) => this.opts.log.warn({ err }, 'removing stale container networks failed'));
   }
 
   /** The furthest state known for a task: the manager's, or a later one reported since. */
@@ -162,6 +185,7 @@ export class Executor {
     const c = this.containers.get(id);
     if (c && c.status !== 'stopped') await this.opts.runtime.stop(id, 'SIGTERM', 10_000);
     await this.opts.runtime.remove(id);
+    await this.opts.networks?.release(id);
     this.observe(id, undefined);
   }
 

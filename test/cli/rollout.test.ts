@@ -46,7 +46,7 @@ describe('rollout progress', () => {
   function service(status: Partial<UpdateStatus__Output> | null): Service__Output {
     const spec = validateServiceSpec({ name: 'web', mode: { replicated: { replicas: 3 } }, task_template: { container: { image: 'x' } }, update_config: { monitor_ms: 5000 } });
     const update_status = status && { state: 'updating', started_at: iso(NOW - 60_000), completed_at: '', message: 'update in progress', ...status };
-    return { id: 's', version: 1, spec, spec_version: 2, created_at: '', updated_at: '', errors: [], update_status, previous_spec: null, previous_spec_version: 1 };
+    return { id: 's', version: 1, spec, spec_version: 2, created_at: '', updated_at: '', errors: [], update_status, previous_spec: null, previous_spec_version: 1, virtual_ips: [] };
   }
   const at = (ms: number) => ({ created_at: iso(ms - 1000), status: { state: 'RUNNING' as const, timestamp: iso(ms), message: '', err: '', container: null, health: '' } });
 

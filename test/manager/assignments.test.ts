@@ -15,7 +15,7 @@ function session(sets: Task__Output[][]): { sent: { changed: string[]; removed: 
   sets.forEach((set, i) => {
     const { changed, removed, next } = diffAssignments(record, set);
     record = next;
-    seen = applyAssignments(seen, { tasks: i === 0 ? set : changed, removed_task_ids: i === 0 ? [] : removed, incremental: i > 0, registry_auth: {} });
+    seen = applyAssignments(seen, { tasks: i === 0 ? set : changed, removed_task_ids: i === 0 ? [] : removed, incremental: i > 0, registry_auth: {}, networks: null });
     sent.push({ changed: ids(changed), removed: removed.sort() });
   });
   return { sent, seen };
@@ -43,7 +43,7 @@ describe('incremental assignments', () => {
   });
 
   it('replaces the whole set on a complete message, as a new session begins with', () => {
-    const seen = applyAssignments(new Map([[a.id, a]]), { tasks: [c], removed_task_ids: [], incremental: false, registry_auth: {} });
+    const seen = applyAssignments(new Map([[a.id, a]]), { tasks: [c], removed_task_ids: [], incremental: false, registry_auth: {}, networks: null });
     expect(ids(seen.values())).toEqual([c.id]);
   });
 });

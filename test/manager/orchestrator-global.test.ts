@@ -15,7 +15,7 @@ function globalService(placement: Placement = {}, condition = 'any'): Service__O
     mode: { global: {} },
     task_template: { container: { image: 'shoal-test:latest' }, restart_policy: { condition, delay_ms: 0 }, placement },
   });
-  return { id: 'agent1', version: 1, spec, spec_version: 1, created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-01T00:00:00.000Z', errors: [], update_status: null, previous_spec: null, previous_spec_version: 0 };
+  return { id: 'agent1', version: 1, spec, spec_version: 1, created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-01T00:00:00.000Z', errors: [], update_status: null, previous_spec: null, previous_spec_version: 0, virtual_ips: [] };
 }
 
 const on = (nodeId: string) => ({ node_id: nodeId, slot: 0 });

@@ -24,7 +24,7 @@ function original(replicas: number, update: UpdateConfig = {}, rollback: UpdateC
     rollback_config: rollback,
   });
   const at = iso(NOW - 3_600_000);
-  return { id: 'svc1', version: 1, spec, spec_version: 1, created_at: at, updated_at: at, errors: [], update_status: null, previous_spec: null, previous_spec_version: 0 };
+  return { id: 'svc1', version: 1, spec, spec_version: 1, created_at: at, updated_at: at, errors: [], update_status: null, previous_spec: null, previous_spec_version: 0, virtual_ips: [] };
 }
 
 /** The same service updated to image v2 (spec version 2), keeping version 1 as its previous spec. */

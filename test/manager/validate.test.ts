@@ -40,6 +40,7 @@ describe('validateServiceSpec', () => {
         },
         restart_policy: { condition: 'any', delay_ms: 5000, max_attempts: 0, window_ms: 0 },
         placement: { constraints: [], max_replicas: 0, preferences: [], platforms: [] },
+        networks: [],
       },
       update_config: { parallelism: 1, delay_ms: 0, failure_action: 'pause', monitor_ms: 5000, max_failure_ratio: 0, order: 'stop-first' },
       rollback_config: { parallelism: 1, delay_ms: 0, failure_action: 'pause', monitor_ms: 5000, max_failure_ratio: 0, order: 'stop-first' },
@@ -138,6 +139,8 @@ describe('validateServiceSpec', () => {
     ['hostname with a space', spec({ container: { hostname: 'my host' } }), 'task_template.container.hostname: must be a hostname'],
     ['hostname label ending in -', spec({ container: { hostname: 'web-.example' } }), 'task_template.container.hostname: must be a hostname'],
     ['hostname with an empty label', spec({ container: { hostname: 'web..example' } }), 'task_template.container.hostname: must be a hostname'],
+    ['a network without a name', spec({ networks: [{ target: 'backend' }, { target: ' ' }] }), 'task_template.networks[1].target: must name a network'],
+    ['a network named twice', spec({ networks: [{ target: 'backend' }, { target: 'backend' }] }), 'task_template.networks[1].target: network "backend" is listed twice'],
   ])('rejects %s', (_case, s, message) => {
     rejects(s, message);
   });

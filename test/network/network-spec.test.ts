@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Network__Output } from '../../src/gen/shoal/v1/Network';
-import { networkUsers, resolveNetwork, validateNetworkSpec } from '../../src/manager/networks';
+import { networkUsers, resolveNetwork, resolveServiceNetworks, validateNetworkSpec } from '../../src/manager/networks';
 
 const net = (id: string, name: string): Network__Output => ({
   id,
@@ -74,5 +74,28 @@ describe('networkUsers', () => {
       ],
     });
     expect(users).toEqual(['service api', 'task t1']);
+  });
+});
+
+describe('networks of a service', () => {
+  const networks = [net('abc123', 'backend'), net('def456', 'frontend')];
+
+  it('resolves names, ids and id prefixes to the stored networks, in order', () => {
+    expect(resolveServiceNetworks([{ target: 'frontend' }, { target: 'abc' }], networks).map((n) => n.id)).toEqual(['def456', 'abc123']);
+  });
+
+  it('refuses an unknown network and one named twice, naming the field', () => {
+    expect(() => resolveServiceNetworks([{ target: 'backend' }, { target: 'nope' }], networks)).toThrow(
+      'invalid service spec: task_template.networks[1].target: network nope not found',
+    );
+    expect(() => resolveServiceNetworks([{ target: 'backend' }, { target: 'abc123' }], networks)).toThrow(
+      'invalid service spec: task_template.networks[1].target: network backend is listed twice',
+    );
+  });
+
+  it('counts a service that names the network as a user, before it has a VIP there', () => {
+    const service = { id: 's3', spec: { name: 'web', task_template: { networks: [{ target: 'n1' }] } } as never };
+    expect(networkUsers('n1', { services: [service], vips: [], tasks: [], attachments: [] })).toEqual(['service web']);
+    expect(networkUsers('n2', { services: [service], vips: [], tasks: [], attachments: [] })).toEqual([]);
   });
 });

@@ -35,8 +35,15 @@ describe('vipRuleset', () => {
         '    type ipv4_addr . inet_proto . inet_service',
         '    elements = { 10.0.0.3 . udp . 53 }',
         '  }',
+        '  map service-ips-any-port {',
+        '    type ipv4_addr . inet_proto : verdict',
+        '  }',
+        '  set no-endpoints-any-port {',
+        '    type ipv4_addr . inet_proto',
+        '  }',
         '  chain services {',
         '    ip daddr . meta l4proto . th dport vmap @service-ips',
+        '    ip daddr . meta l4proto vmap @service-ips-any-port',
         '  }',
         '  chain nat-prerouting {',
         '    type nat hook prerouting priority -100; policy accept;',
@@ -49,10 +56,12 @@ describe('vipRuleset', () => {
         '  chain filter-forward {',
         '    type filter hook forward priority 0; policy accept;',
         '    ip daddr . meta l4proto . th dport @no-endpoints reject',
+        '    ip daddr . meta l4proto @no-endpoints-any-port reject',
         '  }',
         '  chain filter-output {',
         '    type filter hook output priority 0; policy accept;',
         '    ip daddr . meta l4proto . th dport @no-endpoints reject',
+        '    ip daddr . meta l4proto @no-endpoints-any-port reject',
         '  }',
         '}',
         '',
@@ -74,7 +83,17 @@ describe('vipRuleset', () => {
     expect(text).toContain('10.0.0.2 . tcp . 80 : goto service-10.0.0.2-tcp-80, 10.0.0.2 . tcp . 443 : goto service-10.0.0.2-tcp-443, 10.0.0.2 . udp . 80');
   });
 
+  it('balances every port of a service on port 0, keeping the port', () => {
+    const all: VipService = { vip: '10.0.0.2', protocol: 'tcp', port: 0, endpoints: [{ ip: '10.0.0.5', port: 0 }] };
+    const text = vipRuleset('shoal', [all, { ...all, protocol: 'udp', endpoints: [] }]);
+    expect(text).toContain('  chain endpoint-10.0.0.2-tcp-0-10.0.0.5-0 {\n    meta l4proto tcp dnat to 10.0.0.5\n  }');
+    expect(text).toContain('  map service-ips-any-port {\n    type ipv4_addr . inet_proto : verdict\n    elements = { 10.0.0.2 . tcp : goto service-10.0.0.2-tcp-0 }');
+    expect(text).toContain('  set no-endpoints-any-port {\n    type ipv4_addr . inet_proto\n    elements = { 10.0.0.2 . udp }');
+    expect(text).toContain('  map service-ips {\n    type ipv4_addr . inet_proto . inet_service : verdict\n  }');
+  });
+
   it.each([
+    ['an endpoint port on a service on every port', 'shoal', [{ ...web, port: 0 }], 'endpoint port 80 of 10.0.0.2, a service on every port, must be 0'],
     ['a table name nft would not parse', 'shoal;flush ruleset', [web], 'table "shoal;flush ruleset" must be'],
     ['a bad VIP', 'shoal', [{ ...web, vip: '10.0.0.256' }], 'vip "10.0.0.256" is not an IPv4 address'],
     ['a bad endpoint', 'shoal', [{ ...web, endpoints: [{ ip: '10.0.0.5; flush', port: 80 }] }], 'endpoint "10.0.0.5; flush" is not an IPv4 address'],

@@ -67,4 +67,10 @@ describe('VIP load balancing in nftables over the overlay', () => {
     const ruleset = await inNetns(lab.ns('client'), 'nft', 'list', 'table', 'ip', table.name);
     expect(ruleset).not.toContain(backends[0].ip);
   });
+
+  it('takes every port of a service on port 0 and keeps the port, as a VIP without published ports does', async () => {
+    await applyVips(table, [{ vip, protocol: 'tcp', port: 0, endpoints: backends.map((c) => ({ ip: c.ip, port: 0 })) }]);
+    const counts = tally(await lab.fetchMany('client', vip, 60));
+    expect(Object.keys(counts).sort()).toEqual(['w1', 'w2', 'w3']);
+  });
 });

@@ -58,6 +58,7 @@ export function task(id: string, o: TaskOpts = {}): Task__Output {
       reservations: { nano_cpus: o.cpus ?? 0, memory_bytes: o.memory ?? 0, pids: 0 },
     },
     restart_policy: null,
+    networks: [],
     placement: {
       constraints: o.constraints ?? [],
       max_replicas: o.maxReplicas ?? 0,

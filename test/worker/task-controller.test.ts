@@ -6,7 +6,7 @@ import type { State } from '../../src/common/tasks';
 import { Semaphore } from '../../src/worker/semaphore';
 import { exitStatus, nextStep, type Health, type Observed, type StatusReport } from '../../src/worker/exec/lifecycle';
 import type { HealthConfig__Output } from '../../src/gen/shoal/v1/HealthConfig';
-import { TaskController } from '../../src/worker/exec/task-controller';
+import { TaskController, type NetworkAttacher } from '../../src/worker/exec/task-controller';
 import { service, task } from '../fixtures';
 import { FakeImages, FakeRuntime, resolvedImage } from '../helpers/executor-fakes';
 
@@ -106,7 +106,7 @@ const IMAGE = resolvedImage(`sha256:${'a'.repeat(64)}`, 'shoal-test:latest', { e
  * One controller on a FakeRuntime, stepped by hand as the executor would: each step is taken with
  * the furthest state reported so far, and the container as the controller left it.
  */
-function harness(t: Task__Output, images = new FakeImages([IMAGE]), registry?: () => RegistryClient) {
+function harness(t: Task__Output, images = new FakeImages([IMAGE]), registry?: () => RegistryClient, networks?: NetworkAttacher) {
   const runtime = new FakeRuntime();
   const containers = new Map<string, Observed>();
   const reports: StatusReport[] = [];
@@ -117,6 +117,7 @@ function harness(t: Task__Output, images = new FakeImages([IMAGE]), registry?: (
     images,
     registry,
     starts: new Semaphore(1),
+    networks,
     registryAuth: () => undefined,
     logPath: (id) => `/logs/${id}.log`,
     container: (id) => containers.get(id),
@@ -290,6 +291,32 @@ describe('TaskController', () => {
     expect(h.reports).toEqual([{ state: 'FAILED', err: 'container disappeared while the node was down' }]);
     expect(h.runtime.calls).toEqual([]);
     expect(h.controller.next(h.observed())).toBeUndefined();
+  });
+
+  it('makes the container in the namespace its networks were set up in, and releases them after removing it, or when it could not be made', async () => {
+    // The attacher writes into the runtime's call log, so the order of the two shows.
+    let calls: string[] = [];
+    const networks: NetworkAttacher = {
+      attach: async (x) => (calls.push(`attach ${x.id}`), { netns: `/run/netns/${x.id}`, ip: '10.0.0.3' }),
+      release: async (id) => void calls.push(`release ${id}`),
+    };
+    const h = harness(task(svc, 1, 'ASSIGNED'), undefined, undefined, networks);
+    calls = h.runtime.calls;
+    const id = h.controller.task.id;
+    await h.step();
+    expect(h.runtime.configs.get(id)).toMatchObject({ netns: `/run/netns/${id}`, ip: '10.0.0.3' });
+    await h.step();
+    await h.runtime.stop(id, 'SIGTERM', 0);
+    await h.step();
+    expect(calls).toEqual([`attach ${id}`, `create ${id}`, `start ${id}`, `stop ${id} SIGTERM 0`, `remove ${id}`, `release ${id}`]);
+
+    const failing = harness(task(svc, 1, 'ASSIGNED'), undefined, undefined, networks);
+    calls = failing.runtime.calls;
+    failing.runtime.createError = new Error('runc create failed');
+    await failing.step();
+    const failed = failing.controller.task.id;
+    expect(calls).toEqual([`attach ${failed}`, `create ${failed}`, `remove ${failed}`, `release ${failed}`]);
+    expect(failing.reports.at(-1)).toMatchObject({ state: 'FAILED', err: 'runc create failed' });
   });
 });
 

@@ -192,6 +192,7 @@ export function blankSpec(): ServiceSpec__Output {
       resources: { limits: { nano_cpus: 0, memory_bytes: 0, pids: 0 }, reservations: { nano_cpus: 0, memory_bytes: 0, pids: 0 } },
       restart_policy: { condition: 'any', max_attempts: 0, window_ms: 0 },
       placement: { constraints: [], max_replicas: 0, preferences: [], platforms: [] },
+      networks: [],
     },
     update_config: null,
     rollback_config: null,

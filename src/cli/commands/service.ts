@@ -45,6 +45,7 @@ export function serviceCommand(connect: Connect): Command {
       .option('--placement-pref <pref>', 'spread=node.labels.NAME: spread tasks over the label’s values (repeatable)', placementPrefs('--placement-pref'), [])
       .option('-l, --label <KEY=VALUE>', 'service label (repeatable)', collect, [])
       .option('--container-label <KEY=VALUE>', 'container label (repeatable)', collect, [])
+      .option('--network <network>', 'attach the tasks to an overlay network (repeatable)', collect, [])
       .option('--with-registry-auth', 'send the credentials of `shoal login` for the image’s registry to the nodes that pull it')
       .option('-d, --detach', 'return at once instead of waiting for convergence')
       .option('-q, --quiet', 'print only the service ID'),
@@ -70,6 +71,7 @@ export function serviceCommand(connect: Connect): Command {
       if (opts.entrypoint !== undefined) c.command = opts.entrypoint.split(/\s+/).filter(Boolean);
       spec.task_template!.placement!.constraints = opts.constraint;
       spec.task_template!.placement!.preferences = opts.placementPref.map((spread: string) => ({ spread }));
+      spec.task_template!.networks = opts.network.map((target: string) => ({ target }));
       applyTemplateFlags(spec, opts, true);
       applyRolloutFlags(spec, opts);
       const { service: created, warnings } = await client.createService({ spec, registry_auth: registryAuth(image, !!opts.withRegistryAuth) });
@@ -160,12 +162,23 @@ export function serviceCommand(connect: Connect): Command {
       .option('--constraint-rm <expr>', 'remove a placement constraint (repeatable)', collect, [])
       .option('--placement-pref-add <pref>', 'add a spread=node.labels.NAME preference (repeatable)', placementPrefs('--placement-pref-add'), [])
       .option('--placement-pref-rm <pref>', 'remove a spread=node.labels.NAME preference (repeatable)', placementPrefs('--placement-pref-rm'), [])
+      .option('--network-add <network>', 'attach the tasks to a network as well (repeatable)', collect, [])
+      .option('--network-rm <network>', 'detach the tasks from a network (repeatable)', collect, [])
       .option('--with-registry-auth', 'send the credentials of `shoal login` for the image’s registry to the nodes that pull it')
       .option('-d, --detach', 'return at once instead of waiting for convergence')
       .option('-q, --quiet', 'print only the service ID'),
   )).action(async (ref: string, opts) => {
     const client = connect();
     let auth: RegistryAuth | null = null;
+    // The spec holds network ids; a name given to --network-rm is looked up once.
+    const leaving: { ref: string; id: string }[] = [];
+    for (const n of opts.networkRm as string[]) {
+      try {
+        leaving.push({ ref: n, id: (await client.getNetwork(n)).id });
+      } catch (err) {
+        throw invalidArgument(`--network-rm: ${(err as Error).message}`);
+      }
+    }
     const s = await updateWithRetry(client, ref, (spec) => {
       const c = spec.task_template!.container!;
       if (opts.withRegistryAuth) auth = registryAuth(opts.image ?? c.image, true);
@@ -183,6 +196,11 @@ export function serviceCommand(connect: Connect): Command {
         ...p.preferences.filter((x) => !opts.placementPrefRm.includes(x.spread)),
         ...opts.placementPrefAdd.map((spread: string) => ({ spread })),
       ];
+      const t = spec.task_template!;
+      for (const l of leaving) {
+        if (!t.networks.some((n) => n.target === l.id)) throw invalidArgument(`--network-rm: service ${spec.name} is not on network ${l.ref}`);
+      }
+      t.networks = [...t.networks.filter((n) => !leaving.some((l) => l.id === n.target)), ...opts.networkAdd.map((target: string) => ({ target }))];
       applyTemplateFlags(spec, opts, false);
       applyRolloutFlags(spec, opts);
     }, () => auth);

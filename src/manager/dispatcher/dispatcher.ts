@@ -17,6 +17,10 @@ import type { Op, Store } from '../store/store';
 import { diffAssignments } from './assignments';
 import type { StoredRegistryAuth } from '../registry-auth';
 import type { RegistryAuth } from '../../gen/shoal/v1/RegistryAuth';
+import type { Network__Output } from '../../gen/shoal/v1/Network';
+import type { ServiceVips__Output } from '../../gen/shoal/v1/ServiceVips';
+import type { TaskNetworks__Output } from '../../gen/shoal/v1/TaskNetworks';
+import { addressed, indexNetworks, nodeNetworks } from './node-networks';
 
 export const HEARTBEAT_PERIOD_MS = 5000;
 // A node is down after missing this many heartbeats in a row.
@@ -29,11 +33,14 @@ interface Session {
   nodeId: string;
   call: ServerWritableStream<SessionRequest__Output, SessionMessage>;
   lastHeartbeat: number;
-  /** Ids and desired states of the last assignment set sent, so unchanged sets are not re-sent. */
-  /** What this session's worker was last told: its tasks (id → key) and everything else, as one key. */
+  /** What this session's worker was last told: its tasks (id → key), its overlay state and everything else, as keys. */
   sentTasks: Map<string, string> | undefined;
+  sentNetworks: string;
   sentMeta: string;
 }
+
+/** Kinds whose change may change what some worker must be told. */
+const PUSH_KINDS = ['tasks', 'registry-auth', 'nodes', 'networks', 'task-networks', 'service-vips', 'reload'];
 
 /** Only node certificates reach the dispatcher: a worker's, or a manager's own worker side. */
 const NODE_ROLES = ['worker', 'manager'] as const;
@@ -62,7 +69,7 @@ export class Dispatcher {
 
   async start(): Promise<void> {
     this.unwatch = this.cache.onChange((kind) => {
-      if (kind === 'tasks' || kind === 'registry-auth' || kind === 'nodes' || kind === 'reload') this.schedulePush();
+      if (PUSH_KINDS.includes(kind)) this.schedulePush();
     });
     this.reaper = setInterval(() => void this.expireSessions(), HEARTBEAT_PERIOD_MS);
     this.reaper.unref();
@@ -144,7 +151,7 @@ export class Dispatcher {
 
   private async openSession(nodeId: string, call: ServerWritableStream<SessionRequest__Output, SessionMessage>): Promise<void> {
     const { description } = call.request;
-    const session: Session = { id: newId(), nodeId, call, lastHeartbeat: Date.now(), sentTasks: undefined, sentMeta: '' };
+    const session: Session = { id: newId(), nodeId, call, lastHeartbeat: Date.now(), sentTasks: undefined, sentNetworks: '', sentMeta: '' };
     const known = await this.store.get<Node__Output>('nodes', nodeId).then(
       (n) => n !== null,
       () => true,
@@ -196,10 +203,20 @@ export class Dispatcher {
   /** Sends every connected node its full task set if it changed since the last send. */
   private async pushAssignments(): Promise<void> {
     if (!this.sessions.size) return;
-    const managers = managerAddrs(this.cache.nodes());
+    const nodes = this.cache.nodes();
+    const managers = managerAddrs(nodes);
+    const index = indexNetworks(
+      this.cache.list<Network__Output>('networks'),
+      this.cache.list<TaskNetworks__Output>('task-networks'),
+      this.cache.list<ServiceVips__Output>('service-vips'),
+      this.cache.tasks(),
+      new Map(nodes.filter((n) => n.status?.addr).map((n) => [n.id, n.status!.addr])),
+    );
     for (const s of this.sessions.values()) {
       // A global task names its node from birth, but is the node's only once the scheduler has checked it fits.
-      const set = this.cache.tasksOfNode(s.nodeId).filter((t) => rank(t.status!.state) >= rank('ASSIGNED'));
+      const set = this.cache.tasksOfNode(s.nodeId).filter((t) => rank(t.status!.state) >= rank('ASSIGNED') && addressed(t, index));
+      const networks = nodeNetworks(s.nodeId, set, index);
+      const networksKey = JSON.stringify(networks);
       // A node gets the registry credentials of the services it runs tasks of, and no others.
       const registry_auth: Record<string, RegistryAuth> = {};
       const authVersions: string[] = [];
@@ -216,13 +233,18 @@ export class Dispatcher {
       const meta = [authVersions.join(','), managers.join(','), desiredRole, node ? '' : 'removed'].join('|');
       const { changed, removed, next } = diffAssignments(s.sentTasks ?? new Map(), set);
       const incremental = s.sentTasks !== undefined;
-      if (incremental && !changed.length && !removed.length && meta === s.sentMeta) continue;
+      const networksChanged = !incremental || networksKey !== s.sentNetworks;
+      if (incremental && !changed.length && !removed.length && meta === s.sentMeta && !networksChanged) continue;
       s.sentTasks = next;
       s.sentMeta = meta;
+      s.sentNetworks = networksKey;
+      const overlay = networksChanged ? { networks } : {};
       s.call.write({
         session_id: s.id,
         heartbeat_period_ms: HEARTBEAT_PERIOD_MS,
-        assignments: incremental ? { tasks: changed, removed_task_ids: removed, incremental, registry_auth } : { tasks: set, registry_auth },
+        assignments: incremental
+          ? { tasks: changed, removed_task_ids: removed, incremental, registry_auth, ...overlay }
+          : { tasks: set, registry_auth, ...overlay },
         managers,
         desired_role: desiredRole,
         removed: !node,

@@ -9,7 +9,15 @@ import type { Semaphore } from '../semaphore';
 import { effectiveCheck, unhealthyError, type HealthCheck, type HealthStatus } from './health';
 import { HealthMonitor } from './health-monitor';
 import { exitStatus, nextStep, type Health, type Observed, type StatusReport, type Step } from './lifecycle';
-import type { ContainerRuntime } from './runtime';
+import type { ContainerConfig, ContainerRuntime } from './runtime';
+
+/** Puts a task's container on its overlay networks (worker/container-networks.ts), or a fake in tests. */
+export interface NetworkAttacher {
+  /** The namespace to make the container in; undefined when the task joins no network. */
+  attach(task: Task__Output): Promise<Pick<ContainerConfig, 'netns' | 'ip'> | undefined>;
+  /** Removes what attach made; a no-op when there is nothing. */
+  release(taskId: string): Promise<void>;
+}
 
 /** Where images come from: the node's ImageStore, or plain data in tests. */
 export interface ImageSource {
@@ -25,6 +33,8 @@ export interface ControllerContext {
   readonly registry?: (auth?: RegistryAuth) => RegistryClient;
   /** Container creates in flight at once, across tasks. */
   readonly starts: Semaphore;
+  /** Absent: containers get loopback only. */
+  readonly networks?: NetworkAttacher;
   registryAuth(serviceId: string): RegistryAuth | undefined;
   logPath(taskId: string): string;
   container(taskId: string): Observed | undefined;
@@ -133,7 +143,8 @@ export class TaskController {
       if (!image) return this.report({ state: 'REJECTED', err: `No such image: ${ref}` });
       this.ctx.imageUsed(task.id, image.id);
       try {
-        await runtime.create(containerConfig(task, image, this.ctx.logPath(task.id)));
+        const joined = await this.ctx.networks?.attach(task);
+        await runtime.create({ ...containerConfig(task, image, this.ctx.logPath(task.id)), ...joined });
         this.ctx.observe(task.id, { status: 'created', exitCode: null });
       } catch (err) {
         await this.fail(err as Error);
@@ -159,6 +170,7 @@ export class TaskController {
 
   private async fail(err: Error): Promise<void> {
     await this.ctx.runtime.remove(this.current.id).catch(() => undefined);
+    await this.ctx.networks?.release(this.current.id).catch(() => undefined);
     this.ctx.observe(this.current.id, undefined);
     this.report({ state: 'FAILED', err: err.message });
   }
@@ -247,6 +259,7 @@ export class TaskController {
 
   private async remove(): Promise<void> {
     await this.ctx.runtime.remove(this.current.id);
+    await this.ctx.networks?.release(this.current.id);
     this.ctx.observe(this.current.id, undefined);
   }
 }

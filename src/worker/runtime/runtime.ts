@@ -104,7 +104,7 @@ export class Runtime {
       await Promise.all([
         fs.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec)),
         fs.writeFile(path.join(bundle, 'hostname'), `${cfg.hostname}\n`),
-        fs.writeFile(path.join(bundle, 'hosts'), hostsFile(cfg.hostname)),
+        fs.writeFile(path.join(bundle, 'hosts'), hostsFile(cfg.hostname, cfg.ip)),
         fs.copyFile('/etc/resolv.conf', path.join(bundle, 'resolv.conf')).catch(() => fs.writeFile(path.join(bundle, 'resolv.conf'), '')),
         fs.mkdir(path.dirname(cfg.logPath), { recursive: true }),
       ]);

@@ -114,7 +114,7 @@ export function buildSpec({ cfg, user, bundle, cgroupsPath }: SpecInput): Record
     linux: {
       cgroupsPath,
       resources,
-      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      namespaces: [{ type: 'pid' }, { type: 'network', ...(cfg.netns ? { path: cfg.netns } : {}) }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,
       ...(seccomp ? { seccomp } : {}),
@@ -122,8 +122,8 @@ export function buildSpec({ cfg, user, bundle, cgroupsPath }: SpecInput): Record
   };
 }
 
-/** /etc/hosts for a container without networking yet: loopback names only. */
-export function hostsFile(hostname: string): string {
+/** /etc/hosts: loopback names, and the hostname on the container's address (loopback without a network). */
+export function hostsFile(hostname: string, ip = '127.0.1.1'): string {
   return [
     '127.0.0.1\tlocalhost',
     '::1\tlocalhost ip6-localhost ip6-loopback',
@@ -131,7 +131,7 @@ export function hostsFile(hostname: string): string {
     'ff00::0\tip6-mcastprefix',
     'ff02::1\tip6-allnodes',
     'ff02::2\tip6-allrouters',
-    `127.0.1.1\t${hostname}`,
+    `${ip}\t${hostname}`,
     '',
   ].join('\n');
 }

@@ -27,6 +27,10 @@ export interface ContainerConfig {
   labels?: Record<string, string>;
   /** "" or absent: the default seccomp profile; "unconfined": none; else a profile in JSON (see seccomp.ts). */
   seccompProfile?: string;
+  /** A network namespace to join (a bound file, see worker/container-networks.ts); absent: a new one with loopback only. */
+  netns?: string;
+  /** Its address on its first network, which its hostname resolves to in /etc/hosts. */
+  ip?: string;
 }
 
 export type ContainerStatus = 'creating' | 'created' | 'running' | 'stopped' | 'unknown';

@@ -1,0 +1,135 @@
+import type { Network__Output } from '../../gen/shoal/v1/Network';
+import type { NetworkAttachment__Output } from '../../gen/shoal/v1/NetworkAttachment';
+import type { Service__Output } from '../../gen/shoal/v1/Service';
+import type { ServiceVips__Output } from '../../gen/shoal/v1/ServiceVips';
+import type { TaskNetworks__Output } from '../../gen/shoal/v1/TaskNetworks';
+import type { Task__Output } from '../../gen/shoal/v1/Task';
+import { isTerminal, wantsRunning } from '../../common/tasks';
+import { Ipam } from '../../network/ipam';
+import { serviceNetworkIds } from '../networks';
+
+export interface AddressState {
+  networks: Network__Output[];
+  services: Service__Output[];
+  tasks: Task__Output[];
+  taskNetworks: TaskNetworks__Output[];
+  serviceVips: ServiceVips__Output[];
+}
+
+/** Writes of one kind of record: new ones, changed ones (CAS on the version read), and gone ones. */
+export interface RecordChanges<T> {
+  create: T[];
+  update: T[];
+  remove: T[];
+}
+
+export interface AddressPlan {
+  taskNetworks: RecordChanges<TaskNetworks__Output>;
+  serviceVips: RecordChanges<ServiceVips__Output>;
+  /** Per service id, why some of its tasks or VIPs got no address (a network full). */
+  failures: Map<string, string>;
+}
+
+/** An address (task attachment or VIP) on a network; both record kinds hold a list of these. */
+type Held = Pick<NetworkAttachment__Output, 'network_id' | 'address'>;
+
+interface Holder {
+  id: string;
+  serviceId: string;
+  /** The networks it must have an address on, in order; empty: none (its record goes). */
+  wanted: string[];
+  /** It may get new addresses (a task that is to run); otherwise it only keeps what it has. */
+  grows: boolean;
+  held: Held[];
+  /** The stored record's version and addresses, if it has one. */
+  record?: { version: number; addresses: Held[] };
+}
+
+/**
+ * What IPAM must write so that every task that has not ended holds one address on each network of
+ * its spec, and every service one VIP on each of its networks: addresses of ended or removed
+ * tasks, of removed services and of networks left are released. Every address still held is
+ * taken back first, so a new one never repeats one in use. Pure.
+ */
+export function planAddresses(state: AddressState): AddressPlan {
+  const ipam = new Ipam();
+  const networks = new Set<string>();
+  for (const n of state.networks) {
+    try {
+      ipam.restoreNetwork(n.id, n.subnet, n.vni);
+      networks.add(n.id);
+    } catch {
+      // A stored network IPAM cannot take back (written around the API) gets no addresses.
+    }
+  }
+  const existing = (ids: string[]) => ids.filter((id) => networks.has(id));
+
+  const taskHolders = new Map<string, Holder>();
+  const vipHolders = new Map<string, Holder>();
+  for (const t of state.tasks) {
+    if (isTerminal(t.status?.state ?? 'NEW')) continue;
+    const wanted = existing((t.spec?.networks ?? []).map((n) => n.target));
+    taskHolders.set(t.id, { id: t.id, serviceId: t.service_id, wanted, grows: wantsRunning(t.desired_state), held: [] });
+  }
+  for (const s of state.services) vipHolders.set(s.id, { id: s.id, serviceId: s.id, wanted: existing(serviceNetworkIds(s)), grows: true, held: [] });
+
+  const plan: AddressPlan = { taskNetworks: changes(), serviceVips: changes(), failures: new Map() };
+  // Taken back first: a record of a task or service that is gone holds nothing.
+  const restore = (holders: Map<string, Holder>, id: string, version: number, addresses: Held[]): boolean => {
+    const h = holders.get(id);
+    if (!h) return false;
+    h.record = { version, addresses };
+    for (const a of addresses) {
+      if (!h.wanted.includes(a.network_id) || h.held.some((x) => x.network_id === a.network_id)) continue;
+      try {
+        ipam.restoreAddress(a.network_id, a.address);
+        h.held.push({ network_id: a.network_id, address: a.address });
+      } catch {
+        // Held twice or malformed (written around the API): it gets a new one below.
+      }
+    }
+    return true;
+  };
+  for (const r of state.taskNetworks) if (!restore(taskHolders, r.id, r.version, r.networks)) plan.taskNetworks.remove.push(r);
+  for (const r of state.serviceVips) if (!restore(vipHolders, r.id, r.version, r.virtual_ips)) plan.serviceVips.remove.push(r);
+
+  const settle = (h: Holder): Held[] => {
+    const out: Held[] = [];
+    for (const network_id of h.wanted) {
+      const held = h.held.find((a) => a.network_id === network_id);
+      if (held) out.push(held);
+      else if (h.grows) {
+        try {
+          out.push({ network_id, address: ipam.allocateAddress(network_id) });
+        } catch (err) {
+          plan.failures.set(h.serviceId, `no address for it: ${(err as Error).message}`);
+        }
+      }
+    }
+    return out;
+  };
+  // VIPs first: on a network about full, a service's tasks are of no use without its VIP.
+  for (const h of vipHolders.values()) {
+    const virtual_ips = settle(h);
+    decide(plan.serviceVips, h, virtual_ips, (version) => ({ id: h.id, version, virtual_ips }));
+  }
+  for (const h of taskHolders.values()) {
+    const networks = settle(h);
+    decide(plan.taskNetworks, h, networks, (version) => ({ id: h.id, version, networks }));
+  }
+  return plan;
+}
+
+const changes = <T>(): RecordChanges<T> => ({ create: [], update: [], remove: [] });
+
+const same = (a: Held[], b: Held[] | undefined) =>
+  !!b && a.length === b.length && a.every((x, i) => x.network_id === b[i].network_id && x.address === b[i].address);
+
+function decide<T extends { id: string; version: number }>(out: RecordChanges<T>, h: Holder, addresses: Held[], make: (version: number) => T): void {
+  if (!h.record) {
+    if (addresses.length) out.create.push(make(0));
+    return;
+  }
+  if (!addresses.length) out.remove.push(make(h.record.version));
+  else if (!same(addresses, h.record.addresses)) out.update.push(make(h.record.version));
+}

@@ -1,0 +1,206 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { NodeNetworks__Output } from '../gen/shoal/v1/NodeNetworks';
+import type { Task__Output } from '../gen/shoal/v1/Task';
+import { failedPrecondition } from '../common/errors';
+import type { Logger } from '../common/logger';
+import { run, runJson } from '../network/command';
+import { applyOverlay, attachContainer, checkPrefix, macForIp, removeOverlay, vethName, type ObservedLink, type OverlayHost, type WantedNetwork } from '../network/overlay';
+import { allowBridged } from '../network/forward';
+import { applyVips, vipRuleset, type VipService } from '../network/vip';
+import type { NetworkAttacher } from './exec/task-controller';
+import type { ContainerConfig } from './runtime/types';
+
+/** The nftables table in each container's namespace that balances the VIPs of its networks. */
+const VIP_TABLE = 'shoal';
+const RETRY_MS = 1000;
+// Task ids as newId() makes them; nothing else in the directory is taken for a task's namespace.
+const TASK_ID = /^[a-z0-9]{25}$/;
+
+export interface ContainerNetworksOptions {
+  /** Where each container's network namespace is bound, as <dir>/<task id>. */
+  dir: string;
+  /** Starts the names of the node's overlay devices (see overlay.ts). */
+  prefix: string;
+  log: Logger;
+}
+
+const bare = (address: string) => address.split('/')[0];
+
+/**
+ * Puts containers on overlay networks: a network namespace per container, bound to a file so
+ * that it outlives shoald and is found again after a restart; a veth from it into the network's
+ * bridge; and in it an nftables table that balances every VIP of its networks over the running
+ * endpoints. Level-triggered from the overlay state the dispatcher sends (NodeNetworks): each
+ * change makes the node carry exactly the networks its containers are on, with every remote
+ * task's neighbour and forwarding entries, and rewrites each container's table that changed.
+ * One operation at a time, since each reads what exists before it changes it.
+ */
+export class ContainerNetworks implements NetworkAttacher {
+  private state: NodeNetworks__Output | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  /** The VIP ruleset last written into each namespace, so an unchanged one is not written again. */
+  private readonly written = new Map<string, string>();
+  private retry: NodeJS.Timeout | undefined;
+  /** A converge is queued and not yet begun: a newer state needs no other, it reads the latest. */
+  private resyncQueued = false;
+  private readonly host: OverlayHost;
+
+  constructor(private readonly opts: ContainerNetworksOptions) {
+    checkPrefix(opts.prefix);
+    this.host = { prefix: opts.prefix };
+  }
+
+  /** The overlay state from the dispatcher; the node is converged to it. */
+  setState(state: NodeNetworks__Output): void {
+    this.state = state;
+    this.resync();
+  }
+
+  close(): void {
+    clearTimeout(this.retry);
+  }
+
+  /**
+   * Makes the task's container a namespace on each of its networks, in the order of its spec
+   * (eth0, eth1, ...). Undefined for a task that joins none: its container keeps a namespace of
+   * its own with loopback only, made by runc.
+   */
+  attach(task: Task__Output): Promise<Pick<ContainerConfig, 'netns' | 'ip'> | undefined> {
+    const wanted = task.spec?.networks ?? [];
+    if (!wanted.length) return Promise.resolve(undefined);
+    const held = this.state?.attachments.find((a) => a.id === task.id)?.networks ?? [];
+    const missing = wanted.filter((n) => !held.some((a) => a.network_id === n.target));
+    if (missing.length) {
+      return Promise.reject(failedPrecondition(`task ${task.id} has no address yet on network ${missing.map((n) => n.target).join(', ')}`));
+    }
+    return this.serial(async () => {
+      const netns = this.netnsPath(task.id);
+      await this.removeNetns(task.id);
+      fs.mkdirSync(this.opts.dir, { recursive: true, mode: 0o700 });
+      fs.writeFileSync(netns, '');
+      await run('unshare', [`--net=${netns}`, 'true']);
+      const failures = await this.converge();
+      const mine = failures.get(task.id);
+      if (mine) throw mine;
+      // Another container's failure is retried as any converge's is.
+      if (failures.size) this.resync();
+      return { netns, ip: bare(held[0].address) };
+    });
+  }
+
+  /** Removes the task's namespace (its veths go with it) and whatever the node no longer needs. */
+  release(taskId: string): Promise<void> {
+    if (!fs.existsSync(this.netnsPath(taskId))) return Promise.resolve();
+    // What the node no longer needs goes with the next converge, queued right behind.
+    const removed = this.serial(() => this.removeNetns(taskId));
+    this.resync();
+    return removed;
+  }
+
+  /** Releases the namespace of every task not in `keep`: those whose container is gone for good. */
+  async sweep(keep: ReadonlySet<string>): Promise<void> {
+    for (const id of this.local()) if (!keep.has(id)) await this.release(id);
+  }
+
+  /** Every namespace and overlay device of this node (node teardown). */
+  removeAll(): Promise<void> {
+    return this.serial(async () => {
+      for (const id of this.local()) await this.removeNetns(id);
+      await removeOverlay(this.host);
+      await allowBridged(this.host.prefix, false);
+    });
+  }
+
+  private netnsPath(taskId: string): string {
+    return path.join(this.opts.dir, taskId);
+  }
+
+  /** Task ids with a namespace here. */
+  private local(): string[] {
+    try {
+      return fs.readdirSync(this.opts.dir).filter((f) => TASK_ID.test(f));
+    } catch {
+      return [];
+    }
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private resync(): void {
+    clearTimeout(this.retry);
+    if (this.resyncQueued) return;
+    this.resyncQueued = true;
+    this.serial(async () => {
+      this.resyncQueued = false;
+      const failures = await this.converge();
+      for (const [taskId, err] of failures) this.opts.log.warn({ err, taskId }, 'plugging a container into its networks failed');
+      if (failures.size) throw new Error(`${failures.size} containers are not plugged in yet`);
+    }).catch((err) => {
+      this.opts.log.warn({ err }, 'programming the overlay failed; retrying');
+      this.retry = setTimeout(() => this.resync(), RETRY_MS);
+      this.retry.unref();
+    });
+  }
+
+  /**
+   * The node's overlay as the state and the local namespaces want it: the networks of the
+   * containers here with every remote task on them, each container plugged into its bridges,
+   * and each container's VIP table. Before the first state nothing is known, and nothing is touched.
+   * A container that cannot be plugged in holds back no other: its error is returned by task id.
+   */
+  private async converge(): Promise<Map<string, Error>> {
+    const failures = new Map<string, Error>();
+    const state = this.state;
+    if (!state) return failures;
+    const vnis = new Map(state.networks.map((n) => [n.id, n.vni]));
+    const local = this.local()
+      .map((id) => ({ id, netns: this.netnsPath(id), networks: state.attachments.find((a) => a.id === id)?.networks.filter((n) => vnis.has(n.network_id)) ?? [] }))
+      .filter((c) => c.networks.length);
+    const networkIds = [...new Set(local.flatMap((c) => c.networks.map((n) => n.network_id)))];
+    const wanted: WantedNetwork[] = networkIds.map((id) => ({
+      vni: vnis.get(id)!,
+      peers: state.peers.filter((p) => p.network_id === id).map((p) => ({ ip: p.ip, mac: macForIp(p.ip), vtep: p.node_addr })),
+    }));
+    await applyOverlay(this.host, wanted);
+    await allowBridged(this.host.prefix, wanted.length > 0);
+    const links = new Set((await runJson<ObservedLink>('ip', ['link', 'show'])).map((l) => l.ifname));
+    for (const c of local) {
+      try {
+        for (const [i, n] of c.networks.entries()) {
+          if (links.has(vethName(this.host.prefix, n.address))) continue;
+          await attachContainer(this.host, { vni: vnis.get(n.network_id)!, netns: c.netns, address: n.address, mac: macForIp(n.address), ifname: `eth${i}` });
+        }
+        const services = state.services
+          .filter((s) => c.networks.some((n) => n.network_id === s.network_id))
+          .flatMap((s): VipService[] =>
+            (['tcp', 'udp'] as const).map((protocol) => ({ vip: s.vip, protocol, port: 0, endpoints: s.endpoints.map((ip) => ({ ip, port: 0 })) })),
+          );
+        const ruleset = vipRuleset(VIP_TABLE, services);
+        if (this.written.get(c.id) === ruleset) continue;
+        await applyVips({ name: VIP_TABLE, netns: c.netns }, services);
+        this.written.set(c.id, ruleset);
+      } catch (err) {
+        failures.set(c.id, err as Error);
+      }
+    }
+    return failures;
+  }
+
+  /** Deletes the namespace's veths (each takes its host side and bridge port along) and unbinds it. */
+  private async removeNetns(taskId: string): Promise<void> {
+    const netns = this.netnsPath(taskId);
+    this.written.delete(taskId);
+    if (!fs.existsSync(netns)) return;
+    const links = await runJson<ObservedLink>('ip', ['link', 'show'], { netns }).catch(() => [] as ObservedLink[]);
+    for (const l of links) if (l.ifname !== 'lo') await run('ip', ['link', 'del', l.ifname], { netns });
+    await run('umount', [netns]).catch((err: Error) => {
+      if (!/not mounted/.test(err.message)) throw err;
+    });
+    fs.rmSync(netns, { force: true });
+  }
+}

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import type { Network__Output } from '../../src/gen/shoal/v1/Network';
+import type { Service__Output } from '../../src/gen/shoal/v1/Service';
+import type { TaskNetworks__Output } from '../../src/gen/shoal/v1/TaskNetworks';
+import type { TaskState__Output } from '../../src/gen/shoal/v1/TaskState';
+import { addressed, indexNetworks, nodeNetworks } from '../../src/manager/dispatcher/node-networks';
+import { service, task } from '../fixtures';
+
+const net = (id: string, vni: number): Network__Output => ({ id, version: 1, spec: null, subnet: '', gateway: '', vni, created_at: '' });
+const on = (s: Service__Output, id: string, ...networks: string[]): Service__Output => ({
+  ...s,
+  id,
+  spec: { ...s.spec!, task_template: { ...s.spec!.task_template!, networks: networks.map((target) => ({ target })) } },
+});
+
+describe('what a node is told of the overlay', () => {
+  const api = on(service(3), 'api', 'netA');
+  const db = on(service(1), 'db', 'netB');
+  const t = (s: Service__Output, node: string, state: TaskState__Output, desired: TaskState__Output = 'RUNNING') => task(s, 1, state, { node_id: node, desired_state: desired });
+  const [a1, a2, a3, starting, stopping] = [t(api, 'n1', 'RUNNING'), t(api, 'n2', 'RUNNING'), t(api, 'n3', 'RUNNING'), t(api, 'n3', 'STARTING'), t(api, 'n2', 'RUNNING', 'SHUTDOWN')];
+  const d1 = t(db, 'n2', 'RUNNING');
+  const ended = t(api, 'n3', 'FAILED');
+  const addr: Record<string, string> = { [a1.id]: '10.1.0.3', [a2.id]: '10.1.0.4', [a3.id]: '10.1.0.5', [starting.id]: '10.1.0.6', [stopping.id]: '10.1.0.7', [d1.id]: '10.2.0.3', [ended.id]: '10.1.0.8' };
+  const records: TaskNetworks__Output[] = Object.entries(addr).map(([id, ip]) => ({ id, version: 1, networks: [{ network_id: ip.startsWith('10.1') ? 'netA' : 'netB', address: `${ip}/24` }] }));
+  const vips = [
+    { id: 'api', version: 1, virtual_ips: [{ network_id: 'netA', address: '10.1.0.2/24' }] },
+    { id: 'db', version: 1, virtual_ips: [{ network_id: 'netB', address: '10.2.0.2/24' }] },
+  ];
+  const index = indexNetworks([net('netA', 4096), net('netB', 4097)], records, vips, [a1, a2, a3, starting, stopping, d1, ended], new Map([['n1', '192.168.0.1'], ['n2', '192.168.0.2'], ['n3', '192.168.0.3']]));
+
+  it('gives a node its tasks’ networks and addresses, the other nodes’ tasks on them, and each VIP with its running tasks', () => {
+    const state = nodeNetworks('n1', [a1], index);
+    expect(state.networks.map((n) => n.id)).toEqual(['netA']);
+    expect(state.attachments).toEqual([records[0]]);
+    expect(state.peers).toEqual([
+      { network_id: 'netA', ip: '10.1.0.4', node_addr: '192.168.0.2' },
+      { network_id: 'netA', ip: '10.1.0.5', node_addr: '192.168.0.3' },
+      { network_id: 'netA', ip: '10.1.0.6', node_addr: '192.168.0.3' },
+      { network_id: 'netA', ip: '10.1.0.7', node_addr: '192.168.0.2' },
+    ]);
+    // Not the one starting, the one being stopped, nor the one that ended.
+    expect(state.services).toEqual([{ service_id: 'api', network_id: 'netA', vip: '10.1.0.2', endpoints: ['10.1.0.3', '10.1.0.4', '10.1.0.5'] }]);
+  });
+
+  it('tells a node nothing of networks it has no task on', () => {
+    const n2 = nodeNetworks('n2', [d1], index);
+    expect(n2.networks.map((n) => n.id)).toEqual(['netB']);
+    expect(n2.peers).toEqual([]);
+    expect(n2.services).toEqual([{ service_id: 'db', network_id: 'netB', vip: '10.2.0.2', endpoints: ['10.2.0.3'] }]);
+    expect(nodeNetworks('n4', [], index)).toEqual({ networks: [], attachments: [], peers: [], services: [] });
+  });
+
+  it('holds back a task on networks until it has an address on each; others go at once', () => {
+    const fresh = t(api, 'n1', 'ASSIGNED');
+    expect(addressed(fresh, index)).toBe(false);
+    expect(addressed(a1, index)).toBe(true);
+    expect(addressed(task(service(1), 1, 'ASSIGNED'), index)).toBe(true);
+    expect(addressed({ ...fresh, status: { ...fresh.status!, state: 'SHUTDOWN' } }, index)).toBe(true);
+  });
+});
