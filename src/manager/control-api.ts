@@ -19,6 +19,7 @@ import type { RegistryAuth as RegistryAuthMsg } from '../gen/shoal/v1/RegistryAu
 import type { RegistryAuth } from '../images/registry/registries';
 import { parseReference } from '../images/reference';
 import type { Network__Output } from '../gen/shoal/v1/Network';
+import type { Node__Output } from '../gen/shoal/v1/Node';
 import type { ServiceVips__Output } from '../gen/shoal/v1/ServiceVips';
 import { resolveServiceNetworks } from './networks';
 
@@ -267,7 +268,9 @@ export class ControlApi {
       const tasks = (await this.store.list<Task__Output>('tasks')).filter((t) => t.service_id === service.id && t.node_id);
       const byNode = new Map<string, Task__Output[]>();
       for (const t of tasks) byNode.set(t.node_id, [...(byNode.get(t.node_id) ?? []), t]);
-      const names = new Map(tasks.map((t) => [t.id, `${taskName(t)}.${t.id}`]));
+      // Docker's prefix, `web.2.<task id>@<node>`: which replica, and on which host it runs.
+      const hosts = new Map((await this.store.list<Node__Output>('nodes')).map((n) => [n.id, n.description?.hostname || n.id]));
+      const names = new Map(tasks.map((t) => [t.id, `${taskName(t)}.${t.id}@${hosts.get(t.node_id) ?? t.node_id}`]));
       let open = byNode.size;
       if (!open) return void call.end();
       for (const [nodeId, nodeTasks] of byNode) {

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { logsOf, runningOf, waitFor } from './observe';
@@ -58,7 +59,7 @@ describe('service logs', () => {
     const r = node.shoal('service', 'logs', 'five');
     expect(r.code).toBe(0);
     const out = byTask(r.stdout);
-    expect([...out.keys()].sort()).toEqual(ids.map((id) => expect.stringMatching(new RegExp(`^five\\.[12]\\.${id}$`))).sort());
+    expect([...out.keys()].sort()).toEqual(ids.map((id) => expect.stringMatching(new RegExp(`^five\\.[12]\\.${id}@${os.hostname()}$`))).sort());
     for (const lines of out.values()) expect(lines).toEqual(['line 1', 'line 2', 'line 3', 'line 4', 'line 5']);
     expect(parse(r.stderr).map((l) => l.text)).toEqual(['oops', 'oops']);
   });
@@ -85,7 +86,7 @@ describe('service logs', () => {
     const tasks = await runningOf(node, 'five');
     const out = node.ok('service', 'logs', '-t', 'five');
     for (const [task, lines] of byTask(out)) {
-      const started = Date.parse(tasks.find((t) => task.endsWith(t.id))!.created_at);
+      const started = Date.parse(tasks.find((t) => task.includes(`.${t.id}@`))!.created_at);
       const stamps = lines.map((l) => {
         const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{1,9}(?:Z|[+-]\d\d:\d\d)) (line \d)$/.exec(l);
         expect(m, l).not.toBeNull();

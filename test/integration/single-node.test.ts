@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isTerminal, wantsRunning } from '../../src/common/tasks';
@@ -117,7 +118,7 @@ describe('single node', { timeout: NODE_TEST_TIMEOUT_MS }, () => {
       if (limits.cpuShares !== null) expect(limits.cpuShares).toBe(512);
       for (const c of ['memory', 'cpu', 'pids']) expect(limits.dirs.get(c) ?? limits.dirs.get('')).toMatch(new RegExp(`/${node.cgroupParent}/${t.id}$`));
     }
-    await expect.poll(() => node.ok('service', 'logs', 'web'), { timeout: NODE_WAIT_MS }).toMatch(/web\.1\.[a-z0-9]+\s+\| hi from [a-z0-9]{12}/);
+    await expect.poll(() => node.ok('service', 'logs', 'web'), { timeout: NODE_WAIT_MS }).toMatch(new RegExp(`web\\.1\\.[a-z0-9]+@${os.hostname()}\\s+\\| hi from [a-z0-9]{12}`));
     await expect.poll(() => node.ok('service', 'logs', 'web').match(/hi from/g), { timeout: NODE_WAIT_MS }).toHaveLength(3);
   });
 

@@ -36,7 +36,7 @@ describe('a node, as the CLI shows it', () => {
     const out = await runOnce('streams', 'echo first; echo to-stderr >&2; printf no-newline-at-exit');
     const lines = out.split('\n');
     expect(lines.pop()).toBe('');
-    const prefix = /^streams\.1\.[a-z0-9]+ +\| /;
+    const prefix = /^streams\.1\.[a-z0-9]+@\S+ +\| /;
     for (const l of lines) expect(l).toMatch(prefix);
     // conmon reads the two streams from two pipes, so their order is not known; their lines are
     expect(lines.map((l) => l.replace(prefix, '')).sort()).toEqual(['first', 'no-newline-at-exit', 'to-stderr']);
