@@ -1,4 +1,4 @@
-import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status, type ServiceError, type ServerWritableStream } from '@grpc/grpc-js';
 
 /**
  * An error meant for a person: one clear sentence, plus the gRPC status it travels with.
@@ -33,6 +33,14 @@ export function toServiceError(err: unknown): Partial<ServiceError> {
   if (err instanceof ShoalError) return { code: err.code, details: err.message, metadata: new Metadata() };
   const message = err instanceof Error ? err.message : String(err);
   return { code: status.INTERNAL, details: `internal error: ${message}`, metadata: new Metadata() };
+}
+
+/**
+ * Ends a server stream with the error's status. grpc-js sends a stream's status from its 'error'
+ * event; destroy() closes the stream without any, and the client waits on it forever.
+ */
+export function failStream(call: Pick<ServerWritableStream<unknown, unknown>, 'emit'>, err: unknown): void {
+  call.emit('error', toServiceError(err));
 }
 
 /** Converts an error from a gRPC call back into a ShoalError, keeping the server's sentence. */

@@ -1,5 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
-import { type ShoalError, toServiceError } from '../common/errors';
+import { failStream, type ShoalError, toServiceError } from '../common/errors';
 
 // Any grpc-js handler: unary and client-streaming ones take a callback, server-streaming ones do not.
 type Handler = (call: never, callback?: never) => void;
@@ -24,5 +24,5 @@ export function routed<H extends object>(service: grpc.ServiceDefinition, pick: 
 /** Fails a call of any kind (unary callback or stream) with a ShoalError. */
 export function refuse(call: unknown, callback: unknown, err: ShoalError): void {
   if (typeof callback === 'function') return (callback as (e: unknown) => void)(toServiceError(err));
-  (call as grpc.ServerWritableStream<unknown, unknown>).destroy(Object.assign(new Error(err.message), toServiceError(err)));
+  failStream(call as grpc.ServerWritableStream<unknown, unknown>, err);
 }

@@ -6,7 +6,7 @@ import type { ServiceSpec, ServiceSpec__Output } from '../gen/shoal/v1/ServiceSp
 import type { Task__Output } from '../gen/shoal/v1/Task';
 import type { LogLine } from '../gen/shoal/v1/LogLine';
 import type { ServiceLogsRequest__Output } from '../gen/shoal/v1/ServiceLogsRequest';
-import { aborted, alreadyExists, failedPrecondition, hasCode, invalidArgument, notFound, toServiceError, unavailable } from '../common/errors';
+import { aborted, alreadyExists, failedPrecondition, failStream, hasCode, invalidArgument, notFound, unavailable } from '../common/errors';
 import { unary } from '../common/grpc-handlers';
 import { newId, now, taskName, wantsRunning } from '../common/tasks';
 import type { Dispatcher } from './dispatcher/dispatcher';
@@ -256,11 +256,9 @@ export class ControlApi {
   private async serviceLogs(call: ServerWritableStream<ServiceLogsRequest__Output, LogLine>): Promise<void> {
     const unsubscribes: (() => void)[] = [];
     const stop = () => unsubscribes.splice(0).forEach((u) => u());
-    // A server stream ends with an error status through its 'error' event; destroy() would
-    // close it without sending any status, and the client would wait forever.
     const fail = (err: unknown) => {
       stop();
-      call.emit('error', toServiceError(err));
+      failStream(call, err);
     };
     call.on('cancelled', stop);
     try {

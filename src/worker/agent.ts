@@ -11,6 +11,9 @@ import { grpcTarget, shoalProto } from '../common/proto';
 import type { Task__Output } from '../gen/shoal/v1/Task';
 import { applyAssignments } from './assignments';
 import type { Executor } from './executor';
+
+/** What the agent hands the node's work to. */
+export type AgentExecutor = Pick<Executor, 'setNetworks' | 'setAssignments' | 'logPath'>;
 import { readTaskLog } from './task-logs';
 
 /** TLS for the node's dispatcher connection: its certificate may be renewed while the agent runs. */
@@ -21,7 +24,7 @@ export interface AgentOptions {
   managers: string[];
   credentials: ChannelCredentials;
   description: NodeDescription;
-  executor: Executor;
+  executor: AgentExecutor;
   /** The managers as the dispatcher last listed them, to remember across restarts. */
   onManagers(managers: string[]): void;
   /** The cluster wants this node in another role (promote/demote). */
@@ -29,12 +32,17 @@ export interface AgentOptions {
   /** The node was removed from the cluster. */
   onRemoved(): void;
   log: Logger;
+  /** How long a manager may take to open a session before the agent tries the next one. */
+  sessionOpenTimeoutMs?: number;
 }
 
 const STATUS_FLUSH_MS = 20;
 const RECONNECT_MIN_MS = 100;
 const RECONNECT_MAX_MS = 5000;
 const LOG_BATCH_LINES = 500;
+const SESSION_OPEN_TIMEOUT_MS = 10_000;
+/** Heartbeats that may fail in a row (the manager unreachable, the stream still looking open) before the session is given up. */
+const HEARTBEAT_FAILURES = 3;
 
 /**
  * The worker's side of the dispatcher session: registers, heartbeats, hands assignments to the
@@ -50,6 +58,7 @@ export class Agent {
   /** The task set the session's messages add up to. */
   private assigned = new Map<string, Task__Output>();
   private heartbeat: NodeJS.Timeout | undefined;
+  private heartbeatFailures = 0;
   private reconnectDelay = RECONNECT_MIN_MS;
   private stopped = false;
   private queue = new Map<string, TaskStatus>();
@@ -105,25 +114,52 @@ export class Agent {
     this.client = client;
     const call = client.Session({ description: this.opts.description });
     this.session = call;
-    call.on('data', (msg: SessionMessage__Output) => this.onMessage(msg));
-    call.on('error', (err: grpc.ServiceError) => {
-      if (err.code !== grpc.status.CANCELLED) this.opts.log.warn({ err: err.details || err.message, manager: addr }, 'dispatcher session failed');
-    });
-    call.on('close', () => {
+    this.opts.log.debug({ manager: addr }, 'opening dispatcher session');
+    // A manager that accepts the stream but cannot open the session (its store has no quorum, its
+    // connection half-open) would otherwise hold this node without a session for good.
+    const opening = setTimeout(() => {
+      this.opts.log.warn({ manager: addr, ms: this.openTimeoutMs }, 'manager did not open a dispatcher session in time; trying the next');
+      call.cancel();
+    }, this.openTimeoutMs);
+    opening.unref();
+    let ended = false;
+    // 'error' need not be followed by 'close', nor 'close' preceded by 'error': whichever comes first
+    // ends the session, once.
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(opening);
+      call.cancel();
       if (this.session !== call) return;
+      this.session = undefined;
       this.sessionId = '';
       clearInterval(this.heartbeat);
       if (this.stopped) return;
       setTimeout(() => this.connect(), this.reconnectDelay).unref();
       // Backing off only once every manager has been tried: the next one is likely alive.
       if (this.next === 0) this.reconnectDelay = Math.min(this.reconnectDelay * 2, RECONNECT_MAX_MS);
+    };
+    call.on('data', (msg: SessionMessage__Output) => {
+      clearTimeout(opening);
+      if (this.session === call) this.onMessage(msg);
     });
+    call.on('error', (err: grpc.ServiceError) => {
+      if (err.code !== grpc.status.CANCELLED) this.opts.log.warn({ err: err.details || err.message, manager: addr }, 'dispatcher session failed');
+      end();
+    });
+    call.on('end', end);
+    call.on('close', end);
+  }
+
+  private get openTimeoutMs(): number {
+    return this.opts.sessionOpenTimeoutMs ?? SESSION_OPEN_TIMEOUT_MS;
   }
 
   private onMessage(msg: SessionMessage__Output): void {
     if (msg.session_id !== this.sessionId) {
       this.sessionId = msg.session_id;
       this.reconnectDelay = RECONNECT_MIN_MS;
+      this.heartbeatFailures = 0;
       this.opts.log.info({ sessionId: msg.session_id, manager: this.addr }, 'dispatcher session established');
       clearInterval(this.heartbeat);
       this.heartbeat = setInterval(() => this.sendHeartbeat(), Number(msg.heartbeat_period_ms) || 5000);
@@ -152,9 +188,23 @@ export class Agent {
     this.opts.onManagers(managers);
   }
 
+  /**
+   * A manager that no longer holds this session (restarted, or it gave the session up) says so to
+   * the heartbeat, while the stream may still look open: the agent then opens a new one.
+   */
   private sendHeartbeat(): void {
+    const call = this.session;
     this.client?.Heartbeat({ session_id: this.sessionId }, (err) => {
-      if (err) this.opts.log.warn({ err: err.details }, 'heartbeat failed');
+      if (!err) {
+        this.heartbeatFailures = 0;
+        return;
+      }
+      this.opts.log.warn({ err: err.details, manager: this.addr }, 'heartbeat failed');
+      const gone = err.code === grpc.status.FAILED_PRECONDITION || ++this.heartbeatFailures >= HEARTBEAT_FAILURES;
+      if (gone && call && this.session === call) {
+        this.opts.log.warn({ manager: this.addr }, 'giving up the dispatcher session; opening a new one');
+        call.cancel();
+      }
     });
   }
 

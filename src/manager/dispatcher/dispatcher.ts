@@ -7,7 +7,7 @@ import type { SessionRequest__Output } from '../../gen/shoal/v1/SessionRequest';
 import type { LogSubscription } from '../../gen/shoal/v1/LogSubscription';
 import type { PublishLogsMessage__Output } from '../../gen/shoal/v1/PublishLogsMessage';
 import type { TaskStatusUpdate__Output } from '../../gen/shoal/v1/TaskStatusUpdate';
-import { failedPrecondition, ShoalError, toServiceError, unavailable } from '../../common/errors';
+import { failedPrecondition, failStream, type ShoalError, toServiceError, unavailable } from '../../common/errors';
 import { requireRole } from '../../ca/authz';
 import type { SessionRegistry } from './sessions';
 import type { StoreCache } from '../store/cache';
@@ -91,7 +91,7 @@ export class Dispatcher {
         try {
           nodeId = requireRole(call, [...NODE_ROLES], 'the dispatcher', this.clusterId).nodeId;
         } catch (err) {
-          return void call.destroy(Object.assign(new Error((err as Error).message), toServiceError(err)));
+          return failStream(call, err);
         }
         void this.openSession(nodeId, call);
       },
@@ -170,7 +170,12 @@ export class Dispatcher {
         status: { state: 'NODE_READY', message: '', addr: peerHost(call.getPeer()) || n.status?.addr || '', heartbeat_at: now() },
       }));
     } catch (err) {
-      call.destroy(err instanceof ShoalError ? Object.assign(new Error(err.message), toServiceError(err)) : (err as Error));
+      return failStream(call, err);
+    }
+    if (call.cancelled) {
+      // The node gave up waiting (and may be opening a session elsewhere): its 'cancelled' came
+      // before there were listeners, and a dead stream must not pass for its session.
+      void this.closeSession(session);
       return;
     }
     const previous = this.sessions.get(nodeId);
