@@ -404,6 +404,7 @@ export class Daemon {
       etcdClientPort: this.config.etcdClientPort,
       etcdPeerPort: this.config.etcdPeerPort,
       pinImage: registryPinner((auth) => this.registries.clientFor({ auth }), this.log.child({ component: 'control' })),
+      peerCredentials: () => clientCredentials(this.certs!),
       log: this.log,
     };
   }

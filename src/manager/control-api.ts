@@ -9,7 +9,7 @@ import type { ServiceLogsRequest__Output } from '../gen/shoal/v1/ServiceLogsRequ
 import { aborted, alreadyExists, failedPrecondition, failStream, hasCode, invalidArgument, notFound, unavailable } from '../common/errors';
 import { unary } from '../common/grpc-handlers';
 import { newId, now, taskName, wantsRunning } from '../common/tasks';
-import type { Dispatcher } from './dispatcher/dispatcher';
+import type { NodeLogs } from './dispatcher/node-logs';
 import type { Op, Store, Versioned } from './store/store';
 import type { StoredRegistryAuth } from './registry-auth';
 import { validateServiceSpec } from './validate';
@@ -47,7 +47,7 @@ export type ClusterHandlers = Pick<
 export class ControlApi {
   constructor(
     private readonly store: Store,
-    private readonly dispatcher: Dispatcher,
+    private readonly nodeLogs: NodeLogs,
     /** Resolves image tags to digests at create and update; absent, tags are stored as given. */
     private readonly pinImage?: ImagePinner,
   ) {}
@@ -271,16 +271,28 @@ export class ControlApi {
       const names = new Map(tasks.map((t) => [t.id, `${taskName(t)}.${t.id}@${hosts.get(t.node_id) ?? t.node_id}`]));
       let open = byNode.size;
       if (!open) return void call.end();
-      for (const [nodeId, nodeTasks] of byNode) {
-        const sub = { id: newId(), task_ids: nodeTasks.map((t) => t.id), follow: call.request.follow, tail: call.request.tail };
-        unsubscribes.push(
-          this.dispatcher.subscribeLogs(nodeId, sub, (msg) => {
+      const closedOne = () => {
+        if (--open === 0) call.end();
+      };
+      await Promise.all(
+        [...byNode].map(async ([nodeId, nodeTasks]) => {
+          const { follow, tail, since_ms } = call.request;
+          const sub = { id: newId(), task_ids: nodeTasks.map((t) => t.id), follow, tail, since_ms };
+          const unsubscribe = await this.nodeLogs.subscribe(nodeId, sub, (msg) => {
             for (const line of msg.lines) call.write({ ...line, task_name: names.get(line.task_id) ?? line.task_id });
             if (msg.err) fail(unavailable(msg.err));
-            else if (msg.close && --open === 0) call.end();
-          }),
-        );
-      }
+            else if (msg.close) closedOne();
+          });
+          if (!unsubscribe) {
+            // The other nodes' logs are still worth having: the missing ones are named, not fatal.
+            const which = nodeTasks.map((t) => taskName(t)).join(', ');
+            call.write({ warning: `node ${hosts.get(nodeId) ?? nodeId} is down or not connected to any manager; the logs of ${which} cannot be read until it is back` });
+            return closedOne();
+          }
+          if (call.cancelled) unsubscribe();
+          else unsubscribes.push(unsubscribe);
+        }),
+      );
     } catch (err) {
       fail(err);
     }

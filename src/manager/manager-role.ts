@@ -7,6 +7,7 @@ import type { Logger } from '../common/logger';
 import { ClusterApi, type ClusterApiHandlers } from './cluster-api';
 import { ControlApi, type ClusterHandlers } from './control-api';
 import { Dispatcher } from './dispatcher/dispatcher';
+import { NodeLogs, type PeerCredentials } from './dispatcher/node-logs';
 import { SessionRegistry } from './dispatcher/sessions';
 import { connectEtcd } from './etcd/client';
 import { EtcdSupervisor, type EtcdTlsFiles } from './etcd/supervisor';
@@ -32,6 +33,8 @@ export interface ManagerRoleOptions {
   /** Joining: the member list to start with, the other members' client URLs and the id to promote. */
   join?: { initialCluster: string; clientUrls: string[]; memberId: string };
   pinImage?: ImagePinner;
+  /** TLS with this node's certificate, for calls to the other managers. */
+  peerCredentials: PeerCredentials;
   log: Logger;
 }
 
@@ -127,7 +130,7 @@ export class ManagerRole {
       sessions,
       dispatcher,
       leadership,
-      new ControlApi(store, dispatcher, opts.pinImage),
+      new ControlApi(store, new NodeLogs(dispatcher, sessions, cache, opts.peerCredentials), opts.pinImage),
       new NodeApi(store, etcd, log.child({ component: 'nodes' })),
       new ClusterApi(store, opts.clusterId, opts.clusterAddr),
       new NodeCaApi(store, etcd, opts.clusterId, log.child({ component: 'ca' })),

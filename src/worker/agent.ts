@@ -237,7 +237,7 @@ export class Agent {
       }
     };
     const readers = sub.task_ids.map((id) =>
-      readTaskLog(this.opts.executor.logPath(id), id, { tail: Number(sub.tail), follow: sub.follow, signal: abort.signal }, send),
+      readTaskLog(this.opts.executor.logPath(id), id, { tail: Number(sub.tail), follow: sub.follow, sinceMs: Number(sub.since_ms), signal: abort.signal }, send),
     );
     Promise.all(readers)
       .then(

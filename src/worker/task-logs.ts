@@ -45,6 +45,8 @@ export class K8sFileParser {
 export interface LogReadOptions {
   tail: number;
   follow: boolean;
+  /** Unix ms: older lines are left out (0: none are). */
+  sinceMs?: number;
   signal: AbortSignal;
 }
 
@@ -105,7 +107,7 @@ class LogCursor {
 
 /**
  * Sends a task's log lines to onLines: the last `tail` lines (all when negative) of its rotated
- * files, oldest first, and of the live one; then, when following, new lines as conmon appends
+ * files, oldest first, and of the live one, written since `sinceMs`; then, when following, new lines as conmon appends
  * them, until the signal aborts.
  */
 export async function readTaskLog(file: string, taskId: string, opts: LogReadOptions, onLines: (lines: LogLine[]) => void): Promise<void> {
@@ -122,7 +124,10 @@ export async function readTaskLog(file: string, taskId: string, opts: LogReadOpt
   try {
     first.push(...parser.push(cursor.read()));
     if (!opts.follow) first.push(...parser.flush());
-    onLines(opts.tail >= 0 ? first.slice(Math.max(0, first.length - opts.tail)) : first);
+    const since = opts.sinceMs ?? 0;
+    // A line whose stamp does not parse is kept: hiding output is the worse mistake.
+    const recent = since > 0 ? first.filter((l) => !(Date.parse(l.timestamp ?? '') < since)) : first;
+    onLines(opts.tail >= 0 ? recent.slice(Math.max(0, recent.length - opts.tail)) : recent);
     if (!opts.follow) return;
     await new Promise<void>((resolve) => {
       const timer = setInterval(() => {

@@ -100,6 +100,24 @@ describe('service logs', () => {
     expect(ids).toHaveLength(2);
   });
 
+  it('--since leaves out what was written before the time given, and refuses a time it cannot read', async () => {
+    node.ok('service', 'create', '--name', 'counter', 'shoal-test:latest', ...COUNTER);
+    await waitFor('counter to log 10 lines', async () => (await logsOf(node, 'counter')).length >= 10);
+    const lines = await logsOf(node, 'counter');
+    const cut = lines[5];
+    // The sixth line's own stamp as the cut, as an RFC 3339 date and as a Unix time.
+    for (const since of [cut.timestamp!, (Date.parse(cut.timestamp!) / 1000).toFixed(3)]) {
+      const texts = parse(node.ok('service', 'logs', '--since', since, 'counter')).map((l) => l.text);
+      expect(texts[0], since).toBe(cut.line);
+      expect(texts.slice(0, 5)).toEqual(lines.slice(5, 10).map((l) => l.line));
+    }
+    expect(parse(node.ok('service', 'logs', '--since', '1h', 'counter')).length).toBeGreaterThanOrEqual(10);
+    expect(node.ok('service', 'logs', '--since', '2099-01-01T00:00:00Z', 'counter')).toBe('');
+    const bad = node.shoal('service', 'logs', '--since', 'yesterday', 'counter');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--since must be a duration back from now \(10m, 1h30m\), a Unix time in seconds or an RFC 3339 date/);
+  });
+
   it('-f keeps printing lines written after it started, until interrupted', async () => {
     node.ok('service', 'create', '--name', 'counter', 'shoal-test:latest', ...COUNTER);
     await waitFor('counter to log', async () => (await logsOf(node, 'counter')).length > 0);

@@ -89,7 +89,12 @@ describe('rolling update', () => {
     });
     await node.stop('SIGTERM');
     await node.start();
-    const done = await waitFor('the update of carry to complete', async () => (await inspect('carry')).update_status?.state === 'completed' && inspect('carry'), 120_000);
+    const done = await waitFor('the update of carry to complete', async () => {
+      const s = await inspect('carry');
+      if (s.update_status?.state === 'completed') return s;
+      const tasks = (await tasksOf(node, 'carry')).map((t) => `${t.slot}:v${t.spec_version}:${t.desired_state}/${t.status!.state}`);
+      throw new Error(`${s.update_status?.state}: ${s.update_status?.message}; tasks ${tasks.join(' ')}`);
+    }, 120_000);
     // The same rollout went on: not begun again, and one new task per slot.
     expect(done.update_status!.started_at).toBe(midway.started_at);
     const running = await runningOf(node, 'carry');

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import { TestNode } from '../helpers/test-node';
 import { testImage } from './images';
 import { apiOf, closeApi, waitFor } from './observe';
@@ -28,6 +28,10 @@ export function useE2eNode(opts: E2eNodeOptions = {}): TestNode {
     if (opts.ready === false) return;
     node.ok('init');
     node.ok('image', 'load', testImage(node));
+  });
+  // What a failed test needs explained is in the daemon's log, which destroy() removes.
+  beforeEach(({ onTestFailed }) => {
+    onTestFailed(() => void process.stderr.write(`──── shoald.log (last lines)\n${node.daemonLog(120)}\n`));
   });
   afterEach(async () => {
     await removeServices(node);

@@ -189,9 +189,9 @@ export class TestNode {
     }
   }
 
-  daemonLog(): string {
+  daemonLog(lines = 40): string {
     try {
-      return fs.readFileSync(path.join(this.dir, 'shoald.log'), 'utf8').split('\n').slice(-40).join('\n');
+      return fs.readFileSync(path.join(this.dir, 'shoald.log'), 'utf8').split('\n').slice(-lines).join('\n');
     } catch {
       return '';
     }

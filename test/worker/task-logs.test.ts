@@ -1,5 +1,9 @@
-import { describe, expect, it } from 'vitest';
-import { K8sFileParser } from '../../src/worker/task-logs';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { LogLine } from '../../src/gen/shoal/v1/LogLine';
+import { K8sFileParser, readTaskLog } from '../../src/worker/task-logs';
 
 describe('k8s-file log parser', () => {
   it('splits records into lines by stream; a partial record ends where the other stream writes', () => {
@@ -22,5 +26,36 @@ describe('k8s-file log parser', () => {
     const p = new K8sFileParser('t1');
     expect(p.push('2026-01-01T00:00:00Z stdout F ab')).toEqual([]);
     expect(p.push('c\n')).toMatchObject([{ line: 'abc', task_id: 't1' }]);
+  });
+});
+
+describe('reading a task log', () => {
+  let dir = '';
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const read = async (since: number, tail = -1): Promise<string[]> => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-task-log-'));
+    const file = path.join(dir, 'ctr.log');
+    fs.writeFileSync(
+      file,
+      '2026-01-01T10:00:00.000000001+00:00 stdout F one\n' +
+        '2026-01-01T11:00:00.5+01:00 stdout F two\n' +
+        '2026-01-01T10:30:00.000000001Z stderr F three\n' +
+        'not-a-time stdout F four\n',
+    );
+    const out: LogLine[] = [];
+    await readTaskLog(file, 't', { tail, follow: false, sinceMs: since, signal: new AbortController().signal }, (l) => out.push(...l));
+    return out.map((l) => l.line!);
+  };
+
+  it('leaves out lines older than --since, comparing instants across time zones', async () => {
+    expect(await read(0)).toEqual(['one', 'two', 'three', 'four']);
+    // 11:00:00.5+01:00 is 10:00:00.5Z: after 10:00:00.1Z, before 10:00:01Z.
+    expect(await read(Date.parse('2026-01-01T10:00:00.1Z'))).toEqual(['two', 'three', 'four']);
+    expect(await read(Date.parse('2026-01-01T10:00:01Z'))).toEqual(['three', 'four']);
+  });
+
+  it('takes the tail of what --since leaves', async () => {
+    expect(await read(Date.parse('2026-01-01T10:00:00.1Z'), 2)).toEqual(['three', 'four']);
   });
 });

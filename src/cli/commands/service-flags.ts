@@ -45,6 +45,26 @@ export const cpus = (flag: string) => wrap((v) => parseCpus(v, flag));
 export const duration = (flag: string) => wrap((v) => parseDuration(v, flag));
 
 /**
+ * --since as Docker takes it, to Unix ms: a duration back from now ("10m", "1h30m"), a Unix time in
+ * seconds ("1732440000", "1732440000.5"), or an RFC 3339 date ("2026-11-24T10:00:00Z", "2026-11-24").
+ */
+export function sinceTime(flag: string, now = Date.now) {
+  return (v: string): number => {
+    const text = v.trim();
+    if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
+    if (/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/i.test(text)) {
+      const ms = Date.parse(text);
+      if (!Number.isNaN(ms)) return ms;
+    }
+    try {
+      return now() - parseDuration(text, flag);
+    } catch {
+      throw new InvalidArgumentError(`${flag} must be a duration back from now (10m, 1h30m), a Unix time in seconds or an RFC 3339 date (2026-11-24T10:00:00Z), got "${v}"`);
+    }
+  };
+}
+
+/**
  * --security-opt seccomp=unconfined|default|FILE (or Docker's older seccomp:…) → the spec's
  * seccomp_profile: "unconfined", "" for the default, or the JSON of FILE, read here and sent.
  */

@@ -9,7 +9,7 @@ import { waitForConvergence } from '../converge';
 import { ago, listingOptions, printIdsOrJson, printJson, printTable, shortId, titleCase } from '../format';
 import { applyRolloutFlags, rolloutOptions } from './rollout-flags';
 import { waitForRollout } from '../rollout';
-import { applyTemplateFlags, blankSpec, collect, integer, labelMap, placementPrefs, serviceMode, templateOptions } from './service-flags';
+import { applyTemplateFlags, blankSpec, collect, integer, labelMap, placementPrefs, serviceMode, sinceTime, templateOptions } from './service-flags';
 import { credentialsForImage } from '../credentials';
 import { printTasks } from '../task-table';
 import type { RegistryAuth } from '../../gen/shoal/v1/RegistryAuth';
@@ -251,12 +251,14 @@ export function serviceCommand(connect: Connect): Command {
     .option('-f, --follow', 'keep printing new lines')
     .option('-n, --tail <lines>', 'lines from the end of each task’s log ("all" for everything)', 'all')
     .option('-t, --timestamps', 'show timestamps')
+    .option('--since <time>', 'only lines since then: a duration back from now (10m), a Unix time or an RFC 3339 date', sinceTime('--since'))
     .action(async (ref: string, opts) => {
       const client = connect();
       const tail = opts.tail === 'all' ? -1 : integer('--tail')(opts.tail);
       await new Promise<void>((resolve, reject) => {
-        const call = client.control.ServiceLogs({ service: ref, follow: !!opts.follow, tail });
+        const call = client.control.ServiceLogs({ service: ref, follow: !!opts.follow, tail, since_ms: opts.since ?? 0 });
         call.on('data', (l) => {
+          if (l.warning) return void process.stderr.write(`warning: ${l.warning}\n`);
           const out = l.stream === 'stderr' ? process.stderr : process.stdout;
           out.write(`${l.task_name}    | ${opts.timestamps ? `${l.timestamp} ` : ''}${l.line}\n`);
         });

@@ -7,7 +7,7 @@ import type { SessionRequest__Output } from '../../gen/shoal/v1/SessionRequest';
 import type { LogSubscription } from '../../gen/shoal/v1/LogSubscription';
 import type { PublishLogsMessage__Output } from '../../gen/shoal/v1/PublishLogsMessage';
 import type { TaskStatusUpdate__Output } from '../../gen/shoal/v1/TaskStatusUpdate';
-import { failedPrecondition, failStream, type ShoalError, toServiceError, unavailable } from '../../common/errors';
+import { failedPrecondition, failStream, invalidArgument, type ShoalError, toServiceError, unavailable } from '../../common/errors';
 import { requireRole } from '../../ca/authz';
 import type { SessionRegistry } from './sessions';
 import type { StoreCache } from '../store/cache';
@@ -127,7 +127,27 @@ export class Dispatcher {
         call.on('end', () => cb(null, {}));
         call.on('error', () => undefined);
       },
+      RelayLogs: (call) => {
+        try {
+          requireRole(call, ['manager'], 'relaying task logs', this.clusterId);
+          const { node_id, subscription } = call.request;
+          if (!subscription) throw invalidArgument('a log subscription is required');
+          const unsubscribe = this.subscribeLogs(node_id, subscription, (msg) => {
+            call.write(msg);
+            if (msg.close) call.end();
+          });
+          call.on('cancelled', unsubscribe);
+          call.on('close', unsubscribe);
+        } catch (err) {
+          failStream(call, err);
+        }
+      },
     };
+  }
+
+  /** Whether the node's session is with this manager. */
+  holds(nodeId: string): boolean {
+    return this.sessions.has(nodeId);
   }
 
   /** Asks a node's agent for task logs; the listener gets its PublishLogs messages. */

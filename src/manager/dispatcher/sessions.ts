@@ -26,7 +26,7 @@ export class SessionRegistry {
 
   constructor(
     private readonly etcd: Etcd3,
-    private readonly managerId: string,
+    readonly managerId: string,
     private readonly log: Logger,
   ) {}
 
@@ -65,21 +65,32 @@ export class SessionRegistry {
   private async recordAll(): Promise<void> {
     const lease = this.lease!;
     await lease.put(`${MANAGERS_ALIVE}${this.managerId}`).value('1').exec();
-    for (const [nodeId, sessionId] of this.held) await lease.put(`${SESSIONS}${nodeId}`).value(sessionId).exec();
+    for (const [nodeId, sessionId] of this.held) await lease.put(`${SESSIONS}${nodeId}`).value(this.marker(sessionId)).exec();
   }
 
   /** Records that this manager now holds the node's session. */
   async open(nodeId: string, sessionId: string): Promise<void> {
     this.held.set(nodeId, sessionId);
-    await this.lease!.put(`${SESSIONS}${nodeId}`).value(sessionId).exec();
+    await this.lease!.put(`${SESSIONS}${nodeId}`).value(this.marker(sessionId)).exec();
   }
 
   /** Forgets the session if it is still the node's current one; says whether it was. */
   async close(nodeId: string, sessionId: string): Promise<boolean> {
     if (this.held.get(nodeId) === sessionId) this.held.delete(nodeId);
     const key = `${SESSIONS}${nodeId}`;
-    const res = await this.etcd.if(key, 'Value', '==', sessionId).then(this.etcd.delete().key(key)).commit();
+    const res = await this.etcd.if(key, 'Value', '==', this.marker(sessionId)).then(this.etcd.delete().key(key)).commit();
     return res.succeeded;
+  }
+
+  /** The manager holding the node's session, if any live manager does. */
+  async holder(nodeId: string): Promise<string | undefined> {
+    const value = await this.etcd.get(`${SESSIONS}${nodeId}`).string().catch((err) => Promise.reject(storeError(err)));
+    return value ? value.slice(0, value.indexOf('/')) : undefined;
+  }
+
+  /** A session's marker names its manager too, so another manager can find where the node is served. */
+  private marker(sessionId: string): string {
+    return `${this.managerId}/${sessionId}`;
   }
 }
 
