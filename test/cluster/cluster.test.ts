@@ -18,30 +18,12 @@ const SERVICES: string[] = [];
 
 const h = (name: string) => cluster.host(name);
 
-/** What the first manager that answers says: the leader may be the one a test just killed. */
-async function ask<T>(call: (client: Client) => Promise<T>): Promise<T> {
-  let last: unknown;
-  for (const m of cluster.managers) {
-    try {
-      return await m.api(call);
-    } catch (err) {
-      last = err;
-    }
-  }
-  throw new Error(`no manager answers: ${(last as Error).message}`);
-}
-
-/** A manager that answers, to run a CLI command on. */
-async function manager(): Promise<TestHost> {
-  for (const m of cluster.managers) if (await m.api((c) => c.listNodes()).then(() => true, () => false)) return m;
-  throw new Error('no manager answers');
-}
-
-const nodes = async () => (await ask((c) => c.listNodes())).nodes;
+const manager = () => cluster.answering();
+const nodes = () => cluster.nodes();
 const nodeOf = async (host: TestHost) => (await nodes()).find((n) => n.description!.hostname === host.hostname);
 const info = (host: TestHost) => host.api((c) => c.info());
-const tasks = async (service: string) => (await ask((c) => c.listTasks({ service }))).tasks;
-const running = async (service: string) => (await tasks(service)).filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING');
+const tasks = (service: string) => cluster.tasks(service);
+const running = (service: string) => cluster.running(service);
 
 /** Running tasks per host name. */
 async function placement(service: string): Promise<Map<string, number>> {
@@ -64,31 +46,9 @@ beforeAll(async () => {
 }, 300_000);
 
 // What a failed scenario needs explained is in the daemons' logs, which destroy() removes.
-beforeEach(({ onTestFailed }) => {
-  onTestFailed(() => {
-    for (const host of cluster.hosts) {
-      process.stderr.write(`──── ${host.name} shoald.log (last lines)\n${host.daemonLog(25)}\n`);
-      if (host.role === 'manager') process.stderr.write(`──── ${host.name} etcd.log (last lines)\n${host.etcdLog(15)}\n`);
-    }
-  });
-});
+beforeEach(({ onTestFailed }) => onTestFailed(() => cluster.printLogs()));
 
-afterEach(async () => {
-  // Right after a failover a manager may answer before it can write; a removal that did not
-  // happen would leave containers behind for every later test.
-  for (const name of SERVICES.splice(0)) {
-    await cluster.waitFor(async () => {
-      const r = (await manager()).shoal('service', 'rm', name);
-      if (r.code !== 0 && !/not found/.test(r.stderr)) throw new Error(r.stderr.trim());
-      return true;
-    }, { what: `service ${name} removed` });
-  }
-  await cluster.waitFor(() => {
-    const left = cluster.hosts.filter((host) => host.containerIds().length > 0);
-    if (left.length > 0) throw new Error(`containers left on ${left.map((host) => `${host.name} (${host.containerIds().join(', ')})`).join('; ')}`);
-    return true;
-  }, { what: 'every container gone', timeoutMs: 90_000 });
-}, 300_000);
+afterEach(() => cluster.removeServices(SERVICES.splice(0)), 300_000);
 
 afterAll(async () => {
   fs.rmSync(work, { recursive: true, force: true });

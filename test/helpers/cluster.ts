@@ -2,6 +2,8 @@ import { execFile, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from '../../src/cli/client';
+import type { Node__Output } from '../../src/gen/shoal/v1/Node';
+import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import type { CliResult } from './test-node';
 
 /** The repository root, whether this runs from test/ under vitest or from dist/ in a benchmark. */
@@ -241,6 +243,65 @@ export class TestCluster {
   /** Runs a cluster.sh command on this cluster. */
   run(command: string, ...args: string[]): Promise<string> {
     return script([command, '--name', this.name, ...args]);
+  }
+
+  /** What the first manager that answers says: the leader may be the one a test just killed. */
+  async ask<T>(call: (client: Client) => Promise<T>): Promise<T> {
+    let last: unknown;
+    for (const m of this.managers) {
+      try {
+        return await m.api(call);
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw new Error(`no manager answers: ${(last as Error).message}`);
+  }
+
+  /** A manager that answers, to run a CLI command on. */
+  async answering(): Promise<TestHost> {
+    for (const m of this.managers) if (await m.api((c) => c.listNodes()).then(() => true, () => false)) return m;
+    throw new Error('no manager answers');
+  }
+
+  async nodes(): Promise<Node__Output[]> {
+    return (await this.ask((c) => c.listNodes())).nodes;
+  }
+
+  async tasks(service: string): Promise<Task__Output[]> {
+    return (await this.ask((c) => c.listTasks({ service }))).tasks;
+  }
+
+  /** The service's tasks that are meant to run and do. */
+  async running(service: string): Promise<Task__Output[]> {
+    return (await this.tasks(service)).filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING');
+  }
+
+  /**
+   * Removes the services (retrying: right after a failover a manager may answer before it can
+   * write) and waits until no host has a container left, naming what is left if one does.
+   */
+  async removeServices(names: string[], timeoutMs = 90_000): Promise<void> {
+    for (const name of names) {
+      await this.waitFor(async () => {
+        const r = (await this.answering()).shoal('service', 'rm', name);
+        if (r.code !== 0 && !/not found/.test(r.stderr)) throw new Error(r.stderr.trim());
+        return true;
+      }, { what: `service ${name} removed` });
+    }
+    await this.waitFor(() => {
+      const left = this.hosts.filter((host) => host.containerIds().length > 0);
+      if (left.length > 0) throw new Error(`containers left on ${left.map((host) => `${host.name} (${host.containerIds().join(', ')})`).join('; ')}`);
+      return true;
+    }, { what: 'every container gone', timeoutMs });
+  }
+
+  /** Each host's last shoald (and etcd) log lines, for a failed test: destroy() removes the logs. */
+  printLogs(): void {
+    for (const host of this.hosts) {
+      process.stderr.write(`──── ${host.name} shoald.log (last lines)\n${host.daemonLog(25)}\n`);
+      if (host.role === 'manager') process.stderr.write(`──── ${host.name} etcd.log (last lines)\n${host.etcdLog(15)}\n`);
+    }
   }
 
   /** The host whose shoald says it is the leader; throws unless exactly one does (use with waitFor). */
