@@ -10,6 +10,7 @@ import { allowBridged } from '../network/forward';
 import { applyVips, vipRuleset, type VipService } from '../network/vip';
 import type { NetworkAttacher } from './exec/task-controller';
 import type { ContainerConfig } from './runtime/types';
+import { ContainerDns } from './container-dns';
 
 /** The nftables table in each container's namespace that balances the VIPs of its networks. */
 const VIP_TABLE = 'shoal';
@@ -30,8 +31,8 @@ const bare = (address: string) => address.split('/')[0];
 /**
  * Puts containers on overlay networks: a network namespace per container, bound to a file so
  * that it outlives shoald and is found again after a restart; a veth from it into the network's
- * bridge; and in it an nftables table that balances every VIP of its networks over the running
- * endpoints. Level-triggered from the overlay state the dispatcher sends (NodeNetworks): each
+ * bridge; in it an nftables table that balances every VIP of its networks over the running
+ * endpoints; and the node's resolver, which answers it the names on its networks. Level-triggered from the overlay state the dispatcher sends (NodeNetworks): each
  * change makes the node carry exactly the networks its containers are on, with every remote
  * task's neighbour and forwarding entries, and rewrites each container's table that changed.
  * One operation at a time, since each reads what exists before it changes it.
@@ -45,28 +46,33 @@ export class ContainerNetworks implements NetworkAttacher {
   /** A converge is queued and not yet begun: a newer state needs no other, it reads the latest. */
   private resyncQueued = false;
   private readonly host: OverlayHost;
+  private readonly dns: ContainerDns;
 
   constructor(private readonly opts: ContainerNetworksOptions) {
     checkPrefix(opts.prefix);
     this.host = { prefix: opts.prefix };
+    this.dns = new ContainerDns({ log: opts.log });
   }
 
   /** The overlay state from the dispatcher; the node is converged to it. */
   setState(state: NodeNetworks__Output): void {
     this.state = state;
+    this.dns.setState(state);
     this.resync();
   }
 
+  /** Stops converging and answering DNS; the containers' namespaces stay, and are served again by the next shoald. */
   close(): void {
     clearTimeout(this.retry);
+    void this.dns.stopAll();
   }
 
   /**
    * Makes the task's container a namespace on each of its networks, in the order of its spec
-   * (eth0, eth1, ...). Undefined for a task that joins none: its container keeps a namespace of
-   * its own with loopback only, made by runc.
+   * (eth0, eth1, ...), served by the node's resolver. Undefined for a task that joins none: its
+   * container keeps a namespace of its own with loopback only, made by runc, and the host's resolv.conf.
    */
-  attach(task: Task__Output): Promise<Pick<ContainerConfig, 'netns' | 'ip'> | undefined> {
+  attach(task: Task__Output): Promise<Pick<ContainerConfig, 'netns' | 'ip' | 'resolvConf'> | undefined> {
     const wanted = task.spec?.networks ?? [];
     if (!wanted.length) return Promise.resolve(undefined);
     const held = this.state?.attachments.find((a) => a.id === task.id)?.networks ?? [];
@@ -85,7 +91,7 @@ export class ContainerNetworks implements NetworkAttacher {
       if (mine) throw mine;
       // Another container's failure is retried as any converge's is.
       if (failures.size) this.resync();
-      return { netns, ip: bare(held[0].address) };
+      return { netns, ip: bare(held[0].address), resolvConf: this.dns.resolvConf() };
     });
   }
 
@@ -150,7 +156,7 @@ export class ContainerNetworks implements NetworkAttacher {
   /**
    * The node's overlay as the state and the local namespaces want it: the networks of the
    * containers here with every remote task on them, each container plugged into its bridges,
-   * and each container's VIP table. Before the first state nothing is known, and nothing is touched.
+   * each container's VIP table, and the resolver in each container's namespace. Before the first state nothing is known, and nothing is touched.
    * A container that cannot be plugged in holds back no other: its error is returned by task id.
    */
   private async converge(): Promise<Map<string, Error>> {
@@ -188,6 +194,9 @@ export class ContainerNetworks implements NetworkAttacher {
         failures.set(c.id, err as Error);
       }
     }
+    // Apart from the rest, since each namespace's first costs a process: side by side, not in turn.
+    const plugged = local.filter((c) => !failures.has(c.id));
+    await Promise.all(plugged.map((c) => this.dns.serve(c.id, c.netns).catch((err: Error) => failures.set(c.id, err))));
     return failures;
   }
 
@@ -195,6 +204,7 @@ export class ContainerNetworks implements NetworkAttacher {
   private async removeNetns(taskId: string): Promise<void> {
     const netns = this.netnsPath(taskId);
     this.written.delete(taskId);
+    await this.dns.stop(taskId);
     if (!fs.existsSync(netns)) return;
     const links = await runJson<ObservedLink>('ip', ['link', 'show'], { netns }).catch(() => [] as ObservedLink[]);
     for (const l of links) if (l.ifname !== 'lo') await run('ip', ['link', 'del', l.ifname], { netns });
