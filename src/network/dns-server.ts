@@ -15,11 +15,17 @@ import * as dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, OptAnswer, Packet, Question } from 'dns-packet';
 import type { Logger } from '../common/logger';
 
+/** A resolver to forward to. */
+export interface Upstream {
+  address: string;
+  port: number;
+}
+
 export interface DnsServerOptions {
   /** The answers to a question from `scope`; undefined forwards it upstream. */
   resolve(scope: string, q: Question): Answer[] | undefined;
-  /** The addresses to forward to, tried in order (port 53). */
-  upstreams(): string[];
+  /** The resolvers to forward to, tried in order. */
+  upstreams(): Upstream[];
   /** How long each upstream has to answer; default 2 s. */
   timeoutMs?: number;
   log: Logger;
@@ -156,7 +162,7 @@ export class DnsServer {
         this.upstreamsFailing = false;
         return withId(reply, id);
       } catch (err) {
-        errors.push(`${upstream}: ${(err as Error).message}`);
+        errors.push(`${upstream.address}:${upstream.port}: ${(err as Error).message}`);
       }
     }
     if (!this.upstreamsFailing) this.opts.log.warn({ upstreams, errors }, 'no upstream resolver answered; containers get SERVFAIL for names outside the cluster');
@@ -166,18 +172,18 @@ export class DnsServer {
 }
 
 /** One query to one resolver over UDP, under an id of its own, answered from that resolver only. */
-function exchangeUdp(upstream: string, msg: Buffer, timeoutMs: number): Promise<Buffer> {
+function exchangeUdp(upstream: Upstream, msg: Buffer, timeoutMs: number): Promise<Buffer> {
   const id = randomInt(0x10000);
-  const socket = dgram.createSocket(net.isIPv6(upstream) ? 'udp6' : 'udp4');
+  const socket = dgram.createSocket(net.isIPv6(upstream.address) ? 'udp6' : 'udp4');
   return new Promise<Buffer>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     socket.on('error', reject);
     socket.on('message', (reply, from) => {
-      if (from.port !== DNS_PORT || from.address !== upstream.replace(/%.*/, '') || reply.length < 12 || reply.readUInt16BE(0) !== id) return;
+      if (from.port !== upstream.port || from.address !== upstream.address.replace(/%.*/, '') || reply.length < 12 || reply.readUInt16BE(0) !== id) return;
       clearTimeout(timer);
       resolve(reply);
     });
-    socket.send(withId(msg, id), DNS_PORT, upstream, (err) => {
+    socket.send(withId(msg, id), upstream.port, upstream.address, (err) => {
       if (err) {
         clearTimeout(timer);
         reject(err);
@@ -187,8 +193,8 @@ function exchangeUdp(upstream: string, msg: Buffer, timeoutMs: number): Promise<
 }
 
 /** One query to one resolver over TCP. */
-function exchangeTcp(upstream: string, msg: Buffer, timeoutMs: number): Promise<Buffer> {
-  const conn = net.connect({ host: upstream, port: DNS_PORT });
+function exchangeTcp(upstream: Upstream, msg: Buffer, timeoutMs: number): Promise<Buffer> {
+  const conn = net.connect({ host: upstream.address, port: upstream.port });
   return new Promise<Buffer>((resolve, reject) => {
     conn.setTimeout(timeoutMs, () => reject(new Error(`no answer within ${timeoutMs} ms`)));
     conn.on('error', reject);

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import type { NodeNetworks__Output } from '../gen/shoal/v1/NodeNetworks';
 import type { Logger } from '../common/logger';
 import { dnsTable, resolve, type DnsTable } from '../network/dns-records';
-import { DnsServer } from '../network/dns-server';
+import { DNS_PORT, DnsServer } from '../network/dns-server';
 import { openDnsListeners, RESOLVER_ADDRESS } from '../network/dns-listeners';
 import { containerResolvConf, parseResolvConf, type ResolvConf } from '../network/resolv-conf';
 import { Semaphore } from './semaphore';
@@ -37,7 +37,7 @@ export class ContainerDns {
   constructor(private readonly opts: ContainerDnsOptions) {
     this.server = new DnsServer({
       resolve: (taskId, q) => resolve(this.table, taskId, q),
-      upstreams: () => this.hostConf(false).nameservers,
+      upstreams: () => this.hostConf(false).nameservers.map((address) => ({ address, port: DNS_PORT })),
       timeoutMs: opts.timeoutMs,
       log: opts.log,
     });
