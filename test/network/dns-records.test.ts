@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Question } from 'dns-packet';
+import type { Answer, Question } from 'dns-packet';
 import { dnsTable, resolve, reverseName } from '../../src/network/dns-records';
 
 // Two networks: front (api, web) and back (db, and api again). Container c1 is on front only,
@@ -33,8 +33,10 @@ const state = {
   ],
 };
 const table = dnsTable(state);
+/** An answer's address or name (what every answer here carries). */
+const data = (a: Answer) => ('data' in a ? a.data : undefined);
 const ask = (taskId: string, name: string, type: Question['type'] = 'A') => resolve(table, taskId, { name, type, class: 'IN' });
-const ips = (taskId: string, name: string) => ask(taskId, name)?.map((a) => a.data);
+const ips = (taskId: string, name: string) => ask(taskId, name)?.map(data);
 
 describe('the names a container resolves', () => {
   it('answers a service name with its VIP on the container’s network', () => {
@@ -85,7 +87,7 @@ describe('the names a container resolves', () => {
   it('names the service behind a VIP and the task behind an address (PTR), on the container’s networks only', () => {
     expect(reverseName('10.1.0.2')).toBe('2.0.1.10.in-addr.arpa');
     expect(ask('c1', reverseName('10.1.0.2'), 'PTR')).toEqual([{ name: '2.0.1.10.in-addr.arpa', type: 'PTR', class: 'IN', ttl: 600, data: 'api' }]);
-    expect(ask('c1', reverseName('10.1.0.4'), 'PTR')?.map((a) => a.data)).toEqual(['api.2.bbbb']);
+    expect(ask('c1', reverseName('10.1.0.4'), 'PTR')?.map(data)).toEqual(['api.2.bbbb']);
     expect(ask('c1', reverseName('10.2.0.3'), 'PTR')).toBeUndefined();
     expect(ask('c1', reverseName('10.1.0.6'), 'PTR')).toBeUndefined();
     expect(ask('c1', reverseName('10.1.0.2'), 'A')).toEqual([]);

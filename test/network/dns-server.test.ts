@@ -73,6 +73,8 @@ function askTcp(port: number, msg: Buffer): Promise<DecodedPacket> {
   }).finally(() => conn.destroy());
 }
 
+/** An answer's address (what every answer here carries). */
+const data = (a: Answer) => ('data' in a ? a.data : undefined);
 const rcode = (p: DecodedPacket) => (p as unknown as { rcode: string }).rcode;
 
 /** 60 addresses: more than fit in 512 bytes. */
@@ -120,7 +122,7 @@ describe('the DNS server', () => {
     expect(reply.questions).toEqual([{ name: 'api', type: 'A', class: 'IN' }]);
     expect(reply.answers).toEqual([{ name: 'api', type: 'A', class: 'IN', ttl: 5, flush: false, data: '10.1.0.2' }]);
     const other = dnsPacket.decode((await askUdp(c2.udp, query('api')))!);
-    expect(other.answers!.map((a) => a.data)).toEqual(['10.2.0.2']);
+    expect(other.answers!.map(data)).toEqual(['10.2.0.2']);
   });
 
   it('forwards any other name to the upstream and relays its answer under the query’s id', async () => {
@@ -130,10 +132,10 @@ describe('the DNS server', () => {
     const reply = dnsPacket.decode((await askUdp(c1.udp, query('example.com', 'A', 7)))!);
     expect(reply.id).toBe(7);
     expect(rcode(reply)).toBe('NOERROR');
-    expect(reply.answers!.map((a) => [a.name, a.data])).toEqual([['example.com', '192.0.2.1']]);
+    expect(reply.answers!.map((a) => [a.name, data(a)])).toEqual([['example.com', '192.0.2.1']]);
     expect(up.asked.map((q) => q.questions![0].name)).toEqual(['example.com']);
     // What the container names in its scope only is the upstream's too for another scope.
-    expect(dnsPacket.decode((await askUdp(c2.udp, query('tasks.big')))!).answers!.map((a) => a.data)).toEqual(['192.0.2.1']);
+    expect(dnsPacket.decode((await askUdp(c2.udp, query('tasks.big')))!).answers!.map(data)).toEqual(['192.0.2.1']);
   });
 
   it('tries the next upstream when one does not answer in time', async () => {
@@ -141,7 +143,7 @@ describe('the DNS server', () => {
     closers.push(silent.close, up.close);
     upstreams = [silent.at, up.at];
     const reply = dnsPacket.decode((await askUdp(c1.udp, query('example.org')))!);
-    expect(reply.answers!.map((a) => a.data)).toEqual(['192.0.2.1']);
+    expect(reply.answers!.map(data)).toEqual(['192.0.2.1']);
     expect(silent.asked).toHaveLength(1);
     expect(up.asked).toHaveLength(1);
   });
@@ -166,7 +168,7 @@ describe('the DNS server', () => {
     expect(udp.answers!.length).toBeLessThan(many.length);
     const tcp = await askTcp(c1.tcp, query('tasks.big'));
     expect(tcp.flag_tc).toBe(false);
-    expect(tcp.answers!.map((a) => a.data).sort()).toEqual([...many].sort());
+    expect(tcp.answers!.map(data).sort()).toEqual([...many].sort());
   });
 
   it('gives a query with EDNS as much as it offers room for', async () => {
@@ -183,7 +185,7 @@ describe('the DNS server', () => {
     upstreams = [up.at];
     const reply = await askTcp(c1.tcp, query('example.com', 'A', 12));
     expect(reply.id).toBe(12);
-    expect(reply.answers!.map((a) => a.data)).toEqual(['192.0.2.1']);
+    expect(reply.answers!.map(data)).toEqual(['192.0.2.1']);
   });
 
   it('answers a malformed query FORMERR, and no reply at all', async () => {
