@@ -110,7 +110,7 @@ export class DnsServer {
   }
 
   /** The reply to one message, or undefined for one that deserves none (not a query). */
-  async respond(scope: string, msg: Buffer, tcp: boolean): Promise<Buffer | undefined> {
+  private async respond(scope: string, msg: Buffer, tcp: boolean): Promise<Buffer | undefined> {
     let query: DecodedPacket;
     try {
       query = dnsPacket.decode(msg);
