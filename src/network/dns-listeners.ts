@@ -20,6 +20,7 @@ import type * as dgram from 'node:dgram';
 import type * as net from 'node:net';
 import { internal } from '../common/errors';
 import { run } from './command';
+import { DNS_PORT } from './dns-server';
 
 export const RESOLVER_ADDRESS = '127.0.0.11';
 const TABLE = 'shoal-dns';
@@ -45,16 +46,16 @@ udp.bind(0, '${RESOLVER_ADDRESS}', () => {
 });
 `;
 
-/** The nft script that sends 127.0.0.11:53 to the listeners' ports, made whole in one transaction. */
-export function redirectRuleset(udpPort: number, tcpPort: number): string {
+/** The nft script that sends 127.0.0.11:53 to the listeners' ports, made whole in one transaction (a new shoald's replace the last's). */
+function redirectRuleset(udpPort: number, tcpPort: number): string {
   return [
     `table ip ${TABLE} {}`,
     `delete table ip ${TABLE}`,
     `table ip ${TABLE} {`,
     '  chain output {',
     `    type nat hook output priority ${DSTNAT}; policy accept;`,
-    `    ip daddr ${RESOLVER_ADDRESS} udp dport 53 dnat to ${RESOLVER_ADDRESS}:${udpPort}`,
-    `    ip daddr ${RESOLVER_ADDRESS} tcp dport 53 dnat to ${RESOLVER_ADDRESS}:${tcpPort}`,
+    `    ip daddr ${RESOLVER_ADDRESS} udp dport ${DNS_PORT} dnat to ${RESOLVER_ADDRESS}:${udpPort}`,
+    `    ip daddr ${RESOLVER_ADDRESS} tcp dport ${DNS_PORT} dnat to ${RESOLVER_ADDRESS}:${tcpPort}`,
     '  }',
     '}',
   ].join('\n') + '\n';
@@ -67,14 +68,10 @@ export async function openDnsListeners(netns: string): Promise<DnsListeners> {
     await run('nft', ['-f', '-'], { netns, input: redirectRuleset((listeners.udp.address() as net.AddressInfo).port, (listeners.tcp.address() as net.AddressInfo).port) });
     return listeners;
   } catch (err) {
-    closeDnsListeners(listeners);
+    listeners.udp.close();
+    listeners.tcp.close();
     throw err;
   }
-}
-
-function closeDnsListeners(l: DnsListeners): void {
-  l.udp.close();
-  l.tcp.close();
 }
 
 function bindIn(netns: string): Promise<DnsListeners> {
