@@ -32,10 +32,11 @@ const bare = (address: string) => address.split('/')[0];
  * Puts containers on overlay networks: a network namespace per container, bound to a file so
  * that it outlives shoald and is found again after a restart; a veth from it into the network's
  * bridge; in it an nftables table that balances every VIP of its networks over the running
- * endpoints; and the node's resolver, which answers it the names on its networks. Level-triggered from the overlay state the dispatcher sends (NodeNetworks): each
- * change makes the node carry exactly the networks its containers are on, with every remote
- * task's neighbour and forwarding entries, and rewrites each container's table that changed.
- * One operation at a time, since each reads what exists before it changes it.
+ * endpoints; and the node's resolver, which answers it the names of its networks.
+ * Level-triggered from the overlay state the dispatcher sends (NodeNetworks): each change makes
+ * the node carry exactly the networks its containers are on, with every remote task's neighbour
+ * and forwarding entries, rewrites each container's table that changed, and gives the resolver
+ * its new names. One operation at a time, since each reads what exists before it changes it.
  */
 export class ContainerNetworks implements NetworkAttacher {
   private state: NodeNetworks__Output | undefined;
@@ -61,7 +62,7 @@ export class ContainerNetworks implements NetworkAttacher {
     this.resync();
   }
 
-  /** Stops converging and answering DNS; the containers' namespaces stay, and are served again by the next shoald. */
+  /** Stops converging and answering DNS; the namespaces stay, for the next shoald to serve again. */
   close(): void {
     clearTimeout(this.retry);
     void this.dns.stopAll();
@@ -70,7 +71,8 @@ export class ContainerNetworks implements NetworkAttacher {
   /**
    * Makes the task's container a namespace on each of its networks, in the order of its spec
    * (eth0, eth1, ...), served by the node's resolver. Undefined for a task that joins none: its
-   * container keeps a namespace of its own with loopback only, made by runc, and the host's resolv.conf.
+   * container keeps a namespace of its own with loopback only, made by runc, and the host's
+   * resolv.conf.
    */
   attach(task: Task__Output): Promise<Pick<ContainerConfig, 'netns' | 'ip' | 'resolvConf'> | undefined> {
     const wanted = task.spec?.networks ?? [];
@@ -86,6 +88,8 @@ export class ContainerNetworks implements NetworkAttacher {
       fs.mkdirSync(this.opts.dir, { recursive: true, mode: 0o700 });
       fs.writeFileSync(netns, '');
       await run('unshare', [`--net=${netns}`, 'true']);
+      // Loopback at once: the resolver's sockets are bound on it while the rest is plugged in.
+      await run('ip', ['link', 'set', 'lo', 'up'], { netns });
       const failures = await this.converge();
       const mine = failures.get(task.id);
       if (mine) throw mine;
@@ -156,8 +160,9 @@ export class ContainerNetworks implements NetworkAttacher {
   /**
    * The node's overlay as the state and the local namespaces want it: the networks of the
    * containers here with every remote task on them, each container plugged into its bridges,
-   * each container's VIP table, and the resolver in each container's namespace. Before the first state nothing is known, and nothing is touched.
-   * A container that cannot be plugged in holds back no other: its error is returned by task id.
+   * each container's VIP table, and the resolver in each container's namespace. Before the first
+   * state nothing is known, and nothing is touched. A container that cannot be plugged in holds
+   * back no other: its error is returned by task id.
    */
   private async converge(): Promise<Map<string, Error>> {
     const failures = new Map<string, Error>();
@@ -172,6 +177,8 @@ export class ContainerNetworks implements NetworkAttacher {
       vni: vnis.get(id)!,
       peers: state.peers.filter((p) => p.network_id === id).map((p) => ({ ip: p.ip, mac: macForIp(p.ip), vtep: p.node_addr })),
     }));
+    // Each namespace's resolver costs a process the first time: begun now, awaited last.
+    const served = Promise.all(local.map((c) => this.dns.serve(c.id, c.netns).then(() => undefined, (err: Error) => err)));
     await applyOverlay(this.host, wanted);
     await allowBridged(this.host.prefix, wanted.length > 0);
     const links = new Set((await runJson<ObservedLink>('ip', ['link', 'show'])).map((l) => l.ifname));
@@ -194,9 +201,7 @@ export class ContainerNetworks implements NetworkAttacher {
         failures.set(c.id, err as Error);
       }
     }
-    // Apart from the rest, since each namespace's first costs a process: side by side, not in turn.
-    const plugged = local.filter((c) => !failures.has(c.id));
-    await Promise.all(plugged.map((c) => this.dns.serve(c.id, c.netns).catch((err: Error) => failures.set(c.id, err))));
+    for (const [i, err] of (await served).entries()) if (err && !failures.has(local[i].id)) failures.set(local[i].id, err);
     return failures;
   }
 
