@@ -10,6 +10,7 @@ import { allowBridged } from '../network/forward';
 import { applyVips, vipRuleset, type VipService } from '../network/vip';
 import type { NetworkAttacher } from './exec/task-controller';
 import type { ContainerConfig } from './runtime/types';
+import { ContainerDns } from './container-dns';
 
 /** The nftables table in each container's namespace that balances the VIPs of its networks. */
 const VIP_TABLE = 'shoal';
@@ -30,11 +31,12 @@ const bare = (address: string) => address.split('/')[0];
 /**
  * Puts containers on overlay networks: a network namespace per container, bound to a file so
  * that it outlives shoald and is found again after a restart; a veth from it into the network's
- * bridge; and in it an nftables table that balances every VIP of its networks over the running
- * endpoints. Level-triggered from the overlay state the dispatcher sends (NodeNetworks): each
- * change makes the node carry exactly the networks its containers are on, with every remote
- * task's neighbour and forwarding entries, and rewrites each container's table that changed.
- * One operation at a time, since each reads what exists before it changes it.
+ * bridge; in it an nftables table that balances every VIP of its networks over the running
+ * endpoints; and the node's resolver, which answers it the names of its networks.
+ * Level-triggered from the overlay state the dispatcher sends (NodeNetworks): each change makes
+ * the node carry exactly the networks its containers are on, with every remote task's neighbour
+ * and forwarding entries, rewrites each container's table that changed, and gives the resolver
+ * its new names. One operation at a time, since each reads what exists before it changes it.
  */
 export class ContainerNetworks implements NetworkAttacher {
   private state: NodeNetworks__Output | undefined;
@@ -45,28 +47,34 @@ export class ContainerNetworks implements NetworkAttacher {
   /** A converge is queued and not yet begun: a newer state needs no other, it reads the latest. */
   private resyncQueued = false;
   private readonly host: OverlayHost;
+  private readonly dns: ContainerDns;
 
   constructor(private readonly opts: ContainerNetworksOptions) {
     checkPrefix(opts.prefix);
     this.host = { prefix: opts.prefix };
+    this.dns = new ContainerDns({ log: opts.log });
   }
 
   /** The overlay state from the dispatcher; the node is converged to it. */
   setState(state: NodeNetworks__Output): void {
     this.state = state;
+    this.dns.setState(state);
     this.resync();
   }
 
+  /** Stops converging and answering DNS; the namespaces stay, for the next shoald to serve again. */
   close(): void {
     clearTimeout(this.retry);
+    void this.dns.stopAll();
   }
 
   /**
    * Makes the task's container a namespace on each of its networks, in the order of its spec
-   * (eth0, eth1, ...). Undefined for a task that joins none: its container keeps a namespace of
-   * its own with loopback only, made by runc.
+   * (eth0, eth1, ...), served by the node's resolver. Undefined for a task that joins none: its
+   * container keeps a namespace of its own with loopback only, made by runc, and the host's
+   * resolv.conf.
    */
-  attach(task: Task__Output): Promise<Pick<ContainerConfig, 'netns' | 'ip'> | undefined> {
+  attach(task: Task__Output): Promise<Pick<ContainerConfig, 'netns' | 'ip' | 'resolvConf'> | undefined> {
     const wanted = task.spec?.networks ?? [];
     if (!wanted.length) return Promise.resolve(undefined);
     const held = this.state?.attachments.find((a) => a.id === task.id)?.networks ?? [];
@@ -80,12 +88,14 @@ export class ContainerNetworks implements NetworkAttacher {
       fs.mkdirSync(this.opts.dir, { recursive: true, mode: 0o700 });
       fs.writeFileSync(netns, '');
       await run('unshare', [`--net=${netns}`, 'true']);
+      // Loopback at once: the resolver's sockets are bound on it while the rest is plugged in.
+      await run('ip', ['link', 'set', 'lo', 'up'], { netns });
       const failures = await this.converge();
       const mine = failures.get(task.id);
       if (mine) throw mine;
       // Another container's failure is retried as any converge's is.
       if (failures.size) this.resync();
-      return { netns, ip: bare(held[0].address) };
+      return { netns, ip: bare(held[0].address), resolvConf: this.dns.resolvConf() };
     });
   }
 
@@ -150,8 +160,9 @@ export class ContainerNetworks implements NetworkAttacher {
   /**
    * The node's overlay as the state and the local namespaces want it: the networks of the
    * containers here with every remote task on them, each container plugged into its bridges,
-   * and each container's VIP table. Before the first state nothing is known, and nothing is touched.
-   * A container that cannot be plugged in holds back no other: its error is returned by task id.
+   * each container's VIP table, and the resolver in each container's namespace. Before the first
+   * state nothing is known, and nothing is touched. A container that cannot be plugged in holds
+   * back no other: its error is returned by task id.
    */
   private async converge(): Promise<Map<string, Error>> {
     const failures = new Map<string, Error>();
@@ -166,6 +177,8 @@ export class ContainerNetworks implements NetworkAttacher {
       vni: vnis.get(id)!,
       peers: state.peers.filter((p) => p.network_id === id).map((p) => ({ ip: p.ip, mac: macForIp(p.ip), vtep: p.node_addr })),
     }));
+    // Each namespace's resolver costs a process the first time: begun now, awaited last.
+    const served = Promise.all(local.map((c) => this.dns.serve(c.id, c.netns).then(() => undefined, (err: Error) => err)));
     await applyOverlay(this.host, wanted);
     await allowBridged(this.host.prefix, wanted.length > 0);
     const links = new Set((await runJson<ObservedLink>('ip', ['link', 'show'])).map((l) => l.ifname));
@@ -188,6 +201,7 @@ export class ContainerNetworks implements NetworkAttacher {
         failures.set(c.id, err as Error);
       }
     }
+    for (const [i, err] of (await served).entries()) if (err && !failures.has(local[i].id)) failures.set(local[i].id, err);
     return failures;
   }
 
@@ -195,6 +209,7 @@ export class ContainerNetworks implements NetworkAttacher {
   private async removeNetns(taskId: string): Promise<void> {
     const netns = this.netnsPath(taskId);
     this.written.delete(taskId);
+    await this.dns.stop(taskId);
     if (!fs.existsSync(netns)) return;
     const links = await runJson<ObservedLink>('ip', ['link', 'show'], { netns }).catch(() => [] as ObservedLink[]);
     for (const l of links) if (l.ifname !== 'lo') await run('ip', ['link', 'del', l.ifname], { netns });

@@ -46,6 +46,15 @@ function requests(client: Task__Output, ip: string, n: number): string[] {
   return inContainer(client, script).trim().split('\n');
 }
 
+/** `nslookup -type=a NAME` in the container, through its resolv.conf: the addresses, or what it said instead. */
+function lookup(t: Task__Output, name: string): string[] {
+  const out = inContainer(t, `nslookup -type=a ${name} 2>&1 || true`);
+  const addresses = [...out.matchAll(/^Address: (\d+\.\d+\.\d+\.\d+)$/gm)].map((m) => m[1]).sort();
+  return addresses.length ? addresses : [out.trim()];
+}
+
+const eth0 = (t: Task__Output) => inContainer(t, 'ip -o -4 addr show eth0').match(/inet (\d+\.\d+\.\d+\.\d+)\//)![1];
+
 const tally = (answers: string[]) => answers.reduce<Record<string, number>>((acc, a) => ({ ...acc, [a]: (acc[a] ?? 0) + 1 }), {});
 const hostnames = (tasks: Task__Output[]) => tasks.map((t) => t.id.slice(0, 12)).sort();
 
@@ -125,7 +134,7 @@ describe('services on overlay networks across 3 hosts', { timeout: 300_000 }, ()
     manager().ok('network', 'create', 'other');
     manager().ok('service', 'create', '--name', 'lone', '--network', 'other', '--constraint', 'node.hostname==h2', IMAGE, ...WHOAMI);
     const [lone] = await running('lone');
-    const loneIp = inContainer(lone, 'ip -o -4 addr show eth0').match(/inet (\d+\.\d+\.\d+\.\d+)\//)![1];
+    const loneIp = eth0(lone);
     // A container on the same network reaches it: lone answers.
     expect(requests(lone, loneIp, 1)).toEqual([lone.id.slice(0, 12)]);
     const otherSubnet = (await network('other')).subnet;
@@ -138,9 +147,28 @@ describe('services on overlay networks across 3 hosts', { timeout: 300_000 }, ()
     expect(leftovers(h('h3')).filter((l) => l.endsWith(`b${vni}`) || l.endsWith(`v${vni}`))).toEqual([]);
   });
 
+  it('resolves, in a container, its networks’ service names to VIPs, tasks.<name> to every running task and task names to their address, and no other network’s names', async () => {
+    const [lone] = await running('lone');
+    const replicas = await running('api');
+    expect(inContainer(client, 'cat /etc/resolv.conf')).toMatch(/^nameserver 127\.0\.0\.11$/m);
+    expect(lookup(client, 'api')).toEqual([apiVip]);
+    const replicaIps = replicas.map(eth0).sort();
+    await cluster.waitFor(() => lookup(client, 'tasks.api').join() === replicaIps.join(), { what: 'tasks.api giving every running replica' });
+    for (const t of replicas) expect(lookup(client, `api.${t.slot}.${t.id}`)).toEqual([eth0(t)]);
+    // A name is as good as the VIP it stands for.
+    expect(hostnames(replicas)).toContain(inContainer(client, 'wget -q -O - http://api/').trim());
+    // lone is on the other network: its names are not the client's to resolve, nor api's lone's.
+    // They go to the host's resolvers, which do not know them (or cannot be reached from the host).
+    const unknown = (name: string) => [expect.stringMatching(new RegExp(`can't find ${name}: (NXDOMAIN|SERVFAIL)`))];
+    expect(lookup(client, 'lone')).toEqual(unknown('lone'));
+    expect(lookup(client, 'tasks.lone')).toEqual(unknown('tasks.lone'));
+    expect(lookup(lone, 'api')).toEqual(unknown('api'));
+    expect(lookup(lone, 'lone')).toEqual([await vip('lone', 'other')]);
+  });
+
   it('joins a network with --network-add and leaves it with --network-rm, by rolling update', async () => {
     const [lone] = await running('lone');
-    const loneIp = inContainer(lone, 'ip -o -4 addr show eth0').match(/inet (\d+\.\d+\.\d+\.\d+)\//)![1];
+    const loneIp = eth0(lone);
     const notOn = manager().shoal('service', 'update', '--network-rm', 'other', 'api');
     expect(notOn.code).not.toBe(0);
     expect(notOn.stderr).toContain('--network-rm: service api is not on network other');
@@ -155,7 +183,7 @@ describe('services on overlay networks across 3 hosts', { timeout: 300_000 }, ()
     expect(requests(client, loneIp, 1)).toEqual(['failed']);
   });
 
-  it('keeps containers networked across a kill -9 of shoald, and removes what a task made when it went meanwhile', async () => {
+  it('keeps containers networked and resolving across a kill -9 of shoald, and removes what a task made when it went meanwhile', async () => {
     const h2 = h('h2');
     const [lone] = await running('lone');
     const otherVni = (await network('other')).vni;
@@ -168,6 +196,10 @@ describe('services on overlay networks across 3 hosts', { timeout: 300_000 }, ()
     // The replica on h2 was adopted with its namespace and still answers through the VIP.
     const kept = await running('api');
     await cluster.waitFor(() => Object.keys(tally(requests(client, apiVip, 20))).sort().join() === hostnames(kept).join(), { what: 'both replicas answering after the restart' });
+    // The resolver's sockets died with shoald: the next one serves the adopted client again.
+    await h('h3').kill('SIGKILL');
+    await h('h3').start();
+    await cluster.waitFor(() => lookup(client, 'api').join() === apiVip, { what: 'the client resolving api after its shoald came back' });
   });
 
   it('leaves no device, namespace, mount or rule on any host once the services and networks are removed', async () => {

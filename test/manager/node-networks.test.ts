@@ -14,8 +14,9 @@ const on = (s: Service__Output, id: string, ...networks: string[]): Service__Out
 });
 
 describe('what a node is told of the overlay', () => {
-  const api = on(service(3), 'api', 'netA');
-  const db = on(service(1), 'db', 'netB');
+  const named = (s: Service__Output, name: string) => ({ ...s, spec: { ...s.spec!, name } });
+  const api = named(on(service(3), 'api', 'netA'), 'api');
+  const db = named(on(service(1), 'db', 'netB'), 'db');
   const t = (s: Service__Output, node: string, state: TaskState__Output, desired: TaskState__Output = 'RUNNING') => task(s, 1, state, { node_id: node, desired_state: desired });
   const [a1, a2, a3, starting, stopping] = [t(api, 'n1', 'RUNNING'), t(api, 'n2', 'RUNNING'), t(api, 'n3', 'RUNNING'), t(api, 'n3', 'STARTING'), t(api, 'n2', 'RUNNING', 'SHUTDOWN')];
   const d1 = t(db, 'n2', 'RUNNING');
@@ -26,7 +27,7 @@ describe('what a node is told of the overlay', () => {
     { id: 'api', version: 1, virtual_ips: [{ network_id: 'netA', address: '10.1.0.2/24' }] },
     { id: 'db', version: 1, virtual_ips: [{ network_id: 'netB', address: '10.2.0.2/24' }] },
   ];
-  const index = indexNetworks([net('netA', 4096), net('netB', 4097)], records, vips, [a1, a2, a3, starting, stopping, d1, ended], new Map([['n1', '192.168.0.1'], ['n2', '192.168.0.2'], ['n3', '192.168.0.3']]));
+  const index = indexNetworks([net('netA', 4096), net('netB', 4097)], records, vips, [a1, a2, a3, starting, stopping, d1, ended], new Map([['n1', '192.168.0.1'], ['n2', '192.168.0.2'], ['n3', '192.168.0.3']]), [api, db]);
 
   it('gives a node its tasks’ networks and addresses, the other nodes’ tasks on them, and each VIP with its running tasks', () => {
     const state = nodeNetworks('n1', [a1], index);
@@ -39,15 +40,32 @@ describe('what a node is told of the overlay', () => {
       { network_id: 'netA', ip: '10.1.0.7', node_addr: '192.168.0.2' },
     ]);
     // Not the one starting, the one being stopped, nor the one that ended.
-    expect(state.services).toEqual([{ service_id: 'api', network_id: 'netA', vip: '10.1.0.2', endpoints: ['10.1.0.3', '10.1.0.4', '10.1.0.5'] }]);
+    expect(state.services).toEqual([{ service_id: 'api', network_id: 'netA', vip: '10.1.0.2', endpoints: ['10.1.0.3', '10.1.0.4', '10.1.0.5'], service_name: 'api' }]);
+  });
+
+  it('names every task on the node’s networks that has not ended, its own and the others’, as Swarm names their containers', () => {
+    const state = nodeNetworks('n1', [a1], index);
+    const name = (t: typeof a1) => `api.1.${t.id}`;
+    expect(state.task_names).toEqual(
+      [a1, a2, a3, starting, stopping].map((t) => ({ network_id: 'netA', name: name(t), ip: addr[t.id] })).sort((x, y) => (x.name < y.name ? -1 : 1)),
+    );
+    const global = task(api, 0, 'RUNNING', { node_id: 'n9' });
+    const withGlobal = indexNetworks([net('netA', 4096)], [{ id: global.id, version: 1, networks: [{ network_id: 'netA', address: '10.1.0.9/24' }] }], [], [global], new Map(), [api]);
+    expect(nodeNetworks('n9', [global], withGlobal).task_names).toEqual([{ network_id: 'netA', name: `api.n9.${global.id}`, ip: '10.1.0.9' }]);
+  });
+
+  it('keeps balancing the VIP of a service already removed, with no name to resolve it by', () => {
+    const gone = indexNetworks([net('netA', 4096)], records, vips, [a1], new Map(), []);
+    expect(nodeNetworks('n1', [a1], gone).services).toEqual([{ service_id: 'api', network_id: 'netA', vip: '10.1.0.2', endpoints: ['10.1.0.3'], service_name: '' }]);
   });
 
   it('tells a node nothing of networks it has no task on', () => {
     const n2 = nodeNetworks('n2', [d1], index);
     expect(n2.networks.map((n) => n.id)).toEqual(['netB']);
     expect(n2.peers).toEqual([]);
-    expect(n2.services).toEqual([{ service_id: 'db', network_id: 'netB', vip: '10.2.0.2', endpoints: ['10.2.0.3'] }]);
-    expect(nodeNetworks('n4', [], index)).toEqual({ networks: [], attachments: [], peers: [], services: [] });
+    expect(n2.services).toEqual([{ service_id: 'db', network_id: 'netB', vip: '10.2.0.2', endpoints: ['10.2.0.3'], service_name: 'db' }]);
+    expect(n2.task_names).toEqual([{ network_id: 'netB', name: `db.1.${d1.id}`, ip: '10.2.0.3' }]);
+    expect(nodeNetworks('n4', [], index)).toEqual({ networks: [], attachments: [], peers: [], services: [], task_names: [] });
   });
 
   it('holds back a task on networks until it has an address on each; others go at once', () => {

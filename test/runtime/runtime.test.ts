@@ -78,6 +78,13 @@ describe('Runtime (runc under conmon)', () => {
     expect(lines.map((l) => l.text)).toEqual(['web-1', 'web-1', 'bar baz', '/tmp', '65534', '65534', '65534 50', '/nonexistent', '1', 'resolv']);
   });
 
+  it('gives a container the resolv.conf it is handed, else a copy of the host’s', async () => {
+    const handed = await run({ resolvConf: 'nameserver 127.0.0.11\noptions ndots:0\n', args: ['cat', '/etc/resolv.conf'] });
+    expect(handed.lines.map((l) => l.text)).toEqual(['nameserver 127.0.0.11', 'options ndots:0']);
+    const host = await run({ args: ['cat', '/etc/resolv.conf'] });
+    expect(host.lines.map((l) => l.text)).toEqual(readFileSync('/etc/resolv.conf', 'utf8').split('\n').filter(Boolean));
+  });
+
   it('applies a numeric uid:gid and runs as root by default', async () => {
     const a = await run({ user: '1234:50', args: ['sh', '-c', 'id -u; id -g'] });
     expect(a.lines.map((l) => l.text)).toEqual(['1234', '50']);

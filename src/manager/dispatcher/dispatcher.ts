@@ -236,6 +236,7 @@ export class Dispatcher {
       this.cache.list<ServiceVips__Output>('service-vips'),
       this.cache.tasks(),
       new Map(nodes.filter((n) => n.status?.addr).map((n) => [n.id, n.status!.addr])),
+      this.cache.services(),
     );
     for (const s of this.sessions.values()) {
       // A global task names its node from birth, but is the node's only once the scheduler has checked it fits.

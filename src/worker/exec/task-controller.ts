@@ -14,7 +14,7 @@ import type { ContainerConfig, ContainerRuntime } from './runtime';
 /** Puts a task's container on its overlay networks (worker/container-networks.ts), or a fake in tests. */
 export interface NetworkAttacher {
   /** The namespace to make the container in; undefined when the task joins no network. */
-  attach(task: Task__Output): Promise<Pick<ContainerConfig, 'netns' | 'ip'> | undefined>;
+  attach(task: Task__Output): Promise<Pick<ContainerConfig, 'netns' | 'ip' | 'resolvConf'> | undefined>;
   /** Removes what attach made; a no-op when there is nothing. */
   release(taskId: string): Promise<void>;
 }

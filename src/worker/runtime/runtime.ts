@@ -105,7 +105,9 @@ export class Runtime {
         fs.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec)),
         fs.writeFile(path.join(bundle, 'hostname'), `${cfg.hostname}\n`),
         fs.writeFile(path.join(bundle, 'hosts'), hostsFile(cfg.hostname, cfg.ip)),
-        fs.copyFile('/etc/resolv.conf', path.join(bundle, 'resolv.conf')).catch(() => fs.writeFile(path.join(bundle, 'resolv.conf'), '')),
+        cfg.resolvConf !== undefined
+          ? fs.writeFile(path.join(bundle, 'resolv.conf'), cfg.resolvConf)
+          : fs.copyFile('/etc/resolv.conf', path.join(bundle, 'resolv.conf')).catch(() => fs.writeFile(path.join(bundle, 'resolv.conf'), '')),
         fs.mkdir(path.dirname(cfg.logPath), { recursive: true }),
       ]);
       this.rotator?.prepare(cfg.logPath);

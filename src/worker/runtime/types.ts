@@ -31,6 +31,8 @@ export interface ContainerConfig {
   netns?: string;
   /** Its address on its first network, which its hostname resolves to in /etc/hosts. */
   ip?: string;
+  /** Its /etc/resolv.conf; absent: a copy of the host's. */
+  resolvConf?: string;
 }
 
 export type ContainerStatus = 'creating' | 'created' | 'running' | 'stopped' | 'unknown';
