@@ -23,6 +23,10 @@ describe('nextStep', () => {
     ['RUNNING', 'PREPARING', created, { op: 'start' }],
     // a leftover the runtime cannot account for is redone
     ['RUNNING', 'PREPARING', unknown, { op: 'prepare' }],
+    // a create cut short by the daemon's stop is made again; one that ran, ended with no code, failed
+    ['RUNNING', 'PREPARING', { status: 'stopped', exitCode: null }, { op: 'prepare' }],
+    ['RUNNING', 'ASSIGNED', { status: 'stopped', exitCode: null }, { op: 'prepare' }],
+    ['RUNNING', 'RUNNING', { status: 'stopped', exitCode: null }, { op: 'exited', exitCode: null }],
     // running: reported once, then left alone
     ['RUNNING', 'PREPARING', running, { op: 'adopt' }],
     ['RUNNING', 'ASSIGNED', running, { op: 'adopt' }],

@@ -53,7 +53,12 @@ export function nextStep(desired: State, observed: State, container: Observed | 
     return rank(observed) < rank(health === 'starting' ? 'STARTING' : 'RUNNING') ? { op: 'adopt' } : null;
   }
   if (isTerminal(observed)) return container ? { op: 'remove' } : null;
-  if (container?.status === 'stopped') return { op: 'exited', exitCode: container.exitCode };
+  if (container?.status === 'stopped') {
+    // Stopped with no exit code, before it was ever reported started: its create was cut short (the
+    // daemon stopped mid-way) and none of the task ran, so it is made again rather than failed.
+    if (container.exitCode === null && rank(observed) < rank('STARTING')) return { op: 'prepare' };
+    return { op: 'exited', exitCode: container.exitCode };
+  }
   // A task runs in one container once: one that vanished is not started again behind the manager's back.
   if (rank(observed) >= rank('RUNNING')) return { op: 'lost' };
   if (desired !== 'RUNNING') return null;
