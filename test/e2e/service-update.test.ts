@@ -38,9 +38,12 @@ afterAll(() => {
   else process.env.SHOAL_CONFIG = savedConfig;
 });
 
+// Each `service update` waits out the update monitor (5 s by default); what is tested here does not depend on it.
+const QUICK = ['--update-monitor', '1s'];
+
 describe('service update', () => {
   it('--image replaces the task with one running the new image', async () => {
-    node.ok('service', 'create', '--name', 'img', 'shoal-test:latest', ...thenIdle(MARKED));
+    node.ok('service', 'create', ...QUICK, '--name', 'img', 'shoal-test:latest', ...thenIdle(MARKED));
     const first = await nextTaskLogging(node, 'img', /^mark=none$/);
     node.ok('service', 'update', '--image', 'shoal-e2e:marked', 'img');
     const second = await nextTaskLogging(node, 'img', /^mark=v2$/, first.id);
@@ -51,7 +54,7 @@ describe('service update', () => {
   });
 
   it('--args replaces the arguments given to the image entrypoint', async () => {
-    node.ok('service', 'create', '--name', 'args', 'shoal-e2e:args', 'one', 'two');
+    node.ok('service', 'create', ...QUICK, '--name', 'args', 'shoal-e2e:args', 'one', 'two');
     const first = await nextTaskLogging(node, 'args', /^args: one two$/);
     node.ok('service', 'update', '--args', 'three four  five', 'args');
     await nextTaskLogging(node, 'args', /^args: three four five$/, first.id);
@@ -59,7 +62,7 @@ describe('service update', () => {
   });
 
   it('--env-rm removes the variable from the container and the spec, keeping the others', async () => {
-    node.ok('service', 'create', '--name', 'env', '-e', 'KEEP=1', '-e', 'DROP=2', 'shoal-test:latest', ...thenIdle('echo "KEEP=${KEEP-unset} DROP=${DROP-unset}"'));
+    node.ok('service', 'create', ...QUICK, '--name', 'env', '-e', 'KEEP=1', '-e', 'DROP=2', 'shoal-test:latest', ...thenIdle('echo "KEEP=${KEEP-unset} DROP=${DROP-unset}"'));
     const first = await nextTaskLogging(node, 'env', /^KEEP=1 DROP=2$/);
     node.ok('service', 'update', '--env-rm', 'DROP', 'env');
     await nextTaskLogging(node, 'env', /^KEEP=1 DROP=unset$/, first.id);
@@ -67,7 +70,7 @@ describe('service update', () => {
   });
 
   it('limits reach the new container’s cgroups', async () => {
-    node.ok('service', 'create', '--name', 'lim', 'shoal-test:latest', ...thenIdle('echo up'));
+    node.ok('service', 'create', ...QUICK, '--name', 'lim', 'shoal-test:latest', ...thenIdle('echo up'));
     const first = await nextTaskLogging(node, 'lim', /^up$/);
     expect(cgroupLimits(first.status!.container!.pid)).toEqual({ memory: null, cpus: null, pids: null });
 
@@ -82,7 +85,7 @@ describe('service update', () => {
 
   it('--constraint-add makes the task unplaceable with the reason, --constraint-rm places it again', async () => {
     const hostname = os.hostname();
-    node.ok('service', 'create', '--name', 'pin', 'shoal-test:latest', ...thenIdle('echo up'));
+    node.ok('service', 'create', ...QUICK, '--name', 'pin', 'shoal-test:latest', ...thenIdle('echo up'));
     const first = await nextTaskLogging(node, 'pin', /^up$/);
     const constraint = `node.hostname!=${hostname}`;
     node.ok('service', 'update', '-d', '--constraint-add', constraint, 'pin');
@@ -103,7 +106,7 @@ describe('service update', () => {
     registry.push(`oci-archive:${configuredImage(node, 'private-app:2', { Env: ['PATH=/bin', 'MARK=private2'] })}`, 'private/app:2');
     const repo = `${registry.host}/private/app`;
     node.ok('login', registry.host, '-u', 'ci', '-p', PASSWORD);
-    node.ok('service', 'create', '--name', 'priv', '--with-registry-auth', `${repo}:1`, ...thenIdle(MARKED));
+    node.ok('service', 'create', ...QUICK, '--name', 'priv', '--with-registry-auth', `${repo}:1`, ...thenIdle(MARKED));
     const first = await nextTaskLogging(node, 'priv', /^mark=none$/);
     // The CLI forgets the password: what the next pull uses can only be what the service kept.
     node.ok('logout', registry.host);

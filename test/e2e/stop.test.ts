@@ -11,6 +11,9 @@ beforeAll(() => {
   node.ok('image', 'load', configuredImage(node, 'shoal-e2e:usr1', { Env: ['PATH=/bin'], StopSignal: 'SIGUSR1' }));
 });
 
+// Each `service update` waits out the update monitor (5 s by default); what is tested here does not depend on it.
+const QUICK = ['--update-monitor', '1s'];
+
 /** A container that reports each of these signals, takes a moment to clean up, and exits 0. */
 const GRACEFUL = [
   'sh',
@@ -32,7 +35,7 @@ const killed = (taskId: string) =>
  * until the old container is gone); returns the old task's id and what it logged.
  */
 async function stopOnce(name: string, flags: string[], image: string, command: string[]): Promise<{ id: string; lines: string[] }> {
-  node.ok('service', 'create', '--name', name, ...flags, image, ...command);
+  node.ok('service', 'create', ...QUICK, '--name', name, ...flags, image, ...command);
   const task = await nextTaskLogging(node, name, /^ready$/);
   node.ok('service', 'update', '--env-add', 'ROUND=2', name);
   expect((await tasksOf(node, name)).find((t) => t.id === task.id)!.status!.state).toBe('SHUTDOWN');
@@ -75,7 +78,7 @@ describe('stop signal and grace period', () => {
   });
 
   it('service rm stops the containers with the service’s signal and grace period', async () => {
-    node.ok('service', 'create', '--name', 'removed', '--stop-grace-period', '1m', 'shoal-e2e:usr1', ...GRACEFUL);
+    node.ok('service', 'create', ...QUICK, '--name', 'removed', '--stop-grace-period', '1m', 'shoal-e2e:usr1', ...GRACEFUL);
     const task = await nextTaskLogging(node, 'removed', /^ready$/);
     // The task's log goes with the task; a second name for the file keeps what it says.
     const kept = path.join(node.dir, `${task.id}.kept.log`);
