@@ -9,7 +9,7 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 # iproute2, nftables, iptables: networking; docker-registry, skopeo: registry tests (perl: bcrypt
 # htpasswd entries through libcrypt for the registry auth test; openssl: the key and certificate of
 # the bearer-token test's token server).
-PACKAGES=(etcd-server runc conmon busybox-static attr iproute2 nftables iptables tar coreutils util-linux docker-registry skopeo perl openssl)
+PACKAGES=(etcd-server etcd-client runc conmon busybox-static attr iproute2 nftables iptables tar coreutils util-linux docker-registry skopeo perl openssl)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host.sh must run as root (it installs packages, and shoal needs root for namespaces and cgroups)" >&2
