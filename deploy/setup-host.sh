@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Prepares this machine for shoal: Debian packages, npm dependencies, and the compiled daemon
-# and CLI. Idempotent: a second run only checks and returns.
+# Prepares this machine for shoal: Debian packages, npm dependencies, the compiled daemon and
+# CLI, and the kernel and sysctl checklist (deploy/check-host.sh). Idempotent: a second run only
+# checks and returns.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 
-# etcd-server: the raft engine each manager supervises; runc + conmon: the OCI runtime and its
+# etcd-server: the raft engine each manager supervises; etcd-client: etcdctl, which takes and
+# restores snapshots (shoal swarm backup / restore); runc + conmon: the OCI runtime and its
 # monitor; busybox-static: the test image; attr: setfattr for overlay opaque whiteouts;
 # iproute2, nftables, iptables: networking; docker-registry, skopeo: registry tests (perl: bcrypt
 # htpasswd entries through libcrypt for the registry auth test; openssl: the key and certificate of
@@ -41,3 +43,7 @@ fi
 
 ln -sf "$PWD/bin/shoal" /usr/local/bin/shoal
 ln -sf "$PWD/bin/shoald" /usr/local/bin/shoald
+
+# Kernel features, cgroup controllers and sysctls (silent when all is well). What it reports stops
+# only the features it names, so setup goes on.
+bash deploy/check-host.sh || true
