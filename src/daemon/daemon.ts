@@ -17,17 +17,20 @@ import { type NodeCertificates, readNodeCertificates, removeNodeCertificates, wr
 import { renewalDelayMs } from '../ca/renewal';
 import { clientCredentials, listenTls, type TlsListener } from '../ca/tls';
 import { checkAdvertiseAddr, defaultAdvertiseAddr, formatHostPort, parseHostPort, sourceAddressFor } from '../common/addresses';
-import { failedPrecondition, ShoalError } from '../common/errors';
+import { explainNoSpace } from '../common/disk';
+import { failedPrecondition, ShoalError, toServiceError } from '../common/errors';
 import { unary } from '../common/grpc-handlers';
 import type { Logger } from '../common/logger';
 import { shoalProto } from '../common/proto';
 import { newId, now } from '../common/tasks';
 import { VERSION } from '../common/version';
-import { newClusterSecrets } from '../manager/cluster-secrets';
+import { type ClusterSecrets, newClusterSecrets } from '../manager/cluster-secrets';
 import { connectEtcd } from '../manager/etcd/client';
 import { listMembers, removeMember } from '../manager/etcd/membership';
 import { ManagerRole, type ManagerControlHandlers, etcdTlsFiles, writeEtcdTls } from '../manager/manager-role';
 import { registryPinner } from '../manager/pin-image';
+import { restoreClusterState, restoredNodesPlan } from '../manager/restore';
+import type { Op, Store } from '../manager/store/store';
 import { Agent } from '../worker/agent';
 import { Executor } from '../worker/executor';
 import { ContainerNetworks } from '../worker/container-networks';
@@ -39,6 +42,7 @@ import { DEFAULTS, type DaemonConfig, paths } from './config';
 import { type Identity, readIdentity, writeIdentity } from './identity';
 import { joinCluster, joinManagers, leaveCluster, renewCertificate } from './join';
 import { routed } from './routing';
+import { receiveSnapshot } from './snapshot-upload';
 
 const IMAGE_GC_PERIOD_MS = 5 * 60_000;
 const RENEW_RETRY_MS = 60_000;
@@ -104,6 +108,8 @@ export class Daemon {
     const p = paths(this.config);
     fs.mkdirSync(this.config.dataDir, { recursive: true, mode: 0o700 });
     claimPidFile(p.pidFile);
+    // Uploads of a restore that shoald died in the middle of.
+    for (const f of fs.readdirSync(this.config.dataDir)) if (/^restore-[a-z0-9]+\.db$/.test(f)) fs.rmSync(path.join(this.config.dataDir, f), { force: true });
     writeIdentity(p.identity, this.identity);
     await this.executor.init();
     if (this.config.imageGc?.maxBytes !== undefined || this.config.imageGc?.highPercent !== undefined) {
@@ -219,7 +225,7 @@ export class Daemon {
    */
   private remoteControlHandlers(): ControlHandlers {
     const local = this.nodeLocalHandlers();
-    const onlyLocal = failedPrecondition('init, join and leave act on the node they run on: run them there, without -H');
+    const onlyLocal = failedPrecondition('init, join, leave and restore act on the node they run on: run them there, without -H');
     return routed<ControlHandlers>(shoalProto().Control.service, (call) => {
       try {
         requireRole(call as Parameters<typeof requireRole>[0], ['manager', 'admin'], 'the control API', this.identity.cluster_id);
@@ -227,7 +233,7 @@ export class Daemon {
         return err as ShoalError;
       }
       const method = methodOf(call);
-      if (method === 'Init' || method === 'Join' || method === 'Leave') return onlyLocal;
+      if (method === 'Init' || method === 'Join' || method === 'Leave' || method === 'Restore') return onlyLocal;
       if (method === 'Info') return local as unknown as ControlHandlers;
       return this.managerControl() as ControlHandlers | ShoalError;
     });
@@ -239,9 +245,24 @@ export class Daemon {
     return failedPrecondition('this node is not a manager; run it on a manager or use -H');
   }
 
-  private nodeLocalHandlers(): Pick<ControlHandlers, 'Init' | 'Info' | 'Join' | 'Leave'> {
+  private nodeLocalHandlers(): Pick<ControlHandlers, 'Init' | 'Info' | 'Join' | 'Leave' | 'Restore'> {
     return {
       Init: unary((req) => this.serialized(() => this.init(req.advertise_addr))),
+      Restore: (call, cb) => {
+        const file = path.join(this.config.dataDir, `restore-${newId()}.db`);
+        const restore = async () => {
+          // Refused before the upload, and again once it is in: a join may have come in between.
+          this.checkNotInCluster('restore a cluster here');
+          const { advertiseAddr } = await receiveSnapshot(call, file);
+          return this.serialized(() => this.restore(advertiseAddr, file));
+        };
+        restore()
+          .finally(() => fs.rmSync(file, { force: true }))
+          .then(
+            (res) => cb(null, res),
+            async (err) => cb(toServiceError(await explainNoSpace(err, this.config.dataDir))),
+          );
+      },
       Join: unary((req) => this.serialized(() => this.join(req))),
       Leave: unary((req) => this.serialized(() => this.leave(req.force))),
       Info: unary(async () => ({
@@ -284,11 +305,65 @@ export class Daemon {
 
   /** Makes this node the first manager of a new cluster (and a worker, as in Swarm). */
   private async init(advertise: string): Promise<InitResponse> {
-    if (this.identity.cluster_id) throw failedPrecondition('this node is already part of a cluster; run `shoal leave --force` first to start a new one');
+    this.checkNotInCluster('start a new one');
     const { host, addr } = await this.clusterAddr(advertise);
     const clusterId = newId();
-    const nodeId = this.identity.node_id;
     const secrets = await newClusterSecrets(clusterId);
+    fs.rmSync(paths(this.config).etcd, { recursive: true, force: true });
+    const res = await this.becomeFirstManager({ host, addr, clusterId, secrets }, async (self) => [
+      { type: 'create', kind: 'cluster', obj: { id: clusterId, version: 0, created_at: self.created_at } satisfies Cluster__Output },
+      { type: 'create', kind: 'nodes', obj: self },
+      { type: 'create', kind: 'secrets', obj: secrets },
+    ]);
+    this.log.info({ clusterId, addr }, 'initialised a new cluster');
+    return res;
+  }
+
+  /**
+   * Makes this node the one manager of the cluster a snapshot holds (shoal swarm restore): its
+   * etcd member is made from the snapshot, the old managers are removed, and the services, tasks,
+   * networks, workers and join tokens are the snapshot's.
+   */
+  private async restore(advertise: string, snapshot: string): Promise<InitResponse> {
+    this.checkNotInCluster('restore a cluster here');
+    const { host, addr } = await this.clusterAddr(advertise);
+    const etcdDir = paths(this.config).etcd;
+    fs.rmSync(etcdDir, { recursive: true, force: true });
+    let restored;
+    try {
+      restored = await restoreClusterState({
+        snapshot,
+        etcdDir,
+        nodeId: this.identity.node_id,
+        advertiseHost: host,
+        clientPort: this.config.etcdClientPort,
+        peerPort: this.config.etcdPeerPort,
+        log: this.log,
+      });
+    } catch (err) {
+      fs.rmSync(etcdDir, { recursive: true, force: true });
+      throw err;
+    }
+    const res = await this.becomeFirstManager({ host, addr, ...restored }, async (self, store) => restoredNodesPlan(await store.list<Node__Output>('nodes'), self));
+    this.log.info({ clusterId: restored.clusterId, addr }, 'restored the cluster from a snapshot; this node is its only manager');
+    return res;
+  }
+
+  private checkNotInCluster(toDo: string): void {
+    if (this.identity.cluster_id) throw failedPrecondition(`this node is already part of a cluster; run \`shoal leave --force\` first to ${toDo}`);
+  }
+
+  /**
+   * Starts this node as the only manager of a cluster whose CAs are `secrets`: its certificates,
+   * its etcd member (on whatever data the etcd dir holds), then the writes `plan` makes from the
+   * node object that stands for it, before anything serves. On failure nothing of it stays.
+   */
+  private async becomeFirstManager(
+    c: { host: string; addr: string; clusterId: string; secrets: ClusterSecrets },
+    plan: (self: Node__Output, store: Store) => Promise<Op[]>,
+  ): Promise<InitResponse> {
+    const { host, addr, clusterId, secrets } = c;
+    const nodeId = this.identity.node_id;
     const subject = { nodeId, role: 'manager' as const, clusterId };
     const [nodeCert, etcdCert] = await Promise.all([
       issueKeyPair(secrets.root_ca, subject),
@@ -296,28 +371,21 @@ export class Daemon {
     ]);
     const certs = { caPem: secrets.root_ca.certPem, ...nodeCert };
     const etcdDir = paths(this.config).etcd;
-    fs.rmSync(etcdDir, { recursive: true, force: true });
     writeEtcdTls(etcdDir, { caPem: secrets.etcd_ca.certPem, ...etcdCert });
     await this.startClusterServer(certs);
     try {
       this.manager = await ManagerRole.start(this.managerOptions(nodeId, clusterId, host, addr), async (store, etcd) => {
         const [member] = await listMembers(etcd);
-        const ts = now();
-        const cluster: Cluster__Output = { id: clusterId, version: 0, created_at: ts };
-        const node: Node__Output = {
+        const self: Node__Output = {
           id: nodeId,
           version: 0,
           spec: { role: 'manager', availability: 'active', labels: {} },
           description: this.describeNode(),
           status: { state: 'NODE_UNKNOWN', message: '', addr: host, heartbeat_at: '' },
           manager_status: { leader: false, reachability: 'reachable', addr, etcd_member_id: member.ID },
-          created_at: ts,
+          created_at: now(),
         };
-        await store.commit([
-          { type: 'create', kind: 'cluster', obj: cluster },
-          { type: 'create', kind: 'nodes', obj: node },
-          { type: 'create', kind: 'secrets', obj: secrets },
-        ]);
+        await store.commit(await plan(self, store));
       });
     } catch (err) {
       await this.stopClusterServer();
@@ -325,7 +393,6 @@ export class Daemon {
       throw err;
     }
     this.enterCluster({ node_id: nodeId, cluster_id: clusterId, role: 'manager', advertise_addr: addr, managers: [addr] }, certs);
-    this.log.info({ clusterId, addr }, 'initialised a new cluster');
     return { node_id: nodeId, cluster_id: clusterId, worker_join_command: `shoal join --token ${secrets.worker_token} ${addr}` };
   }
 

@@ -4,6 +4,7 @@ import type { Etcd3 } from 'etcd3';
 import type { DispatcherHandlers } from '../gen/shoal/v1/Dispatcher';
 import type { NodeCAHandlers } from '../gen/shoal/v1/NodeCA';
 import type { Logger } from '../common/logger';
+import { BackupApi, type BackupHandlers } from './backup-api';
 import { ClusterApi, type ClusterApiHandlers } from './cluster-api';
 import { ControlApi, type ClusterHandlers } from './control-api';
 import { Dispatcher } from './dispatcher/dispatcher';
@@ -39,7 +40,7 @@ export interface ManagerRoleOptions {
 }
 
 /** The control API a manager serves; the daemon answers Init, Info, Join and Leave itself. */
-export type ManagerControlHandlers = ClusterHandlers & NodeHandlers & ClusterApiHandlers & NetworkHandlers;
+export type ManagerControlHandlers = ClusterHandlers & NodeHandlers & ClusterApiHandlers & NetworkHandlers & BackupHandlers;
 
 /** Where a manager's etcd member keeps the certificate the etcd CA gave it. */
 export function etcdTlsFiles(etcdDir: string): EtcdTlsFiles {
@@ -74,6 +75,7 @@ export class ManagerRole {
     private readonly cluster: ClusterApi,
     private readonly nodeCa: NodeCaApi,
     private readonly networks: NetworkApi,
+    private readonly backup: BackupApi,
   ) {}
 
   /**
@@ -135,6 +137,7 @@ export class ManagerRole {
       new ClusterApi(store, opts.clusterId, opts.clusterAddr),
       new NodeCaApi(store, etcd, opts.clusterId, log.child({ component: 'ca' })),
       new NetworkApi(store),
+      new BackupApi(etcd, opts.etcdDir),
     );
   }
 
@@ -145,6 +148,7 @@ export class ManagerRole {
       ...this.nodes.handlers(),
       ...this.cluster.handlers(),
       ...this.networks.handlers(),
+      ...this.backup.handlers(),
     });
   }
 

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import type { Client } from '../client';
+import { backupCommand, restoreCommand } from './backup';
 
 type Connect = () => Client;
 
@@ -55,11 +56,11 @@ function leaveCommand(connect: Connect): Command {
     });
 }
 
-/** init, join, join-token and leave, also as `shoal swarm …` for Docker habits. */
+/** init, join, join-token and leave, also as `shoal swarm …` for Docker habits; backup and restore only there. */
 export function clusterCommands(connect: Connect): Command[] {
   const make = () => [initCommand(connect), joinCommand(connect), joinTokenCommand(connect), leaveCommand(connect)];
-  const swarm = new Command('swarm').description('the same as init, join, join-token and leave (Docker’s spelling)');
-  for (const c of make()) swarm.addCommand(c);
+  const swarm = new Command('swarm').description('init, join, join-token and leave (Docker’s spelling), and backup and restore of the cluster state');
+  for (const c of [...make(), backupCommand(connect), restoreCommand(connect)]) swarm.addCommand(c);
   return [...make(), swarm];
 }
 
