@@ -18,6 +18,7 @@ import { renewalDelayMs } from '../ca/renewal';
 import { clientCredentials, listenTls, type TlsListener } from '../ca/tls';
 import { checkAdvertiseAddr, defaultAdvertiseAddr, formatHostPort, parseHostPort, sourceAddressFor } from '../common/addresses';
 import { explainNoSpace } from '../common/disk';
+import { settleWithin } from '../common/settle';
 import { failedPrecondition, ShoalError, toServiceError } from '../common/errors';
 import { unary } from '../common/grpc-handlers';
 import type { Logger } from '../common/logger';
@@ -46,6 +47,7 @@ import { receiveSnapshot } from './snapshot-upload';
 
 const IMAGE_GC_PERIOD_MS = 5 * 60_000;
 const RENEW_RETRY_MS = 60_000;
+const SHUTDOWN_GRACE_MS = 5_000;
 // setTimeout takes at most 2^31-1 ms (about 24 days); a longer wait is taken in steps.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -136,7 +138,7 @@ export class Daemon {
     this.agent?.stop();
     this.executor.close();
     this.runtime.close();
-    await new Promise<void>((resolve) => this.localServer.tryShutdown(() => resolve()));
+    await shutdown(this.localServer);
     await this.stopClusterServer();
     await this.manager?.stop();
     this.manager = undefined;
@@ -208,7 +210,7 @@ export class Daemon {
     const s = this.clusterServer;
     this.clusterServer = undefined;
     if (!s) return;
-    await new Promise<void>((resolve) => s.server.tryShutdown(() => resolve()));
+    await shutdown(s.server);
     await s.listener.close();
   }
 
@@ -607,6 +609,16 @@ export class Daemon {
       engine_version: VERSION,
     };
   }
+}
+
+/**
+ * Lets the calls in flight finish, for a moment, then cuts what is left: streams that never end
+ * by themselves (the workers' dispatcher sessions, which the manager side ends only after this,
+ * and followed logs) would otherwise keep a stopping daemon waiting for good.
+ */
+async function shutdown(server: grpc.Server): Promise<void> {
+  await settleWithin(new Promise<void>((resolve) => server.tryShutdown(() => resolve())), SHUTDOWN_GRACE_MS);
+  server.forceShutdown();
 }
 
 function bind(server: grpc.Server, target: string, credentials: grpc.ServerCredentials): Promise<void> {

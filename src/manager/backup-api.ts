@@ -10,6 +10,7 @@ import { explainNoSpace } from '../common/disk';
 import { failStream } from '../common/errors';
 import { newId } from '../common/tasks';
 import { saveSnapshot, snapshotStatus } from './etcd/snapshot';
+import { ROOT } from './store/store';
 
 export type BackupHandlers = Pick<ControlHandlers, 'Backup'>;
 
@@ -38,12 +39,27 @@ export class BackupApi {
     };
   }
 
+  /**
+   * A snapshot is the local member's copy, served without a quorum: after losing most managers it
+   * is what can still be saved. A linearizable read (which needs a quorum) tells whether the copy
+   * is known to be current; if not, the backup goes on and says so.
+   */
+  private async quorumWarning(): Promise<string> {
+    try {
+      await this.etcd.get(`${ROOT}cluster/`).exec();
+      return '';
+    } catch {
+      return `this manager's etcd member reaches no quorum; the snapshot is its own copy and may lack the last changes made before the quorum was lost`;
+    }
+  }
+
   private async backup(call: ServerWritableStream<BackupRequest__Output, BackupChunk>): Promise<void> {
     const file = path.join(this.dir, `backup-${newId()}.db`);
     try {
+      const warning = await this.quorumWarning();
       await saveSnapshot(this.etcd, file);
       const { revision, keys } = await snapshotStatus(file);
-      call.write({ revision, keys, size_bytes: fs.statSync(file).size });
+      call.write({ revision, keys, size_bytes: fs.statSync(file).size, warning });
       for await (const data of fs.createReadStream(file, { highWaterMark: CHUNK_BYTES })) {
         if (call.cancelled) return;
         if (!call.write({ data })) await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);

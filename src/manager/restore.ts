@@ -4,6 +4,7 @@ import type { Cluster__Output } from '../gen/shoal/v1/Cluster';
 import type { Node__Output } from '../gen/shoal/v1/Node';
 import { createRootCA, issueKeyPair } from '../ca/certificates';
 import { invalidArgument } from '../common/errors';
+import { newId } from '../common/tasks';
 import type { Logger } from '../common/logger';
 import { type ClusterSecrets, loadSecrets } from './cluster-secrets';
 import { connectEtcd } from './etcd/client';
@@ -49,7 +50,12 @@ export async function restoreClusterState(opts: RestoreOptions): Promise<Restore
     log: opts.log.child({ component: 'etcd' }),
   });
   fs.mkdirSync(opts.etcdDir, { recursive: true, mode: 0o700 });
-  await restoreSnapshot(opts.snapshot, { name: opts.nodeId, peerUrl: supervisor.peerUrl, dataDir: path.join(opts.etcdDir, 'member-data') });
+  await restoreSnapshot(opts.snapshot, {
+    name: opts.nodeId,
+    peerUrl: supervisor.peerUrl,
+    dataDir: path.join(opts.etcdDir, 'member-data'),
+    clusterToken: `shoal-restore-${newId()}`,
+  });
   const ca = await createRootCA('shoal restore (throwaway)', 1);
   const subject = { nodeId: opts.nodeId, role: 'manager' as const, clusterId: 'restore' };
   writeEtcdTls(opts.etcdDir, { caPem: ca.certPem, ...(await issueKeyPair(ca, subject, { ips: [...new Set([opts.advertiseHost, '127.0.0.1'])], server: true, client: true })) });

@@ -63,6 +63,7 @@ export function backupCommand(connect: Connect): Command {
           call.on('end', () => resolve());
         });
         if (!meta) throw internal('the manager ended the backup without sending a snapshot');
+        if (meta.warning) process.stderr.write(`warning: ${meta.warning}\n`);
         if (check.size !== Number(meta.size_bytes)) throw internal(`the snapshot arrived incomplete: ${check.size} of ${meta.size_bytes} bytes`);
         check.verify('the snapshot the manager sent');
         fs.fsyncSync(fd);

@@ -61,12 +61,18 @@ export function parseSnapshotStatus(json: string): SnapshotStatus {
 /**
  * Makes a new data dir for a one-member cluster from a snapshot: `etcdctl snapshot restore` keeps
  * every key and revision, drops the old membership and names `name` at `peerUrl` the only member.
+ * etcd derives the member and cluster ids from the peer URLs and the cluster token alone, so a
+ * restore at an old manager's address with etcd's default token would get that manager's ids, and
+ * the old cluster's members, should any come back, would be taken for peers (seen here: they
+ * left the restored member unable to serve a linearizable read). A token of its own makes it a
+ * cluster they are refused by.
  */
-export async function restoreSnapshot(file: string, opts: { name: string; peerUrl: string; dataDir: string }): Promise<void> {
+export async function restoreSnapshot(file: string, opts: { name: string; peerUrl: string; dataDir: string; clusterToken: string }): Promise<void> {
   await etcdctl([
     'snapshot', 'restore', file,
     `--name=${opts.name}`,
     `--initial-cluster=${opts.name}=${opts.peerUrl}`,
+    `--initial-cluster-token=${opts.clusterToken}`,
     `--initial-advertise-peer-urls=${opts.peerUrl}`,
     `--data-dir=${opts.dataDir}`,
   ]);
