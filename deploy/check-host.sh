@@ -53,7 +53,8 @@ probe "cannot make a bridge, for overlay networks" bridge -- \
 probe "cannot make a VXLAN device, for overlay networks across nodes" vxlan -- \
   in_new_netns ip link add shoalprobe type vxlan id 4096 dstport 4789 nolearning proxy
 
-# The VIP table exactly as src/network/vip.ts writes it (verdict maps, numgen, dnat, reject).
+# The VIP table exactly as src/network/vip.ts writes it (verdict maps, numgen, dnat, reject; the
+# DNS redirect of src/network/dns-listeners.ts needs no more than its nat hook and dnat).
 vip_ruleset() {
   node -e '
     const { vipRuleset } = require("./dist/src/network/vip");
