@@ -1,20 +1,20 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { clientCredentials } from '../../src/ca/tls';
 import type { Client } from '../../src/cli/client';
 import { shoalProto } from '../../src/common/proto';
 import { TestCluster, type TestHost } from '../helpers/cluster';
-import { buildTestImage } from '../helpers/test-node';
+import { useTestCluster } from '../helpers/use-cluster';
 import { IDLE, thenIdle } from '../helpers/workloads';
 
 // Three managers (h1-h3) and two workers (h4, h5), each a network namespace with its own shoald:
 // the cluster as the issue describes it, its failures made for real.
+const fixture = useTestCluster({ managers: 3, workers: 2 });
 let cluster: TestCluster;
-let work: string;
-const SERVICES: string[] = [];
+beforeAll(() => void (cluster = fixture.cluster));
+const SERVICES = fixture.services;
 
 const h = (name: string) => cluster.host(name);
 
@@ -37,23 +37,6 @@ async function createService(name: string, ...args: string[]): Promise<void> {
   SERVICES.push(name);
   (await manager()).ok('service', 'create', '--name', name, ...args);
 }
-
-beforeAll(async () => {
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-cluster-'));
-  cluster = await TestCluster.create({ managers: 3, workers: 2 });
-  const image = buildTestImage(work);
-  for (const host of cluster.hosts) host.ok('image', 'load', image);
-}, 300_000);
-
-// What a failed scenario needs explained is in the daemons' logs, which destroy() removes.
-beforeEach(({ onTestFailed }) => onTestFailed(() => cluster.printLogs()));
-
-afterEach(() => cluster.removeServices(SERVICES.splice(0)), 300_000);
-
-afterAll(async () => {
-  fs.rmSync(work, { recursive: true, force: true });
-  await cluster?.destroy();
-}, 180_000);
 
 // Each scenario waits on a real cluster converging; on a loaded 2-core machine that takes minutes.
 describe('a cluster of 3 managers and 2 workers', { timeout: 300_000 }, () => {
@@ -256,7 +239,7 @@ describe('security', { timeout: 300_000 }, () => {
   });
 
   it('serves a remote CLI with an admin client certificate', async () => {
-    const dir = path.join(work, 'admin');
+    const dir = path.join(fixture.work, 'admin');
     (await manager()).ok('ca', 'client-cert', '--out', dir);
     const tls = ['--tlscacert', path.join(dir, 'ca.pem'), '--tlscert', path.join(dir, 'cert.pem'), '--tlskey', path.join(dir, 'key.pem')];
     const out = h('h5').exec(process.execPath, path.join(__dirname, '..', '..', 'dist', 'src', 'cli', 'main.js'), '-H', `tcp://${h('h2').addr}:2377`, ...tls, 'node', 'ls');

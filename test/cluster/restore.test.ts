@@ -1,34 +1,19 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { TestCluster } from '../helpers/cluster';
-import { buildTestImage } from '../helpers/test-node';
+import { useTestCluster } from '../helpers/use-cluster';
 import { IDLE } from '../helpers/workloads';
 
 // Disaster recovery as deploy/PRODUCTION.md tells it: the only manager loses its state, and the
 // backup is restored on that host, at the same address, where the worker finds it again and
 // converges to what the backup assigns it.
+const fixture = useTestCluster({ managers: 1, workers: 1 });
 let cluster: TestCluster;
-let work: string;
-
-beforeAll(async () => {
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-restore-'));
-  cluster = await TestCluster.create({ managers: 1, workers: 1 });
-  const image = buildTestImage(work);
-  for (const host of cluster.hosts) host.ok('image', 'load', image);
-}, 300_000);
-
-afterAll(async () => {
-  fs.rmSync(work, { recursive: true, force: true });
-  await cluster?.destroy();
-}, 180_000);
+beforeAll(() => void (cluster = fixture.cluster));
 
 describe('restoring a backup after the managers are lost', { timeout: 300_000 }, () => {
-  it('brings the services back on the old manager’s address, and its worker back with its running task', async ({ onTestFailed }) => {
-    onTestFailed(() => {
-      for (const host of cluster.hosts) process.stderr.write(`──── ${host.name} shoald.log (last lines)\n${host.daemonLog(30)}\n`);
-    });
+  it('brings the services back on the old manager’s address, and its worker back with its running task', async () => {
     const [h1, h2] = cluster.hosts;
     type Task = { id: string; node_id: string; desired_state: string; status: { state: string } };
     const running = (): Task[] =>
@@ -39,7 +24,7 @@ describe('restoring a backup after the managers are lost', { timeout: 300_000 },
     const before = await cluster.waitFor(() => running().length === 2 && running(), { what: 'web running on both hosts' });
     const onWorker = before.find((t) => t.node_id === h2Id)!;
     expect(onWorker).toBeDefined();
-    const file = path.join(work, 'cluster.db');
+    const file = path.join(fixture.work, 'cluster.db');
     h1.ok('swarm', 'backup', file);
     // Made after the backup: the restored cluster does not know it, and the worker stops it.
     h1.ok('service', 'create', '--name', 'late', '--constraint', `node.hostname==${h2.hostname}`, 'shoal-test:latest', ...IDLE);
@@ -100,7 +85,7 @@ describe('restoring while old managers come back with their data', { timeout: 60
     });
     try {
       const [h1, h2, h3] = three.hosts;
-      const file = path.join(work, 'three.db');
+      const file = path.join(fixture.work, 'three.db');
       h1.ok('swarm', 'backup', file);
       for (const h of [h2, h3]) {
         await h.kill('SIGKILL');

@@ -1,16 +1,14 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import type { Service__Output } from '../../src/gen/shoal/v1/Service';
-import { TestCluster } from '../helpers/cluster';
-import { buildTestImage } from '../helpers/test-node';
+import type { TestCluster } from '../helpers/cluster';
+import { useTestCluster } from '../helpers/use-cluster';
 import { IDLE } from '../helpers/workloads';
 
 // Rolling updates across hosts: three managers (h1-h3, which run tasks too) and a worker (h4).
+const fixture = useTestCluster({ managers: 3, workers: 1 });
 let cluster: TestCluster;
-let work: string;
-const SERVICES: string[] = [];
+beforeAll(() => void (cluster = fixture.cluster));
+const SERVICES = fixture.services;
 const IMAGE = 'shoal-test:latest';
 
 const inspect = (name: string): Promise<Service__Output> => cluster.ask((c) => c.getService(name));
@@ -24,22 +22,6 @@ async function createService(name: string, ...args: string[]): Promise<void> {
 /** Slot and spec version of each running task, in slot order: one per slot once a rollout is done. */
 const slots = async (name: string) =>
   (await cluster.running(name)).map((t) => [t.slot, t.spec_version]).sort((a, b) => a[0] - b[0]);
-
-beforeAll(async () => {
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-rollout-'));
-  cluster = await TestCluster.create({ managers: 3, workers: 1 });
-  const image = buildTestImage(work);
-  for (const host of cluster.hosts) host.ok('image', 'load', image);
-}, 300_000);
-
-beforeEach(({ onTestFailed }) => onTestFailed(() => cluster.printLogs()));
-
-afterEach(() => cluster.removeServices(SERVICES.splice(0)), 300_000);
-
-afterAll(async () => {
-  fs.rmSync(work, { recursive: true, force: true });
-  await cluster?.destroy();
-}, 180_000);
 
 it('rolls 6 replicas over 4 hosts 2 at a time, never fewer than 4 running, and rolls a failing health check back by itself', { timeout: 300_000 }, async () => {
   await createService('web', '--replicas', '6', '--update-parallelism', '2', '--update-failure-action', 'rollback', '--update-monitor', '1s', '--rollback-monitor', '1s', IMAGE, ...IDLE);
