@@ -30,11 +30,12 @@ describe('k8s-file log parser', () => {
 });
 
 describe('reading a task log', () => {
-  let dir = '';
-  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dirs: string[] = [];
+  afterEach(() => dirs.splice(0).forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
   const read = async (since: number, tail = -1): Promise<string[]> => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-task-log-'));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-task-log-'));
+    dirs.push(dir);
     const file = path.join(dir, 'ctr.log');
     fs.writeFileSync(
       file,
