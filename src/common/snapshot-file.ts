@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import * as fs from 'node:fs';
 import { invalidArgument } from './errors';
 
 /** etcd's snapshot stream ends with the SHA-256 of everything before it (etcdctl snapshot restore checks it). */
@@ -38,4 +39,42 @@ export class SnapshotCheck {
       throw invalidArgument(`${what} is not a whole etcd snapshot: its SHA-256 checksum does not match (truncated or damaged)`);
     }
   }
+}
+
+/** A stream of messages that can be paused while the file catches up: grpc-js's readable calls. */
+export interface PausableSource<M> {
+  on(event: 'data', listener: (message: M) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'end', listener: () => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+}
+
+/**
+ * Writes the snapshot bytes a stream carries into a new file (root-only: a snapshot holds the
+ * cluster's CA keys), pausing the stream while the disk is behind, and checks that they make a
+ * whole etcd snapshot; `what` names the snapshot in the error when they do not.
+ */
+export async function writeSnapshotFile<M>(source: PausableSource<M>, bytesOf: (message: M) => Buffer, file: string, what: string): Promise<void> {
+  const out = fs.createWriteStream(file, { flags: 'wx', mode: 0o600 });
+  const check = new SnapshotCheck();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      source.on('data', (message) => {
+        const bytes = bytesOf(message);
+        if (!bytes.length) return;
+        check.update(bytes);
+        if (!out.write(bytes)) {
+          source.pause();
+          out.once('drain', () => source.resume());
+        }
+      });
+      source.on('error', reject);
+      out.on('error', reject);
+      source.on('end', () => out.end(resolve));
+    });
+  } finally {
+    out.destroy();
+  }
+  check.verify(what);
 }

@@ -1,9 +1,8 @@
 import { execFile } from 'node:child_process';
-import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import { failedPrecondition, internal } from '../../common/errors';
-import { SnapshotCheck } from '../../common/snapshot-file';
+import { writeSnapshotFile } from '../../common/snapshot-file';
 
 /** What a snapshot holds, as `etcdctl snapshot status` reads it from the file. */
 export interface SnapshotStatus {
@@ -20,25 +19,7 @@ const ETCDCTL_TIMEOUT_MS = 120_000;
 export async function saveSnapshot(etcd: Etcd3, file: string): Promise<void> {
   // etcd3 types it as bare events; it is grpc-js's readable stream, which pauses.
   const stream = (await etcd.maintenance.snapshot()) as Awaited<ReturnType<Etcd3['maintenance']['snapshot']>> & { pause(): void; resume(): void };
-  const out = fs.createWriteStream(file, { flags: 'wx', mode: 0o600 });
-  const check = new SnapshotCheck();
-  try {
-    await new Promise<void>((resolve, reject) => {
-      stream.on('data', (m: { blob: Buffer }) => {
-        check.update(m.blob);
-        if (!out.write(m.blob)) {
-          stream.pause();
-          out.once('drain', () => stream.resume());
-        }
-      });
-      stream.on('error', reject);
-      out.on('error', reject);
-      stream.on('end', () => out.end(resolve));
-    });
-  } finally {
-    out.destroy();
-  }
-  check.verify('the snapshot etcd sent');
+  await writeSnapshotFile(stream, (m: { blob: Buffer }) => m.blob, file, 'the snapshot etcd sent');
 }
 
 /** Reads a snapshot file's revision and key count with etcdctl. */
