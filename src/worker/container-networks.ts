@@ -44,6 +44,8 @@ export class ContainerNetworks implements NetworkAttacher {
   /** The VIP ruleset last written into each namespace, so an unchanged one is not written again. */
   private readonly written = new Map<string, string>();
   private retry: NodeJS.Timeout | undefined;
+  /** Set by close(): nothing more is removed, whatever a task action cut short by the stop asks. */
+  private closed = false;
   /** A converge is queued and not yet begun: a newer state needs no other, it reads the latest. */
   private resyncQueued = false;
   private readonly host: OverlayHost;
@@ -64,6 +66,7 @@ export class ContainerNetworks implements NetworkAttacher {
 
   /** Stops converging and answering DNS; the namespaces stay, for the next shoald to serve again. */
   close(): void {
+    this.closed = true;
     clearTimeout(this.retry);
     void this.dns.stopAll();
   }
@@ -101,7 +104,7 @@ export class ContainerNetworks implements NetworkAttacher {
 
   /** Removes the task's namespace (its veths go with it) and whatever the node no longer needs. */
   release(taskId: string): Promise<void> {
-    if (!fs.existsSync(this.netnsPath(taskId))) return Promise.resolve();
+    if (this.closed || !fs.existsSync(this.netnsPath(taskId))) return Promise.resolve();
     // What the node no longer needs goes with the next converge, queued right behind.
     const removed = this.serial(() => this.removeNetns(taskId));
     this.resync();
@@ -143,7 +146,7 @@ export class ContainerNetworks implements NetworkAttacher {
 
   private resync(): void {
     clearTimeout(this.retry);
-    if (this.resyncQueued) return;
+    if (this.resyncQueued || this.closed) return;
     this.resyncQueued = true;
     this.serial(async () => {
       this.resyncQueued = false;

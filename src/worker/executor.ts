@@ -54,6 +54,8 @@ export class Executor {
   private readonly imageOf = new Map<string, string>();
   private readonly context: ControllerContext;
   private unsubscribe: (() => void) | undefined;
+  /** Set by close(): actions in flight end, and no new one starts (the daemon is stopping). */
+  private closed = false;
 
   constructor(private readonly opts: ExecutorOptions) {
     this.context = {
@@ -84,6 +86,7 @@ export class Executor {
   }
 
   close(): void {
+    this.closed = true;
     this.unsubscribe?.();
     for (const c of this.controllers.values()) c.close();
     this.opts.networks?.close();
@@ -139,7 +142,7 @@ export class Executor {
   }
 
   converge(): void {
-    if (!this.haveAssignments) return;
+    if (!this.haveAssignments || this.closed) return;
     for (const [id, controller] of this.controllers) {
       if (this.busy.has(id)) continue;
       const action = controller.next(this.observed(id));

@@ -176,6 +176,29 @@ describe('Runtime (runc under conmon)', () => {
     off();
   });
 
+  it('a closed Runtime (a stopping daemon) kills nothing, even a create it cut short, so the next one finds no false exit', async () => {
+    const old = new Runtime(opts);
+    extra.push(old);
+    const made = cfg();
+    await old.create(made);
+    // cut short once the bundle is written, while conmon is being started
+    const cut = cfg();
+    const creating = old.create(cut).then(() => 'created', (e: Error) => e.message);
+    await waitFor(() => existsSync(path.join(opts.root, 'bundles', cut.id, 'config.json')), { what: `the bundle of ${cut.id}` });
+    await closeRuntimes(old);
+    const outcome = await creating;
+    await expect(old.remove(made.id)).rejects.toThrow(/runtime was closed/);
+
+    const fresh = new Runtime(opts);
+    extra.push(fresh);
+    expect(await fresh.state(made.id)).toMatchObject({ status: 'created' });
+    // whatever conmon got to, the container never ran, so it has no exit of its own
+    expect(await fresh.state(cut.id), `create ended with: ${outcome}`).not.toMatchObject({ status: 'stopped' });
+    // and the next daemon's remove waits out a conmon still creating it, so nothing is left
+    await Promise.all([fresh.remove(cut.id), fresh.remove(made.id)]);
+    expect(leftovers(cut.id, opts.runcRoot)).toEqual([]);
+  });
+
   it('remove leaves no mount, cgroup, runc state or process, and is idempotent', async () => {
     const c = cfg({ memoryBytes: 32 * 1024 * 1024 });
     await rt.create(c);

@@ -35,6 +35,8 @@ export class Runtime {
   /** Forks mount, umount, conmon and runc for us: a fork of the daemon itself costs more the bigger it is. */
   private readonly spawner: Spawner;
   private readonly creating = new Set<string>();
+  /** Set by close(): a stopping daemon kills and removes nothing more (see create). */
+  private closed = false;
   private readonly removing = new Map<string, Promise<void>>();
   /** Present when logs are capped (logSizeMax). */
   private readonly rotator: LogRotator | undefined;
@@ -128,9 +130,10 @@ export class Runtime {
       this.log?.debug({ id: cfg.id, pid, ms: Math.round(performance.now() - t0) }, 'container created');
     } catch (e) {
       this.creating.delete(cfg.id);
-      // conmon may still be running `runc create` (say the process spawner died while waiting for
-      // it): let that finish first, so that no container appears after the cleanup has looked
-      await this.settleConmon(cfg.id);
+      // A daemon that is stopping leaves the container as it is: the next one finds it created, or
+      // half-made, and carries on. Cleaning up now would SIGKILL a created container's init, which
+      // the next daemon would read as the task's own exit (137).
+      if (this.closed) throw e;
       await this.cleanup(cfg.id).catch((ce) => this.log?.warn({ err: ce, id: cfg.id }, 'cleanup after a failed create failed'));
       if (e instanceof ShoalError) throw e;
       if (isNoSpace(e)) throw await diskFullError(this.opts.root);
@@ -284,6 +287,11 @@ export class Runtime {
   }
 
   private async cleanup(id: string): Promise<void> {
+    if (this.closed) throw internal(`cannot remove container ${id}: the runtime was closed`);
+    // conmon may still be running `runc create` (a create that failed as the process spawner died,
+    // or one a stopped daemon left): let that finish first, so that no container appears after
+    // the cleanup has looked
+    await this.settleConmon(id);
     const rs = await this.runc.state(id);
     if (rs && rs.status !== 'stopped') {
       // kill it ourselves first: `runc delete --force` sleeps 100 ms before it looks again
@@ -347,6 +355,7 @@ export class Runtime {
 
   /** Stops watching the exit dir and ends the process spawner. Containers keep running. */
   close(): void {
+    this.closed = true;
     this.exits.close();
     this.rotator?.close();
     this.spawner.close();
