@@ -36,7 +36,7 @@ export function validateNetworkSpec(spec: NetworkSpec | null | undefined): Netwo
   }
   const labels = { ...spec.labels };
   checkLabels(labels, 'network');
-  return { name, driver, subnet, labels };
+  return { name, driver, subnet, labels, ingress: false };
 }
 
 /** A network by exact id, then exact name, then unique id prefix, as Docker resolves them. */

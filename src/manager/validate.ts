@@ -9,6 +9,8 @@ import type { Placement, Placement__Output } from '../gen/shoal/v1/Placement';
 import type { UpdateConfig, UpdateConfig__Output } from '../gen/shoal/v1/UpdateConfig';
 import type { HealthConfig, HealthConfig__Output } from '../gen/shoal/v1/HealthConfig';
 import type { NetworkAttachmentConfig, NetworkAttachmentConfig__Output } from '../gen/shoal/v1/NetworkAttachmentConfig';
+import type { EndpointSpec, EndpointSpec__Output } from '../gen/shoal/v1/EndpointSpec';
+import type { PortConfig__Output } from '../gen/shoal/v1/PortConfig';
 import { invalidArgument, ShoalError } from '../common/errors';
 import { parseConstraint } from '../scheduler/constraints';
 import { parseSpread } from '../scheduler/preferences';
@@ -96,6 +98,7 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec__Output {
     update_config: validateUpdateConfig(spec.update_config ?? {}, 'update_config', FAILURE_ACTIONS),
     // Rolling back a rollback would loop between two specs: a failed rollback pauses or continues.
     rollback_config: validateUpdateConfig(spec.rollback_config ?? {}, 'rollback_config', ['pause', 'continue']),
+    endpoint_spec: validateEndpointSpec(spec.endpoint_spec ?? {}),
   };
   validateSize(valid);
   return valid;
@@ -329,4 +332,46 @@ function validateNetworkTargets(networks: NetworkAttachmentConfig[]): NetworkAtt
     seen.add(target);
     return { target };
   });
+}
+
+const ENDPOINT_MODES = ['vip', 'dnsrr'];
+const PROTOCOLS = ['tcp', 'udp'];
+const PUBLISH_MODES = ['ingress', 'host'];
+
+function portNumber(value: number | undefined | null, path: string, min: number): number {
+  const n = Number(value ?? 0);
+  if (!Number.isInteger(n) || n < min || n > 65535) fail(path, `must be ${min}–65535`);
+  return n;
+}
+
+function oneOf(value: string | undefined | null, allowed: string[], path: string): string {
+  const v = value || allowed[0];
+  if (!allowed.includes(v)) fail(path, `must be ${allowed.join(' or ')}, not "${v}"`);
+  return v;
+}
+
+/** Defaults filled: mode vip, tcp, ingress. A published port of 0 is one the manager picks (ingress only). */
+function validateEndpointSpec(e: EndpointSpec): EndpointSpec__Output {
+  const mode = oneOf(e.mode, ENDPOINT_MODES, 'endpoint_spec.mode');
+  const seen = new Map<string, number>();
+  const ports = (e.ports ?? []).map((p, i): PortConfig__Output => {
+    const path = `endpoint_spec.ports[${i}]`;
+    const protocol = oneOf(p.protocol, PROTOCOLS, `${path}.protocol`);
+    const target_port = portNumber(p.target_port, `${path}.target_port`, 1);
+    const publish_mode = oneOf(p.publish_mode, PUBLISH_MODES, `${path}.publish_mode`);
+    const published_port = portNumber(p.published_port, `${path}.published_port`, publish_mode === 'host' ? 1 : 0);
+    if (published_port) {
+      const key = `${published_port}/${protocol}`;
+      const first = seen.get(key);
+      if (first !== undefined) fail(`${path}.published_port`, `${key} is already published by endpoint_spec.ports[${first}]`);
+      seen.set(key, i);
+    }
+    return { protocol, target_port, published_port, publish_mode };
+  });
+  if (mode === 'dnsrr') {
+    const i = ports.findIndex((p) => p.publish_mode === 'ingress');
+    // The routing mesh balances over a VIP, which a dnsrr service does not have (as in Swarm).
+    if (i >= 0) fail(`endpoint_spec.ports[${i}].publish_mode`, 'must be host when endpoint_spec.mode is dnsrr: the routing mesh needs a VIP');
+  }
+  return { mode, ports };
 }

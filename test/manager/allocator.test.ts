@@ -10,7 +10,7 @@ import { service, task } from '../fixtures';
 const network = (id: string, subnet: string, vni: number): Network__Output => ({
   id,
   version: 1,
-  spec: { name: id, driver: 'overlay', subnet, labels: {} },
+  spec: { name: id, driver: 'overlay', subnet, labels: {}, ingress: false },
   subnet,
   gateway: subnet.replace(/0\/\d+$/, '1'),
   vni,

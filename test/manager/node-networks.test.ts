@@ -65,7 +65,7 @@ describe('what a node is told of the overlay', () => {
     expect(n2.peers).toEqual([]);
     expect(n2.services).toEqual([{ service_id: 'db', network_id: 'netB', vip: '10.2.0.2', endpoints: ['10.2.0.3'], service_name: 'db' }]);
     expect(n2.task_names).toEqual([{ network_id: 'netB', name: `db.1.${d1.id}`, ip: '10.2.0.3' }]);
-    expect(nodeNetworks('n4', [], index)).toEqual({ networks: [], attachments: [], peers: [], services: [], task_names: [] });
+    expect(nodeNetworks('n4', [], index)).toEqual({ networks: [], attachments: [], peers: [], services: [], task_names: [], ingress: null, published: [] });
   });
 
   it('holds back a task on networks until it has an address on each; others go at once', () => {

@@ -44,6 +44,7 @@ describe('validateServiceSpec', () => {
       },
       update_config: { parallelism: 1, delay_ms: 0, failure_action: 'pause', monitor_ms: 5000, max_failure_ratio: 0, order: 'stop-first' },
       rollback_config: { parallelism: 1, delay_ms: 0, failure_action: 'pause', monitor_ms: 5000, max_failure_ratio: 0, order: 'stop-first' },
+      endpoint_spec: { mode: 'vip', ports: [] },
     });
   });
 

@@ -17,7 +17,7 @@ describe('network API (real etcd)', () => {
   let etcd: TestEtcd;
   let store: Store;
   let api: NetworkHandlers;
-  const create = (name: string, subnet = '') => call(api.CreateNetwork, { spec: { name, subnet, driver: '', labels: {} } }) as Promise<Network__Output>;
+  const create = (name: string, subnet = '') => call(api.CreateNetwork, { spec: { name, subnet, driver: '', labels: {}, ingress: false } }) as Promise<Network__Output>;
   const list = async () => ((await call(api.ListNetworks, {})) as { networks: Network__Output[] }).networks;
 
   beforeAll(async () => {

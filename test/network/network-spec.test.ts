@@ -5,7 +5,7 @@ import { networkUsers, resolveNetwork, resolveServiceNetworks, validateNetworkSp
 const net = (id: string, name: string): Network__Output => ({
   id,
   version: 1,
-  spec: { name, driver: 'overlay', subnet: '', labels: {} },
+  spec: { name, driver: 'overlay', subnet: '', labels: {}, ingress: false },
   subnet: '10.0.0.0/24',
   gateway: '10.0.0.1',
   vni: 4096,

@@ -22,6 +22,8 @@ let upstream: dgram.Socket;
 
 const state = (endpoints: string[]): NodeNetworks__Output => ({
   networks: [],
+  ingress: null,
+  published: [],
   peers: [],
   attachments: [{ id: 't1', version: 1, networks: [{ network_id: 'n1', address: '10.5.0.9/24' }] }],
   services: [

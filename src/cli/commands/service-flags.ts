@@ -216,6 +216,7 @@ export function blankSpec(): ServiceSpec__Output {
     },
     update_config: null,
     rollback_config: null,
+    endpoint_spec: null,
   };
 }
 

@@ -90,7 +90,7 @@ export function nodeNetworks(nodeId: string, tasks: Task__Output[], index: Netwo
     .filter((a): a is TaskNetworks__Output => !!a)
     .sort((a, b) => byText(a.id, b.id));
   const networkIds = [...new Set(attachments.flatMap((a) => a.networks.map((n) => n.network_id)))].filter((id) => index.networks.has(id)).sort(byText);
-  const result: NodeNetworks__Output = { networks: networkIds.map((id) => index.networks.get(id)!), attachments, peers: [], services: [], task_names: [] };
+  const result: NodeNetworks__Output = { networks: networkIds.map((id) => index.networks.get(id)!), attachments, peers: [], services: [], task_names: [], ingress: null, published: [] };
   for (const network_id of networkIds) {
     const members = index.members.get(network_id) ?? [];
     for (const m of members) {
