@@ -88,6 +88,7 @@ function makeTasks(): Task__Output[] {
         start_after: '',
         schedule_error: '',
         restart_times: [],
+        endpoint: null,
       });
     }
   }

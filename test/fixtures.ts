@@ -40,6 +40,7 @@ export function task(
     start_after: '',
     schedule_error: '',
     restart_times: [],
+    endpoint: null,
     ...extra,
   };
 }

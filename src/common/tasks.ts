@@ -19,6 +19,9 @@ export const endedByItself = (s: State): boolean => s === 'COMPLETE' || s === 'F
 export const wantsRunning = (desired: State): boolean => rank(desired) <= rank('RUNNING');
 
 /** "web.3" for replicated tasks and "agent.<node id>" for global ones (slot 0), as Docker names them. */
+/** Whether a task (or a service, by its endpoint spec) publishes ports: its containers then join the ingress network. */
+export const publishesPorts = (endpoint: { ports: unknown[] } | null | undefined): boolean => (endpoint?.ports.length ?? 0) > 0;
+
 export const taskName = (t: Pick<Task__Output, 'service_name' | 'slot' | 'node_id'>): string => `${t.service_name}.${t.slot || t.node_id}`;
 
 const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';

@@ -164,7 +164,10 @@ export class ControlApi {
     // Only a changed image is resolved again; an unchanged one keeps the digest it was pinned to.
     const imageChanged = spec.task_template?.container?.image !== current.spec!.task_template?.container?.image;
     const warnings = imageChanged ? await this.pin(spec, newAuth ?? stored ?? undefined) : [];
-    const templateChanged = JSON.stringify(spec.task_template) !== JSON.stringify(current.spec!.task_template);
+    // Tasks are made with the ports they publish (they join the ingress network, or take host
+    // ports on their node), so new ports are a new template too, as in Swarm.
+    const ports = (x: ServiceSpec__Output) => JSON.stringify(x.endpoint_spec?.ports ?? []);
+    const templateChanged = JSON.stringify(spec.task_template) !== JSON.stringify(current.spec!.task_template) || ports(spec) !== ports(current.spec!);
     // Any update resumes a paused rollout; a new template starts a new one (the leader begins it).
     const paused = current.update_status?.state === 'paused' || current.update_status?.state === 'rollback_paused';
     const updated: Service__Output = {

@@ -14,7 +14,7 @@ export const LEADER_ELECTION = 'shoal/leader';
 const CANDIDATES_PREFIX = `election/${LEADER_ELECTION}/`;
 const LEASE_TTL_S = 5;
 /** What the allocator's plan reads: a change to any of them may take or free an address. */
-const ALLOCATOR_KINDS: (Kind | 'reload')[] = ['services', 'tasks', 'networks', 'task-networks', 'service-vips', 'reload'];
+const ALLOCATOR_KINDS: (Kind | 'reload')[] = ['services', 'tasks', 'networks', 'task-networks', 'service-vips', 'nodes', 'node-ingress', 'reload'];
 
 /**
  * Campaigns for leadership through etcd and, while leader, runs the control loops. Exactly one

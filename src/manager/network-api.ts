@@ -6,24 +6,14 @@ import type { Service__Output } from '../gen/shoal/v1/Service';
 import type { ServiceVips__Output } from '../gen/shoal/v1/ServiceVips';
 import type { TaskNetworks__Output } from '../gen/shoal/v1/TaskNetworks';
 import type { Task__Output } from '../gen/shoal/v1/Task';
-import { aborted, alreadyExists, failedPrecondition, hasCode } from '../common/errors';
+import { aborted, failedPrecondition, hasCode } from '../common/errors';
 import { unary } from '../common/grpc-handlers';
-import { newId, now } from '../common/tasks';
-import { Ipam } from '../network/ipam';
-import { networkUsers, resolveNetwork, validateNetworkSpec } from './networks';
-import type { Op, Store, Versioned } from './store/store';
+import { now } from '../common/tasks';
+import { NETWORK_ALLOCATIONS_ID, networkUsers, planNetworkCreate, resolveNetwork, validateNetworkSpec, type NetworkAllocations } from './networks';
+import type { Store } from './store/store';
 
 export type NetworkHandlers = Pick<ControlHandlers, 'CreateNetwork' | 'GetNetwork' | 'ListNetworks' | 'RemoveNetwork'>;
 
-/**
- * Every network create writes this object with a compare-and-swap, so two creates that planned
- * from the same networks cannot both commit: the second plans again and sees the first's subnet,
- * VNI and name. (A remove only frees, so it need not take part.)
- */
-interface NetworkAllocations extends Versioned {
-  updated_at: string;
-}
-const ALLOCATIONS_ID = 'networks';
 const CREATE_ATTEMPTS = 5;
 
 /** `shoal network …`: overlay networks, with their subnet and VNI allocated and stored at create. */
@@ -47,19 +37,8 @@ export class NetworkApi {
   private async createNetwork(input: NetworkSpec | null): Promise<Network__Output> {
     const spec = validateNetworkSpec(input);
     for (let attempt = 1; ; attempt++) {
-      const lock = await this.store.get<NetworkAllocations>('network-ipam', ALLOCATIONS_ID);
-      const networks = await this.store.list<Network__Output>('networks');
-      if (networks.some((n) => n.spec!.name === spec.name)) throw alreadyExists(`a network named "${spec.name}" already exists`);
-      const ipam = new Ipam();
-      for (const n of networks) ipam.restoreNetwork(n.spec!.name, n.subnet, n.vni);
-      const alloc = ipam.allocateNetwork(spec.name, spec.subnet || undefined);
-      const ts = now();
-      const network: Network__Output = { id: newId(), version: 0, spec, ...alloc, created_at: ts };
-      const marker: NetworkAllocations = { id: ALLOCATIONS_ID, version: lock?.version ?? 0, updated_at: ts };
-      const ops: Op[] = [
-        { type: lock ? 'update' : 'create', kind: 'network-ipam', obj: marker },
-        { type: 'create', kind: 'networks', obj: network },
-      ];
+      const lock = await this.store.get<NetworkAllocations>('network-ipam', NETWORK_ALLOCATIONS_ID);
+      const { network, ops } = planNetworkCreate(spec, await this.store.list<Network__Output>('networks'), lock, now());
       try {
         await this.store.commit(ops);
         return network;
@@ -79,6 +58,8 @@ export class NetworkApi {
       this.store.list<Task__Output>('tasks'),
     ]);
     const network = resolveNetwork(networks, ref);
+    // The allocator would make it again for the next published port, with new addresses for all.
+    if (network.spec!.ingress) throw failedPrecondition(`network ${network.spec!.name} is the routing mesh's and cannot be removed`);
     const users = networkUsers(network.id, { services, vips, attachments, tasks });
     if (users.length) {
       const shown = users.slice(0, 3).join(', ') + (users.length > 3 ? ` and ${users.length - 3} more` : '');

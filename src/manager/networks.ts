@@ -5,9 +5,10 @@ import type { Service__Output } from '../gen/shoal/v1/Service';
 import type { ServiceVips__Output } from '../gen/shoal/v1/ServiceVips';
 import type { TaskNetworks__Output } from '../gen/shoal/v1/TaskNetworks';
 import type { Task__Output } from '../gen/shoal/v1/Task';
-import { invalidArgument, notFound } from '../common/errors';
-import { isTerminal } from '../common/tasks';
-import { validateSubnet } from '../network/ipam';
+import { alreadyExists, invalidArgument, notFound } from '../common/errors';
+import { isTerminal, newId } from '../common/tasks';
+import { Ipam, validateSubnet } from '../network/ipam';
+import type { Op, Versioned } from './store/store';
 import { checkLabels } from './nodes';
 import { NAME_PATTERN } from './validate';
 
@@ -24,6 +25,7 @@ export function validateNetworkSpec(spec: NetworkSpec | null | undefined): Netwo
   if (!name) fail('name', 'must not be empty');
   if (name.length > 63) fail('name', 'must be at most 63 characters');
   if (!NAME_PATTERN.test(name)) fail('name', "must start with a letter or digit and contain only letters, digits, '_', '.' and '-'");
+  if (name === INGRESS_NAME) fail('name', `"${INGRESS_NAME}" is the routing mesh's network, which shoal makes itself`);
   const driver = spec.driver || 'overlay';
   if (!DRIVERS.includes(driver)) fail('driver', `must be ${DRIVERS.join(' or ')}, not "${driver}"`);
   let subnet = '';
@@ -37,6 +39,42 @@ export function validateNetworkSpec(spec: NetworkSpec | null | undefined): Netwo
   const labels = { ...spec.labels };
   checkLabels(labels, 'network');
   return { name, driver, subnet, labels, ingress: false };
+}
+
+export const INGRESS_NAME = 'ingress';
+
+/** The routing mesh's network, once shoal has made it (the first time a service published a port). */
+export const ingressNetwork = (networks: Network__Output[]): Network__Output | undefined => networks.find((n) => n.spec?.ingress);
+
+/**
+ * Every network create updates this object with a compare-and-swap, so two creates that planned
+ * from the same networks cannot both commit: the second plans again and sees the first's subnet,
+ * VNI and name. (A remove only frees, so it need not take part.)
+ */
+export interface NetworkAllocations extends Versioned {
+  updated_at: string;
+}
+export const NETWORK_ALLOCATIONS_ID = 'networks';
+
+/** The network with its subnet and VNI allocated around the stored ones, and the writes that create it. Pure. */
+export function planNetworkCreate(
+  spec: NetworkSpec__Output,
+  networks: Network__Output[],
+  lock: NetworkAllocations | null | undefined,
+  ts: string,
+): { network: Network__Output; ops: Op[] } {
+  if (networks.some((n) => n.spec!.name === spec.name)) throw alreadyExists(`a network named "${spec.name}" already exists`);
+  const ipam = new Ipam();
+  for (const n of networks) ipam.restoreNetwork(n.spec!.name, n.subnet, n.vni);
+  const network: Network__Output = { id: newId(), version: 0, spec, ...ipam.allocateNetwork(spec.name, spec.subnet || undefined), created_at: ts };
+  const marker: NetworkAllocations = { id: NETWORK_ALLOCATIONS_ID, version: lock?.version ?? 0, updated_at: ts };
+  return {
+    network,
+    ops: [
+      { type: lock ? 'update' : 'create', kind: 'network-ipam', obj: marker },
+      { type: 'create', kind: 'networks', obj: network },
+    ],
+  };
 }
 
 /** A network by exact id, then exact name, then unique id prefix, as Docker resolves them. */
@@ -72,6 +110,7 @@ export function resolveServiceNetworks(targets: NetworkAttachmentConfig__Output[
     } catch (err) {
       throw fail((err as Error).message);
     }
+    if (network.spec!.ingress) throw fail(`the ${INGRESS_NAME} network cannot be joined; publish a port (--publish) to be reached through it`);
     if (ids.has(network.id)) throw fail(`network ${network.spec!.name} is listed twice`);
     ids.add(network.id);
     return network;

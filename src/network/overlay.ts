@@ -37,12 +37,23 @@ export interface Peer {
 export interface WantedNetwork {
   vni: number;
   peers: Peer[];
+  /**
+   * The bridge's own address, with the prefix: the network's gateway, the same on every node, so
+   * each container's default route leaves by its own node; or, on the ingress network, the node's
+   * own address there, which remote tasks answer the routing mesh on.
+   */
+  address?: string;
+  /** The bridge's MAC, when peers must reach its address over VXLAN (macForIp of it). */
+  mac?: string;
 }
 
 export interface ObservedLink {
   ifname: string;
   mtu: number;
   flags: string[];
+  /** Its MAC. */
+  address?: string;
+  addr_info?: { family: string; local: string; prefixlen: number }[];
   master?: string;
   linkinfo?: {
     info_kind?: string;
@@ -86,6 +97,8 @@ export interface Attachment {
   mac: string;
   /** Its interface name inside the container (default eth0). */
   ifname?: string;
+  /** The container's default route goes by this interface to this address (its node's bridge). */
+  gateway?: string;
 }
 
 const PREFIX = /^[a-z][a-z0-9]{0,4}$/;
@@ -165,6 +178,10 @@ export function planOverlay(host: OverlayHost, wanted: WantedNetwork[], observed
     if (oldBr && newBridge) ip.push(`link del ${br}`);
     if (newBridge) ip.push(`link add ${br} type bridge`);
     if (newBridge || oldBr.mtu !== OVERLAY_MTU || !isUp(oldBr)) ip.push(`link set ${br} mtu ${OVERLAY_MTU} up`);
+    if (n.mac && (newBridge || oldBr.address?.toLowerCase() !== n.mac.toLowerCase())) ip.push(`link set ${br} address ${n.mac}`);
+    const held = newBridge ? [] : (oldBr.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+    for (const a of held) if (a !== n.address) ip.push(`addr del ${a} dev ${br}`);
+    if (n.address && !held.includes(n.address)) ip.push(`addr add ${n.address} dev ${br}`);
     if (newBridge) {
       // Deleting a bridge frees its ports; put the containers back in the new one.
       for (const l of own) if (l.master === br && ownKind(prefix, l.ifname) === 'veth') ip.push(`link set ${l.ifname} master ${br}`);
@@ -206,7 +223,7 @@ export function planOverlay(host: OverlayHost, wanted: WantedNetwork[], observed
 export async function readOverlay(host: OverlayHost): Promise<ObservedOverlay> {
   const opts = { netns: host.netns };
   const [links, neighbours, fdb] = await Promise.all([
-    runJson<ObservedLink>('ip', ['-details', 'link', 'show'], opts),
+    runJson<ObservedLink>('ip', ['-details', 'addr', 'show'], opts),
     runJson<ObservedNeighbour>('ip', ['neigh', 'show'], opts),
     runJson<ObservedFdb>('bridge', ['fdb', 'show'], opts),
   ]);
@@ -246,6 +263,7 @@ export async function attachContainer(host: OverlayHost, a: Attachment): Promise
   );
   await runPlan(host, { ip: lines, bridge: [] });
   const inside = [`addr replace ${a.address} dev ${ifname}`, `link set ${ifname} up`, 'link set lo up'];
+  if (a.gateway) inside.push(`route replace default via ${a.gateway} dev ${ifname}`);
   await run('ip', ['-batch', '-'], { netns: a.netns, input: inside.join('\n') + '\n' });
 }
 

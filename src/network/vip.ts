@@ -39,14 +39,16 @@ export interface VipTable {
 }
 
 /** nft 1.0.6 refuses the `dstnat` keyword on the output hook; -100 is its value. */
-const DSTNAT = -100;
+export const DSTNAT = -100;
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+export const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const TABLE = /^[a-z][a-z0-9_-]{0,31}$/;
 
-function check(what: string, ok: boolean, rule: string): void {
+export function check(what: string, ok: boolean, rule: string): void {
   if (!ok) throw invalidArgument(`${what} ${rule}`);
 }
+
+export const checkTable = (table: string) => check(`table "${table}"`, TABLE.test(table), 'must be up to 32 lowercase letters, digits, - or _, starting with a letter');
 
 function checkService(s: VipService): void {
   check(`vip "${s.vip}"`, IPV4.test(s.vip), 'is not an IPv4 address');
@@ -66,7 +68,7 @@ const endpointChain = (s: VipService, e: VipEndpoint) => `endpoint-${key(s)}-${e
 
 /** The whole `nft -f` script that makes the table hold exactly these services. */
 export function vipRuleset(table: string, services: VipService[]): string {
-  check(`table "${table}"`, TABLE.test(table), 'must be up to 32 lowercase letters, digits, - or _, starting with a letter');
+  checkTable(table);
   const seen = new Set<string>();
   for (const s of services) {
     checkService(s);
@@ -118,6 +120,6 @@ export async function applyVips(table: VipTable, services: VipService[]): Promis
 
 /** Removes the table and everything in it; a no-op when it does not exist. */
 export async function removeVips(table: VipTable): Promise<void> {
-  check(`table "${table.name}"`, TABLE.test(table.name), 'must be up to 32 lowercase letters, digits, - or _, starting with a letter');
+  checkTable(table.name);
   await run('nft', ['-f', '-'], { netns: table.netns, input: `table ip ${table.name} {}\ndelete table ip ${table.name}\n` });
 }

@@ -3,9 +3,12 @@ import * as path from 'node:path';
 import type { NodeNetworks__Output } from '../gen/shoal/v1/NodeNetworks';
 import type { Task__Output } from '../gen/shoal/v1/Task';
 import { failedPrecondition } from '../common/errors';
+import { publishesPorts } from '../common/tasks';
 import type { Logger } from '../common/logger';
 import { run, runJson } from '../network/command';
-import { applyOverlay, attachContainer, checkPrefix, macForIp, removeOverlay, vethName, type ObservedLink, type OverlayHost, type WantedNetwork } from '../network/overlay';
+import { applyOverlay, attachContainer, checkPrefix, macForIp, removeOverlay, vethName, type ObservedLink, type OverlayHost } from '../network/overlay';
+import { applyMesh, enableForwarding, removeMesh } from '../network/mesh';
+import { gatewayOf, meshState, wantedNetworks } from './node-mesh';
 import { allowBridged } from '../network/forward';
 import { applyVips, vipRuleset, type VipService } from '../network/vip';
 import type { NetworkAttacher } from './exec/task-controller';
@@ -73,17 +76,20 @@ export class ContainerNetworks implements NetworkAttacher {
 
   /**
    * Makes the task's container a namespace on each of its networks, in the order of its spec
-   * (eth0, eth1, ...), served by the node's resolver. Undefined for a task that joins none: its
+   * (eth0, eth1, ...; the ingress network last, when it publishes ports), served by the node's
+   * resolver, its default route by eth0 to this node. Undefined for a task that joins none: its
    * container keeps a namespace of its own with loopback only, made by runc, and the host's
    * resolv.conf.
    */
   attach(task: Task__Output): Promise<Pick<ContainerConfig, 'netns' | 'ip' | 'resolvConf'> | undefined> {
-    const wanted = task.spec?.networks ?? [];
+    const wanted = (task.spec?.networks ?? []).map((n) => n.target);
+    // A task that publishes ports joins the ingress network too, last.
+    if (publishesPorts(task.endpoint)) wanted.push(this.state?.networks.find((n) => n.spec?.ingress)?.id ?? 'ingress');
     if (!wanted.length) return Promise.resolve(undefined);
     const held = this.state?.attachments.find((a) => a.id === task.id)?.networks ?? [];
-    const missing = wanted.filter((n) => !held.some((a) => a.network_id === n.target));
+    const missing = wanted.filter((id) => !held.some((a) => a.network_id === id));
     if (missing.length) {
-      return Promise.reject(failedPrecondition(`task ${task.id} has no address yet on network ${missing.map((n) => n.target).join(', ')}`));
+      return Promise.reject(failedPrecondition(`task ${task.id} has no address yet on network ${missing.join(', ')}`));
     }
     return this.serial(async () => {
       const netns = this.netnsPath(task.id);
@@ -121,8 +127,14 @@ export class ContainerNetworks implements NetworkAttacher {
     return this.serial(async () => {
       for (const id of this.local()) await this.removeNetns(id);
       await removeOverlay(this.host);
+      await removeMesh(this.meshTable);
       await allowBridged(this.host.prefix, false);
     });
+  }
+
+  /** The node's own table (mesh.ts), named from the prefix like its devices. */
+  private get meshTable(): string {
+    return `${this.host.prefix}-node`;
   }
 
   private netnsPath(taskId: string): string {
@@ -175,21 +187,24 @@ export class ContainerNetworks implements NetworkAttacher {
     const local = this.local()
       .map((id) => ({ id, netns: this.netnsPath(id), networks: state.attachments.find((a) => a.id === id)?.networks.filter((n) => vnis.has(n.network_id)) ?? [] }))
       .filter((c) => c.networks.length);
-    const networkIds = [...new Set(local.flatMap((c) => c.networks.map((n) => n.network_id)))];
-    const wanted: WantedNetwork[] = networkIds.map((id) => ({
-      vni: vnis.get(id)!,
-      peers: state.peers.filter((p) => p.network_id === id).map((p) => ({ ip: p.ip, mac: macForIp(p.ip), vtep: p.node_addr })),
-    }));
+    const wanted = wantedNetworks(state, new Set(local.flatMap((c) => c.networks.map((n) => n.network_id))));
     // Each namespace's resolver costs a process the first time: begun now, awaited last.
     const served = Promise.all(local.map((c) => this.dns.serve(c.id, c.netns).then(() => undefined, (err: Error) => err)));
     await applyOverlay(this.host, wanted);
     await allowBridged(this.host.prefix, wanted.length > 0);
+    if (wanted.length) {
+      await enableForwarding();
+      await applyMesh(this.meshTable, meshState(state, wanted, this.host.prefix));
+    } else {
+      await removeMesh(this.meshTable);
+    }
     const links = new Set((await runJson<ObservedLink>('ip', ['link', 'show'])).map((l) => l.ifname));
     for (const c of local) {
       try {
         for (const [i, n] of c.networks.entries()) {
           if (links.has(vethName(this.host.prefix, n.address))) continue;
-          await attachContainer(this.host, { vni: vnis.get(n.network_id)!, netns: c.netns, address: n.address, mac: macForIp(n.address), ifname: `eth${i}` });
+          const gateway = i === 0 ? gatewayOf(state, n.network_id) : undefined;
+          await attachContainer(this.host, { vni: vnis.get(n.network_id)!, netns: c.netns, address: n.address, mac: macForIp(n.address), ifname: `eth${i}`, gateway });
         }
         const services = state.services
           .filter((s) => c.networks.some((n) => n.network_id === s.network_id))

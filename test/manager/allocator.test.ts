@@ -26,7 +26,7 @@ const netA = network('netA', '10.1.0.0/29', 4096);
 const netB = network('netB', '10.2.0.0/24', 4097);
 
 function state(o: Partial<AddressState>): AddressState {
-  return { networks: [netA, netB], services: [], tasks: [], taskNetworks: [], serviceVips: [], ...o };
+  return { networks: [netA, netB], services: [], tasks: [], taskNetworks: [], serviceVips: [], nodes: [], nodeIngress: [], ...o };
 }
 
 /** The state after the plan's writes, as the next pass reads it. */
@@ -35,7 +35,7 @@ function applied(s: AddressState, p: AddressPlan): AddressState {
     const gone = new Set([...c.remove, ...c.update].map((r) => r.id));
     return [...records.filter((r) => !gone.has(r.id)), ...c.update, ...c.create].map((r) => ({ ...r, version: 2 }));
   };
-  return { ...s, taskNetworks: merge(s.taskNetworks, p.taskNetworks), serviceVips: merge(s.serviceVips, p.serviceVips) };
+  return { ...s, taskNetworks: merge(s.taskNetworks, p.taskNetworks), serviceVips: merge(s.serviceVips, p.serviceVips), nodeIngress: merge(s.nodeIngress, p.nodeIngress) };
 }
 
 const addressesOf = (s: AddressState) => [...s.taskNetworks.flatMap((r) => r.networks), ...s.serviceVips.flatMap((r) => r.virtual_ips)].map((a) => a.address);
@@ -56,6 +56,30 @@ describe('planAddresses', () => {
     // The network, gateway and broadcast addresses are never handed out.
     expect(all).not.toContain('10.1.0.1/29');
     expect(p.failures.size).toBe(0);
+  });
+
+  it('puts the tasks that publish ports and every node on the ingress network, and no one before it exists', () => {
+    const ingress = { ...network('ing', '10.255.0.0/24', 4200), spec: { name: 'ingress', driver: 'overlay', subnet: '', labels: {}, ingress: true } };
+    const endpoint = { mode: 'vip', ports: [{ protocol: 'tcp', target_port: 80, published_port: 8080, publish_mode: 'ingress' }] };
+    const web = { ...service(2), id: 'web' };
+    const tasks = [task(web, 1, 'RUNNING', { endpoint }), task(web, 2, 'RUNNING')];
+    const nodes = [{ id: 'n1' }, { id: 'n2' }];
+    const before = planAddresses(state({ services: [web], tasks, nodes }));
+    expect(before.taskNetworks.create).toEqual([]);
+    expect(before.nodeIngress.create).toEqual([]);
+
+    const s = state({ networks: [netA, ingress], services: [web], tasks, nodes });
+    const p = planAddresses(s);
+    expect(p.taskNetworks.create.map((r) => [r.id, r.networks.map((a) => a.network_id)])).toEqual([[tasks[0].id, ['ing']]]);
+    expect(p.nodeIngress.create.map((r) => [r.id, r.address?.network_id])).toEqual([['n1', 'ing'], ['n2', 'ing']]);
+    // the mesh's network holds no VIP: nothing resolves names on it
+    expect(p.serviceVips.create).toEqual([]);
+    const after = applied(s, p);
+    const held = [...after.taskNetworks.flatMap((r) => r.networks), ...after.nodeIngress.map((r) => r.address!)].map((a) => a.address);
+    expect(new Set(held).size).toBe(3);
+    expect(planAddresses(after).nodeIngress).toEqual({ create: [], update: [], remove: [] });
+    // a node that leaves gives its address back
+    expect(planAddresses({ ...after, nodes: [{ id: 'n1' }] }).nodeIngress.remove.map((r) => r.id)).toEqual(['n2']);
   });
 
   it('is idempotent: a second pass over its own writes changes nothing', () => {

@@ -76,3 +76,46 @@ describe('what a node is told of the overlay', () => {
     expect(addressed({ ...fresh, status: { ...fresh.status!, state: 'SHUTDOWN' } }, index)).toBe(true);
   });
 });
+
+describe('what a node is told of the routing mesh', () => {
+  const ingress: Network__Output = { id: 'ing', version: 1, spec: { name: 'ingress', driver: 'overlay', subnet: '', labels: {}, ingress: true }, subnet: '10.255.0.0/24', gateway: '10.255.0.1', vni: 4200, created_at: '' };
+  const port = (published: number, mode: string) => ({ protocol: 'tcp', target_port: 80, published_port: published, publish_mode: mode });
+  const web = { ...on(service(2), 'web', 'netA'), spec: { ...on(service(2), 'web', 'netA').spec!, name: 'web', endpoint_spec: { mode: 'vip', ports: [port(8080, 'ingress')] } } };
+  const edge = { ...service(1), id: 'edge', spec: { ...service(1).spec!, name: 'edge', endpoint_spec: { mode: 'vip', ports: [port(9090, 'host')] } } };
+  const w1 = task(web, 1, 'RUNNING', { node_id: 'n1', endpoint: web.spec.endpoint_spec });
+  const w2 = task(web, 2, 'RUNNING', { node_id: 'n2', endpoint: web.spec.endpoint_spec });
+  const e1 = task(edge, 1, 'RUNNING', { node_id: 'n2', endpoint: edge.spec.endpoint_spec });
+  const records: TaskNetworks__Output[] = [
+    { id: w1.id, version: 1, networks: [{ network_id: 'netA', address: '10.1.0.3/24' }, { network_id: 'ing', address: '10.255.0.5/24' }] },
+    { id: w2.id, version: 1, networks: [{ network_id: 'netA', address: '10.1.0.4/24' }, { network_id: 'ing', address: '10.255.0.6/24' }] },
+    { id: e1.id, version: 1, networks: [{ network_id: 'ing', address: '10.255.0.7/24' }] },
+  ];
+  const nodeIngress = ['n1', 'n2', 'n3'].map((id, i) => ({ id, version: 1, address: { network_id: 'ing', address: `10.255.0.${20 + i}/24` } }));
+  const addrs = new Map([['n1', '192.168.0.1'], ['n2', '192.168.0.2'], ['n3', '192.168.0.3']]);
+  const index = indexNetworks([net('netA', 4096), ingress], records, [], [w1, w2, e1], addrs, [web, edge], nodeIngress);
+
+  it('has a node with no task carry the ingress network, with its own address, and answer each ingress port over every running task', () => {
+    const n3 = nodeNetworks('n3', [], index);
+    expect(n3.networks.map((n) => n.id)).toEqual(['ing']);
+    expect(n3.ingress).toEqual({ network_id: 'ing', address: '10.255.0.22/24' });
+    expect(n3.peers.map((p) => `${p.ip}@${p.node_addr}`)).toEqual(['10.255.0.20@192.168.0.1', '10.255.0.21@192.168.0.2', '10.255.0.5@192.168.0.1', '10.255.0.6@192.168.0.2', '10.255.0.7@192.168.0.2']);
+    expect(n3.published).toEqual([{ service_id: 'web', protocol: 'tcp', published_port: 8080, target_port: 80, publish_mode: 'ingress', endpoints: ['10.255.0.5', '10.255.0.6'] }]);
+    // nothing resolves names on the mesh's network
+    expect(n3.task_names).toEqual([]);
+  });
+
+  it('reaches a task on the node by its first interface, and publishes host-mode ports only where their tasks run', () => {
+    const n2 = nodeNetworks('n2', [w2, e1], index);
+    expect(n2.published).toEqual([
+      { service_id: 'web', protocol: 'tcp', published_port: 8080, target_port: 80, publish_mode: 'ingress', endpoints: ['10.1.0.4', '10.255.0.5'] },
+      { service_id: 'edge', protocol: 'tcp', published_port: 9090, target_port: 80, publish_mode: 'host', endpoints: ['10.255.0.7'] },
+    ]);
+    expect(nodeNetworks('n1', [w1], index).published.map((p) => p.published_port)).toEqual([8080]);
+  });
+
+  it('holds back a task that publishes until it has its ingress address', () => {
+    const fresh = task(web, 3, 'ASSIGNED', { node_id: 'n3', endpoint: web.spec.endpoint_spec });
+    expect(addressed(fresh, index)).toBe(false);
+    expect(addressed(w1, index)).toBe(true);
+  });
+});

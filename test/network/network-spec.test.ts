@@ -19,8 +19,9 @@ describe('validateNetworkSpec', () => {
       driver: 'overlay',
       subnet: '10.20.0.0/24',
       labels: { team: 'a' },
+      ingress: false,
     });
-    expect(validateNetworkSpec({ name: 'b' })).toEqual({ name: 'b', driver: 'overlay', subnet: '', labels: {} });
+    expect(validateNetworkSpec({ name: 'b' })).toEqual({ name: 'b', driver: 'overlay', subnet: '', labels: {}, ingress: false });
   });
 
   it.each([
@@ -31,6 +32,7 @@ describe('validateNetworkSpec', () => {
     [{ name: 'n', subnet: '10.20.0.1/24' }, 'invalid network spec: subnet: "10.20.0.1/24" has host bits set; the network is 10.20.0.0/24'],
     [{ name: 'n', subnet: '10.20.0.0' }, 'invalid network spec: subnet: "10.20.0.0" is not an IPv4 CIDR such as 10.20.0.0/24'],
     [{ name: 'n', subnet: '10.20.0.0/31' }, 'invalid network spec: subnet: "10.20.0.0/31" is too small: a network needs a /30 or larger'],
+    [{ name: 'ingress' }, 'invalid network spec: name: "ingress" is the routing mesh\'s network, which shoal makes itself'],
     [{ name: 'n', labels: { 'a b': '' } }, 'invalid network spec: labels: "a b" is not a valid label key'],
   ])('refuses %j', (spec, message) => {
     expect(() => validateNetworkSpec(spec)).toThrow(message);

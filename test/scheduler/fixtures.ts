@@ -81,6 +81,7 @@ export function task(id: string, o: TaskOpts = {}): Task__Output {
     start_after: '',
     schedule_error: '',
     restart_times: [],
+    endpoint: null,
   };
 }
 

@@ -1,12 +1,14 @@
 import type { Network__Output } from '../../gen/shoal/v1/Network';
+import type { NodeIngress__Output } from '../../gen/shoal/v1/NodeIngress';
+import type { Node__Output } from '../../gen/shoal/v1/Node';
 import type { NetworkAttachment__Output } from '../../gen/shoal/v1/NetworkAttachment';
 import type { Service__Output } from '../../gen/shoal/v1/Service';
 import type { ServiceVips__Output } from '../../gen/shoal/v1/ServiceVips';
 import type { TaskNetworks__Output } from '../../gen/shoal/v1/TaskNetworks';
 import type { Task__Output } from '../../gen/shoal/v1/Task';
-import { isTerminal, wantsRunning } from '../../common/tasks';
+import { isTerminal, publishesPorts, wantsRunning } from '../../common/tasks';
 import { Ipam } from '../../network/ipam';
-import { serviceNetworkIds } from '../networks';
+import { ingressNetwork, serviceNetworkIds } from '../networks';
 
 export interface AddressState {
   networks: Network__Output[];
@@ -14,6 +16,8 @@ export interface AddressState {
   tasks: Task__Output[];
   taskNetworks: TaskNetworks__Output[];
   serviceVips: ServiceVips__Output[];
+  nodes: Pick<Node__Output, 'id'>[];
+  nodeIngress: NodeIngress__Output[];
 }
 
 /** Writes of one kind of record: new ones, changed ones (CAS on the version read), and gone ones. */
@@ -26,6 +30,7 @@ export interface RecordChanges<T> {
 export interface AddressPlan {
   taskNetworks: RecordChanges<TaskNetworks__Output>;
   serviceVips: RecordChanges<ServiceVips__Output>;
+  nodeIngress: RecordChanges<NodeIngress__Output>;
   /** Per service id, why some of its tasks or VIPs got no address (a network full). */
   failures: Map<string, string>;
 }
@@ -47,7 +52,8 @@ interface Holder {
 
 /**
  * What IPAM must write so that every task that has not ended holds one address on each network of
- * its spec, and every service one VIP on each of its networks: addresses of ended or removed
+ * its spec (and on the ingress network when it publishes ports), every service one VIP on each of
+ * its networks, and every node one address on the ingress network once there is one: addresses of ended or removed
  * tasks, of removed services and of networks left are released. Every address still held is
  * taken back first, so a new one never repeats one in use. Pure.
  */
@@ -64,16 +70,19 @@ export function planAddresses(state: AddressState): AddressPlan {
   }
   const existing = (ids: string[]) => ids.filter((id) => networks.has(id));
 
+  const ingress = ingressNetwork(state.networks.filter((n) => networks.has(n.id)));
   const taskHolders = new Map<string, Holder>();
   const vipHolders = new Map<string, Holder>();
+  const nodeHolders = new Map<string, Holder>();
   for (const t of state.tasks) {
     if (isTerminal(t.status?.state ?? 'NEW')) continue;
-    const wanted = existing((t.spec?.networks ?? []).map((n) => n.target));
+    const wanted = existing([...(t.spec?.networks ?? []).map((n) => n.target), ...(ingress && publishesPorts(t.endpoint) ? [ingress.id] : [])]);
     taskHolders.set(t.id, { id: t.id, serviceId: t.service_id, wanted, grows: wantsRunning(t.desired_state), held: [] });
   }
   for (const s of state.services) vipHolders.set(s.id, { id: s.id, serviceId: s.id, wanted: existing(serviceNetworkIds(s)), grows: true, held: [] });
+  for (const n of state.nodes) nodeHolders.set(n.id, { id: n.id, serviceId: '', wanted: ingress ? [ingress.id] : [], grows: true, held: [] });
 
-  const plan: AddressPlan = { taskNetworks: changes(), serviceVips: changes(), failures: new Map() };
+  const plan: AddressPlan = { taskNetworks: changes(), serviceVips: changes(), nodeIngress: changes(), failures: new Map() };
   // Taken back first: a record of a task or service that is gone holds nothing.
   const restore = (holders: Map<string, Holder>, id: string, version: number, addresses: Held[]): boolean => {
     const h = holders.get(id);
@@ -92,6 +101,7 @@ export function planAddresses(state: AddressState): AddressPlan {
   };
   for (const r of state.taskNetworks) if (!restore(taskHolders, r.id, r.version, r.networks)) plan.taskNetworks.remove.push(r);
   for (const r of state.serviceVips) if (!restore(vipHolders, r.id, r.version, r.virtual_ips)) plan.serviceVips.remove.push(r);
+  for (const r of state.nodeIngress) if (!restore(nodeHolders, r.id, r.version, r.address ? [r.address] : [])) plan.nodeIngress.remove.push(r);
 
   const settle = (h: Holder): Held[] => {
     const out: Held[] = [];
@@ -102,7 +112,8 @@ export function planAddresses(state: AddressState): AddressPlan {
         try {
           out.push({ network_id, address: ipam.allocateAddress(network_id) });
         } catch (err) {
-          plan.failures.set(h.serviceId, `no address for it: ${(err as Error).message}`);
+          // A node's own address is the mesh's, not a service's: its tasks' addresses fail next.
+          if (h.serviceId) plan.failures.set(h.serviceId, `no address for it: ${(err as Error).message}`);
         }
       }
     }
@@ -112,6 +123,11 @@ export function planAddresses(state: AddressState): AddressPlan {
   for (const h of vipHolders.values()) {
     const virtual_ips = settle(h);
     decide(plan.serviceVips, h, virtual_ips, (version) => ({ id: h.id, version, virtual_ips }));
+  }
+  // Then nodes: a node without its ingress address cannot carry the routing mesh at all.
+  for (const h of nodeHolders.values()) {
+    const [address = null] = settle(h);
+    decide(plan.nodeIngress, h, address ? [address] : [], (version) => ({ id: h.id, version, address }));
   }
   for (const h of taskHolders.values()) {
     const networks = settle(h);

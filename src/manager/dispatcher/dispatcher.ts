@@ -18,6 +18,7 @@ import { diffAssignments } from './assignments';
 import type { StoredRegistryAuth } from '../registry-auth';
 import type { RegistryAuth } from '../../gen/shoal/v1/RegistryAuth';
 import type { Network__Output } from '../../gen/shoal/v1/Network';
+import type { NodeIngress__Output } from '../../gen/shoal/v1/NodeIngress';
 import type { ServiceVips__Output } from '../../gen/shoal/v1/ServiceVips';
 import type { TaskNetworks__Output } from '../../gen/shoal/v1/TaskNetworks';
 import { addressed, indexNetworks, nodeNetworks } from './node-networks';
@@ -40,7 +41,7 @@ interface Session {
 }
 
 /** Kinds whose change may change what some worker must be told. */
-const PUSH_KINDS = ['tasks', 'registry-auth', 'nodes', 'networks', 'task-networks', 'service-vips', 'reload'];
+const PUSH_KINDS = ['tasks', 'registry-auth', 'nodes', 'networks', 'task-networks', 'service-vips', 'node-ingress', 'services', 'reload'];
 
 /** Only node certificates reach the dispatcher: a worker's, or a manager's own worker side. */
 const NODE_ROLES = ['worker', 'manager'] as const;
@@ -237,6 +238,7 @@ export class Dispatcher {
       this.cache.tasks(),
       new Map(nodes.filter((n) => n.status?.addr).map((n) => [n.id, n.status!.addr])),
       this.cache.services(),
+      this.cache.list<NodeIngress__Output>('node-ingress'),
     );
     for (const s of this.sessions.values()) {
       // A global task names its node from birth, but is the node's only once the scheduler has checked it fits.

@@ -207,6 +207,7 @@ function newTask(service: Service__Output, place: SlotPlace, restartTimes: strin
     start_after: delayMs > 0 ? new Date(nowMs + delayMs).toISOString() : '',
     schedule_error: '',
     restart_times: restartTimes,
+    endpoint: service.spec!.endpoint_spec,
   };
 }
 
