@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -51,6 +51,21 @@ function lookup(t: Task__Output, name: string): string[] {
   const out = inContainer(t, `nslookup -type=a ${name} 2>&1 || true`);
   const addresses = [...out.matchAll(/^Address: (\d+\.\d+\.\d+\.\d+)$/gm)].map((m) => m[1]).sort();
   return addresses.length ? addresses : [out.trim()];
+}
+
+/** One HTTP GET from the test's own namespace, outside every host: the answer, or "failed". */
+function fromOutside(hostPort: string): string {
+  const r = spawnSync('busybox', ['timeout', '5', 'wget', '-q', '-O', '-', `http://${hostPort}/`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : 'failed';
+}
+
+/** Creates a WHOAMI service publishing one port. */
+async function publish(name: string, flags: string[], port: { target_port: number; published_port: number; publish_mode: string }): Promise<void> {
+  manager().ok('service', 'create', '--name', name, ...flags, '--replicas', '0', IMAGE, ...WHOAMI);
+  const s = await manager().api((c) => c.getService(name));
+  const spec = { ...s.spec!, mode: { replicated: { replicas: 1 } }, endpoint_spec: { mode: 'vip', ports: [{ protocol: 'tcp', ...port }] } };
+  await manager().api((c) => c.updateService({ service: s.id, version: s.version, spec }));
+  await cluster.waitFor(async () => (await running(name)).length === 1, { what: `${name} running` });
 }
 
 const eth0 = (t: Task__Output) => inContainer(t, 'ip -o -4 addr show eth0').match(/inet (\d+\.\d+\.\d+\.\d+)\//)![1];
@@ -200,6 +215,31 @@ describe('services on overlay networks across 3 hosts', { timeout: 300_000 }, ()
     await h('h3').kill('SIGKILL');
     await h('h3').start();
     await cluster.waitFor(() => lookup(client, 'api').join() === apiVip, { what: 'the client resolving api after its shoald came back' });
+  });
+
+  it('answers a port published through the mesh on every host, one in host mode only where its task runs, and lets containers reach the outside', async () => {
+    // web's one replica runs on h2; h1 and h3 run none of it and answer all the same.
+    await publish('web', ['--network', 'backend', '--constraint', 'node.hostname==h2'], { target_port: 80, published_port: 8080, publish_mode: 'ingress' });
+    await publish('edge', ['--constraint', 'node.hostname==h3'], { target_port: 80, published_port: 9090, publish_mode: 'host' });
+    const [web] = await running('web');
+    const [edge] = await running('edge');
+    for (const host of cluster.hosts) {
+      await cluster.waitFor(() => fromOutside(`${host.addr}:8080`) === web.id.slice(0, 12), { what: `web answering on ${host.name}:8080` });
+    }
+    await cluster.waitFor(() => fromOutside(`${h('h3').addr}:9090`) === edge.id.slice(0, 12), { what: 'edge answering on h3:9090' });
+    expect(fromOutside(`${h('h1').addr}:9090`)).toBe('failed');
+    // Out through its host's address: the outside has no route back to a container's subnet.
+    const outside = spawn('busybox', ['httpd', '-f', '-p', `${cluster.bridgeAddr}:18080`, '-h', work], { stdio: 'ignore' });
+    try {
+      fs.writeFileSync(path.join(work, 'index.html'), 'outside\n');
+      await cluster.waitFor(() => inContainer(web, `timeout 5 wget -q -O - http://${cluster.bridgeAddr}:18080/ || echo failed`).trim() === 'outside', { what: 'web reaching a server outside the cluster' });
+      expect(inContainer(edge, `timeout 5 wget -q -O - http://${cluster.bridgeAddr}:18080/ || echo failed`).trim()).toBe('outside');
+    } finally {
+      outside.kill();
+    }
+    for (const s of ['web', 'edge']) manager().ok('service', 'rm', s);
+    // With nothing published, no host answers on the ports any more.
+    await cluster.waitFor(() => fromOutside(`${h('h3').addr}:8080`) === 'failed', { what: 'port 8080 closed after web went' });
   });
 
   it('leaves no device, namespace, mount or rule on any host once the services and networks are removed', async () => {
