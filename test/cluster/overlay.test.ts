@@ -13,8 +13,10 @@ import { IDLE, thenIdle } from '../helpers/workloads';
 let cluster: TestCluster;
 let work: string;
 const IMAGE = 'shoal-test:latest';
-/** busybox httpd answering with the container's hostname (its task's container id), in the background. */
-const WHOAMI = thenIdle('hostname > /www/index.html && httpd -p 80 -h /www');
+/** busybox httpd answering with the container's hostname (its task's container id), and at /cgi-bin/peer with the client's address, in the background. */
+const WHOAMI = thenIdle(
+  'hostname > /www/index.html && mkdir -p /www/cgi-bin && printf "#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho \\$REMOTE_ADDR\\n" > /www/cgi-bin/peer && chmod +x /www/cgi-bin/peer && httpd -p 80 -h /www',
+);
 
 const h = (name: string) => cluster.host(name);
 // The commands under test go through the CLI; what the test reads, through the API in-process.
@@ -54,8 +56,8 @@ function lookup(t: Task__Output, name: string): string[] {
 }
 
 /** One HTTP GET from the test's own namespace, outside every host: the answer, or "failed". */
-function fromOutside(hostPort: string): string {
-  const r = spawnSync('busybox', ['timeout', '5', 'wget', '-q', '-O', '-', `http://${hostPort}/`], { encoding: 'utf8' });
+function fromOutside(hostPort: string, page = ''): string {
+  const r = spawnSync('busybox', ['timeout', '5', 'wget', '-q', '-O', '-', `http://${hostPort}/${page}`], { encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim() : 'failed';
 }
 
@@ -221,6 +223,16 @@ describe('services on overlay networks across 3 hosts', { timeout: 300_000 }, ()
     // web's one replica runs on h2; h1 and h3 run none of it and answer all the same.
     await publish('web', ['--network', 'backend', '--constraint', 'node.hostname==h2'], { target_port: 80, published_port: 8080, publish_mode: 'ingress' });
     await publish('edge', ['--constraint', 'node.hostname==h3'], { target_port: 80, published_port: 9090, publish_mode: 'host' });
+    try {
+      await servePublished();
+    } finally {
+      for (const s of ['web', 'edge']) manager().shoal('service', 'rm', s);
+    }
+    // With nothing published, no host answers on the ports any more.
+    await cluster.waitFor(() => fromOutside(`${h('h3').addr}:8080`) === 'failed', { what: 'port 8080 closed after web went' });
+  });
+
+  async function servePublished(): Promise<void> {
     const [web] = await running('web');
     const [edge] = await running('edge');
     for (const host of cluster.hosts) {
@@ -228,6 +240,13 @@ describe('services on overlay networks across 3 hosts', { timeout: 300_000 }, ()
     }
     await cluster.waitFor(() => fromOutside(`${h('h3').addr}:9090`) === edge.id.slice(0, 12), { what: 'edge answering on h3:9090' });
     expect(fromOutside(`${h('h1').addr}:9090`)).toBe('failed');
+    // A replica on the host asked keeps the client's address; one elsewhere sees the asking host's.
+    // (httpd listens on IPv6 too, and says so: [::ffff:10.0.0.1].)
+    const peer = (hostPort: string) => fromOutside(hostPort, 'cgi-bin/peer').replace(/^\[::ffff:(.*)\]$/, '$1');
+    expect(peer(`${h('h2').addr}:8080`)).toBe(cluster.bridgeAddr);
+    expect(peer(`${h('h3').addr}:9090`)).toBe(cluster.bridgeAddr);
+    const h1Ingress = (await network('ingress')).subnet.split('.').slice(0, 3).join('.');
+    expect(peer(`${h('h1').addr}:8080`)).toMatch(new RegExp(`^${h1Ingress.replace(/\./g, '\\.')}\\.\\d+$`));
     // Out through its host's address: the outside has no route back to a container's subnet.
     const outside = spawn('busybox', ['httpd', '-f', '-p', `${cluster.bridgeAddr}:18080`, '-h', work], { stdio: 'ignore' });
     try {
@@ -237,10 +256,7 @@ describe('services on overlay networks across 3 hosts', { timeout: 300_000 }, ()
     } finally {
       outside.kill();
     }
-    for (const s of ['web', 'edge']) manager().ok('service', 'rm', s);
-    // With nothing published, no host answers on the ports any more.
-    await cluster.waitFor(() => fromOutside(`${h('h3').addr}:8080`) === 'failed', { what: 'port 8080 closed after web went' });
-  });
+  }
 
   it('leaves no device, namespace, mount or rule on any host once the services and networks are removed', async () => {
     for (const s of ['api', 'client']) manager().ok('service', 'rm', s);
