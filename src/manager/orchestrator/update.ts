@@ -34,14 +34,15 @@ export function rolloutConfig(service: Service__Output): UpdateConfig__Output {
 }
 
 /**
- * The service with its previous spec restored (keeping its name, which has its own key) and
+ * The service with its previous spec restored (keeping its name and endpoint spec: the name and
+ * the published ports have keys of their own, which only the control API claims) and
  * the spec it had kept as the previous one, so a second rollback undoes the first. The restored
  * spec keeps its old spec_version: the tasks still made from it are current again.
  */
 export function rolledBack(service: Service__Output, at: string, message: string): Service__Output {
   return {
     ...service,
-    spec: { ...service.previous_spec!, name: service.spec!.name },
+    spec: { ...service.previous_spec!, name: service.spec!.name, endpoint_spec: service.spec!.endpoint_spec },
     spec_version: service.previous_spec_version,
     previous_spec: service.spec,
     previous_spec_version: service.spec_version,
