@@ -22,6 +22,7 @@ import type { Network__Output } from '../gen/shoal/v1/Network';
 import type { Node__Output } from '../gen/shoal/v1/Node';
 import type { ServiceVips__Output } from '../gen/shoal/v1/ServiceVips';
 import type { PortConfig__Output } from '../gen/shoal/v1/PortConfig';
+import type { TaskNetworks__Output } from '../gen/shoal/v1/TaskNetworks';
 import { resolveServiceNetworks } from './networks';
 import { claimPorts, releasePorts } from './published-ports';
 
@@ -274,7 +275,9 @@ export class ControlApi {
       (a, b) =>
         a.service_name.localeCompare(b.service_name) || a.slot - b.slot || b.created_at.localeCompare(a.created_at) || a.id.localeCompare(b.id),
     );
-    return { tasks };
+    const listed = new Set(tasks.map((t) => t.id));
+    const task_networks = (await this.store.list<TaskNetworks__Output>('task-networks')).filter((a) => listed.has(a.id));
+    return { tasks, task_networks };
   }
 
   /** Relays each node's task logs to the client, prefixed with the task; ends when every node has. */
