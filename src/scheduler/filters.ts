@@ -68,6 +68,16 @@ export const maxReplicasFilter: Filter = {
   explain: (n) => `max replicas per node reached on ${nodes(n)}`,
 };
 
+// One filter per host port, so the explanation can name the port that is taken.
+export function hostPortFilter(port: string): Filter {
+  return {
+    name: `host port ${port}`,
+    dynamic: true,
+    check: (_task, info) => !info.hostPortInUse(port),
+    explain: (n) => `host port ${port} in use on ${nodes(n)}`,
+  };
+}
+
 // One filter per constraint, so the explanation can name the constraint that failed.
 export function constraintFilter(c: Constraint): Filter {
   return {
@@ -80,9 +90,10 @@ export function constraintFilter(c: Constraint): Filter {
 /**
  * The filters a task must pass, cheapest and static first: a node excluded by a constraint is
  * then reported as such, not as short of memory. Rules the task does not use are left out.
- * Throws invalidArgument on a bad constraint.
+ * `hostPorts` are the host-mode ports its service publishes. Throws invalidArgument on a bad
+ * constraint.
  */
-export function pipelineFor(task: Task__Output): Filter[] {
+export function pipelineFor(task: Task__Output, hostPorts: readonly string[] = []): Filter[] {
   const placement = task.spec?.placement;
   const platforms = placement?.platforms ?? [];
   const constraints = (placement?.constraints ?? []).map((text) => constraintFilter(parseConstraint(text)));
@@ -95,5 +106,6 @@ export function pipelineFor(task: Task__Output): Filter[] {
     cpuFilter,
     memoryFilter,
     maxReplicasFilter,
+    ...hostPorts.map(hostPortFilter),
   ];
 }
