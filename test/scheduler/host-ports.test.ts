@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Service__Output } from '../../src/gen/shoal/v1/Service';
+import type { Task__Output } from '../../src/gen/shoal/v1/Task';
+import type { Op } from '../../src/manager/store/store';
 import { hostPortFilter, pipelineFor } from '../../src/scheduler/filters';
 import { hostPortsByService, hostPortsOf } from '../../src/scheduler/host-ports';
 import { NodeInfo } from '../../src/scheduler/node-info';
@@ -7,6 +9,12 @@ import { schedule } from '../../src/scheduler/schedule';
 import { planPlacements } from '../../src/manager/scheduling';
 import { service } from '../fixtures';
 import { node, task, tasks } from './fixtures';
+
+/** The task a scheduling write places (or not): its id, node and schedule error. */
+const placed = (op: Op) => {
+  const t = (op.type === 'delete' ? {} : op.obj) as Partial<Task__Output>;
+  return [t.id, t.node_id, t.schedule_error];
+};
 
 const port = (published_port: number, publish_mode = 'host', protocol = 'tcp') => ({ protocol, target_port: 80, published_port, publish_mode });
 
@@ -80,12 +88,11 @@ describe('host ports', () => {
     const web = publishing('web', port(9090));
     const pending = tasks(2, { service: 'web' });
     const { plans } = planPlacements([node('a')], pending, [web]);
-    const written = plans.get('web')!.map((op) => (op.type === 'delete' ? undefined : op.obj)) as { id: string; node_id: string; schedule_error: string }[];
-    expect(written.map((t) => [t.id, t.node_id, t.schedule_error])).toEqual([
-      ['web-1', 'a', ''],
-      ['web-2', '', 'no suitable node (host port 9090/tcp in use on 1 node)'],
+    expect(plans.get('web')!.map((op) => [op.type, ...placed(op)])).toEqual([
+      ['update', 'web-1', 'a', ''],
+      ['update', 'web-2', '', 'no suitable node (host port 9090/tcp in use on 1 node)'],
     ]);
     // Without its service's ports, nothing keeps them apart.
-    expect(planPlacements([node('a')], pending, []).plans.get('web')!.every((op) => op.type !== 'delete' && (op.obj as { node_id: string }).node_id === 'a')).toBe(true);
+    expect(planPlacements([node('a')], pending, []).plans.get('web')!.map((op) => placed(op)[1])).toEqual(['a', 'a']);
   });
 });
