@@ -51,6 +51,7 @@ export function parsePublish(flag: string, v: string): PortConfig__Output {
   if (text.includes('=')) return parseLong(flag, text);
   const m = /^(?:([^:/]*):)?([^:/]*)(?:\/(.*))?$/.exec(text);
   if (!m || !text) throw new InvalidArgumentError(`${flag} must be ${SYNTAX}, got "${v}"`);
+  if (/\d-\d/.test(text)) throw new InvalidArgumentError(`${flag}: port ranges are not supported, got "${v}": publish each port`);
   return {
     protocol: protocolOf(flag, m[3] ?? 'tcp'),
     target_port: portOf(flag, 'target', m[2], 1),
