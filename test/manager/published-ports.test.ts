@@ -7,6 +7,8 @@ import type { ServiceSpec } from '../../src/gen/shoal/v1/ServiceSpec';
 import { ControlApi } from '../../src/manager/control-api';
 import type { NodeLogs } from '../../src/manager/dispatcher/node-logs';
 import { DYNAMIC_PORTS, planPortClaims, type PortClaim } from '../../src/manager/published-ports';
+import { rolledBack } from '../../src/manager/orchestrator/update';
+import { service } from '../fixtures';
 import { useEtcdStore } from '../helpers/etcd';
 
 const ingress = (published_port: number, protocol = 'tcp'): PortConfig__Output => ({ protocol, target_port: 80, published_port, publish_mode: 'ingress' });
@@ -56,6 +58,17 @@ describe('planPortClaims', () => {
       /endpoint_spec\.ports\[1\]\.published_port: no tcp port is free in 30000–32767/,
     );
     expect(planPortClaims('web', [ingress(0, 'udp')], all).ports[0].published_port).toBe(30000);
+  });
+});
+
+describe('a rollback', () => {
+  it('restores the previous task template but keeps the endpoint spec, whose ports only the control API claims', () => {
+    const s = service(1);
+    const now = { ...s.spec!, endpoint_spec: { mode: 'vip', ports: [ingress(8080)] } };
+    const before = { ...s.spec!, task_template: { ...s.spec!.task_template!, container: { ...s.spec!.task_template!.container!, image: 'old:1' } }, endpoint_spec: { mode: 'dnsrr', ports: [] } };
+    const back = rolledBack({ ...s, spec: now, previous_spec: before, spec_version: 2, previous_spec_version: 1 }, '2026-01-01T00:00:00.000Z', 'manual');
+    expect(back.spec!.task_template!.container!.image).toBe('old:1');
+    expect(back.spec!.endpoint_spec).toEqual(now.endpoint_spec);
   });
 });
 
