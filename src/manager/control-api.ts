@@ -24,7 +24,7 @@ import type { ServiceVips__Output } from '../gen/shoal/v1/ServiceVips';
 import type { PortConfig__Output } from '../gen/shoal/v1/PortConfig';
 import type { TaskNetworks__Output } from '../gen/shoal/v1/TaskNetworks';
 import { resolveServiceNetworks } from './networks';
-import { claimPorts, releasePorts } from './published-ports';
+import { claimPorts, releasePorts, samePorts } from './published-ports';
 
 // How long a create keeps finding out whether it was applied while etcd is unavailable: a
 // restarted member answers within seconds, and etcd's client then waits out its circuit breaker (5 s).
@@ -186,8 +186,7 @@ export class ControlApi {
     const warnings = imageChanged ? await this.pin(spec, newAuth ?? stored ?? undefined) : [];
     // Tasks are made with the ports they publish (they join the ingress network, or take host
     // ports on their node), so new ports are a new template too, as in Swarm.
-    const ports = (x: ServiceSpec__Output) => JSON.stringify(x.endpoint_spec?.ports ?? []);
-    const templateChanged = JSON.stringify(spec.task_template) !== JSON.stringify(current.spec!.task_template) || ports(spec) !== ports(current.spec!);
+    const templateChanged = JSON.stringify(spec.task_template) !== JSON.stringify(current.spec!.task_template) || !samePorts(spec, current.spec!);
     // Any update resumes a paused rollout; a new template starts a new one (the leader begins it).
     const paused = current.update_status?.state === 'paused' || current.update_status?.state === 'rollback_paused';
     const updated: Service__Output = {

@@ -7,6 +7,7 @@
  */
 import type { PortConfig__Output } from '../gen/shoal/v1/PortConfig';
 import type { Service__Output } from '../gen/shoal/v1/Service';
+import type { ServiceSpec__Output } from '../gen/shoal/v1/ServiceSpec';
 import { alreadyExists, resourceExhausted } from '../common/errors';
 import type { Op, Store, Versioned } from './store/store';
 
@@ -19,6 +20,9 @@ export interface PortClaim extends Versioned {
 export const DYNAMIC_PORTS = { first: 30000, last: 32767 } as const;
 
 export const claimId = (protocol: string, port: number) => `${protocol}-${port}`;
+
+/** Whether two specs publish the same ports: tasks are made with theirs, so other ports make other tasks. */
+export const samePorts = (a: ServiceSpec__Output, b: ServiceSpec__Output): boolean => JSON.stringify(a.endpoint_spec?.ports ?? []) === JSON.stringify(b.endpoint_spec?.ports ?? []);
 
 export interface PortConflict {
   /** The index in the ports of the spec. */

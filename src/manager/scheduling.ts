@@ -3,8 +3,6 @@ import type { Task__Output } from '../gen/shoal/v1/Task';
 import type { Logger } from '../common/logger';
 import { now } from '../common/tasks';
 import { partitionTasks, schedule, type ScheduleResult } from '../scheduler/schedule';
-import { hostPortsByService } from '../scheduler/host-ports';
-import type { Service__Output } from '../gen/shoal/v1/Service';
 import { FAILED_SERVICE_RETRY_MS, isConflict, messageOf, reportConvergence } from './convergence-errors';
 import type { StoreCache } from './store/cache';
 import type { Op } from './store/store';
@@ -32,21 +30,19 @@ function pendingByService(pending: Task__Output[]): Task__Output[][] {
 /**
  * Schedules every pending task at once; if that throws, it schedules service by service, each
  * against the placements made before it, so that only the service that makes the scheduler
- * throw gets a failure and the others are placed as usual. The services say which host ports
- * their tasks publish. Pure but for the timestamp.
+ * throw gets a failure and the others are placed as usual. Pure but for the timestamp.
  */
-export function planPlacements(nodes: Node__Output[], tasks: Task__Output[], services: Service__Output[]): PlacementPlans {
+export function planPlacements(nodes: Node__Output[], tasks: Task__Output[]): PlacementPlans {
   const { pending, active } = partitionTasks(tasks);
-  const hostPorts = hostPortsByService(services);
   const failures = new Map<string, string>();
   let result: ScheduleResult;
   try {
-    result = schedule(nodes, active, pending, hostPorts);
+    result = schedule(nodes, active, pending);
   } catch {
     result = { placements: [], unplaced: [] };
     for (const group of pendingByService(pending)) {
       try {
-        const own = schedule(nodes, active, group, hostPorts);
+        const own = schedule(nodes, active, group);
         result.placements.push(...own.placements);
         result.unplaced.push(...own.unplaced);
         const byId = new Map(group.map((t) => [t.id, t]));
@@ -85,7 +81,7 @@ export function planPlacements(nodes: Node__Output[], tasks: Task__Output[], ser
  */
 export async function schedulePending(cache: StoreCache, log: Logger): Promise<number | undefined> {
   await cache.settled();
-  const { plans, failures } = planPlacements(cache.nodes(), cache.tasks(), cache.services());
+  const { plans, failures } = planPlacements(cache.nodes(), cache.tasks());
   let retry = failures.size > 0;
   for (const [serviceId, ops] of plans) {
     try {

@@ -4,6 +4,7 @@ import { NodeState } from '../gen/shoal/v1/NodeState';
 import { constraintMatches, parseConstraint, type Constraint } from './constraints';
 import type { NodeInfo } from './node-info';
 import { platformMatches } from './platform';
+import { hostPortsOf } from './host-ports';
 
 /** One feasibility rule. `explain` is what the user reads when no node is left. */
 export interface Filter {
@@ -90,10 +91,9 @@ export function constraintFilter(c: Constraint): Filter {
 /**
  * The filters a task must pass, cheapest and static first: a node excluded by a constraint is
  * then reported as such, not as short of memory. Rules the task does not use are left out.
- * `hostPorts` are the host-mode ports its service publishes. Throws invalidArgument on a bad
- * constraint.
+ * Throws invalidArgument on a bad constraint.
  */
-export function pipelineFor(task: Task__Output, hostPorts: readonly string[] = []): Filter[] {
+export function pipelineFor(task: Task__Output): Filter[] {
   const placement = task.spec?.placement;
   const platforms = placement?.platforms ?? [];
   const constraints = (placement?.constraints ?? []).map((text) => constraintFilter(parseConstraint(text)));
@@ -106,6 +106,6 @@ export function pipelineFor(task: Task__Output, hostPorts: readonly string[] = [
     cpuFilter,
     memoryFilter,
     maxReplicasFilter,
-    ...hostPorts.map(hostPortFilter),
+    ...hostPortsOf(task.endpoint).map(hostPortFilter),
   ];
 }

@@ -1,7 +1,7 @@
 import type { Node__Output } from '../gen/shoal/v1/Node';
 import type { Task__Output } from '../gen/shoal/v1/Task';
 import { wantsRunning } from '../common/tasks';
-import type { HostPorts } from './host-ports';
+import { hostPortsOf } from './host-ports';
 
 /**
  * A node plus counters of what is placed on it. Updated as each task is placed, so filters and
@@ -16,11 +16,7 @@ export class NodeInfo {
   reservedCpus = 0;
   reservedMemory = 0;
 
-  constructor(
-    readonly node: Node__Output,
-    /** The host ports each service's tasks publish. */
-    private readonly servicePorts: HostPorts = new Map(),
-  ) {}
+  constructor(readonly node: Node__Output) {}
 
   get id(): string {
     return this.node.id;
@@ -35,7 +31,7 @@ export class NodeInfo {
     const r = task.spec?.resources?.reservations;
     this.reservedCpus += r?.nano_cpus ?? 0;
     this.reservedMemory += r?.memory_bytes ?? 0;
-    for (const port of this.servicePorts.get(task.service_id) ?? []) this.hostPorts.set(port, (this.hostPorts.get(port) ?? 0) + 1);
+    for (const port of hostPortsOf(task.endpoint)) this.hostPorts.set(port, (this.hostPorts.get(port) ?? 0) + 1);
     if (!wantsRunning(task.desired_state)) return;
     this.perService.set(task.service_id, this.tasksOf(task.service_id) + 1);
     this.totalTasks++;
@@ -63,8 +59,8 @@ export class NodeInfo {
 }
 
 /** NodeInfos by node id, counting the active tasks; tasks on nodes not in the list are ignored. */
-export function buildNodeInfos(nodes: Node__Output[], active: Task__Output[], hostPorts: HostPorts = new Map()): Map<string, NodeInfo> {
-  const infos = new Map(nodes.map((n) => [n.id, new NodeInfo(n, hostPorts)]));
+export function buildNodeInfos(nodes: Node__Output[], active: Task__Output[]): Map<string, NodeInfo> {
+  const infos = new Map(nodes.map((n) => [n.id, new NodeInfo(n)]));
   for (const t of active) infos.get(t.node_id)?.addTask(t);
   return infos;
 }

@@ -3,7 +3,6 @@ import type { Task__Output } from '../gen/shoal/v1/Task';
 import { isTerminal, rank, wantsRunning } from '../common/tasks';
 import { pipelineFor, type Filter } from './filters';
 import { buildNodeInfos, type NodeInfo } from './node-info';
-import type { HostPorts } from './host-ports';
 import { parseSpread } from './preferences';
 import { SpreadTree } from './spread-tree';
 
@@ -43,16 +42,15 @@ export function partitionTasks(tasks: Task__Output[]): { pending: Task__Output[]
 /**
  * Places pending tasks on nodes. `active` are tasks already on nodes and not terminal: they
  * hold reservations and count for spread. A pending task that already names its node (global
- * mode) is only checked against that node. `hostPorts` are the host-mode ports each service's
- * tasks publish: a node has each for one task at most. Same input, same output.
+ * mode) is only checked against that node. Same input, same output.
  */
-export function schedule(nodes: Node__Output[], active: Task__Output[], pending: Task__Output[], hostPorts: HostPorts = new Map()): ScheduleResult {
-  const byId = buildNodeInfos(nodes, active, hostPorts);
+export function schedule(nodes: Node__Output[], active: Task__Output[], pending: Task__Output[]): ScheduleResult {
+  const byId = buildNodeInfos(nodes, active);
   const infos = [...byId.values()].sort((a, b) => compareIds(a.id, b.id));
   const result: ScheduleResult = { placements: [], unplaced: [] };
   // Tasks bound to one node go first: they have nowhere else to go.
-  for (const group of groupTasks(pending.filter((t) => t.node_id))) schedulePinned(group, byId, hostPorts, result);
-  for (const group of groupTasks(pending.filter((t) => !t.node_id))) scheduleGroup(group, infos, hostPorts, result);
+  for (const group of groupTasks(pending.filter((t) => t.node_id))) schedulePinned(group, byId, result);
+  for (const group of groupTasks(pending.filter((t) => !t.node_id))) scheduleGroup(group, infos, result);
   return result;
 }
 
@@ -78,10 +76,10 @@ function groupTasks(pending: Task__Output[]): Task__Output[][] {
 }
 
 /** The group's filters and spread labels, or the reason they are unusable (reported for every task). */
-function placementOf(group: Task__Output[], hostPorts: HostPorts, result: ScheduleResult): { pipeline: Filter[]; labels: string[] } | undefined {
+function placementOf(group: Task__Output[], result: ScheduleResult): { pipeline: Filter[]; labels: string[] } | undefined {
   try {
     const labels = (group[0].spec?.placement?.preferences ?? []).map((p) => parseSpread(p.spread));
-    return { pipeline: pipelineFor(group[0], hostPorts.get(group[0].service_id)), labels };
+    return { pipeline: pipelineFor(group[0]), labels };
   } catch (err) {
     const reason = `invalid placement: ${(err as Error).message}`;
     for (const t of group) result.unplaced.push({ taskId: t.id, reason });
@@ -91,8 +89,8 @@ function placementOf(group: Task__Output[], hostPorts: HostPorts, result: Schedu
 
 const failedFilter = (pipeline: Filter[], info: NodeInfo, task: Task__Output) => pipeline.find((f) => !f.check(task, info));
 
-function schedulePinned(group: Task__Output[], byId: Map<string, NodeInfo>, hostPorts: HostPorts, result: ScheduleResult): void {
-  const placement = placementOf(group, hostPorts, result);
+function schedulePinned(group: Task__Output[], byId: Map<string, NodeInfo>, result: ScheduleResult): void {
+  const placement = placementOf(group, result);
   if (!placement) return;
   for (const task of group) {
     const info = byId.get(task.node_id);
@@ -108,8 +106,8 @@ function schedulePinned(group: Task__Output[], byId: Map<string, NodeInfo>, host
   }
 }
 
-function scheduleGroup(group: Task__Output[], infos: NodeInfo[], hostPorts: HostPorts, result: ScheduleResult): void {
-  const placement = placementOf(group, hostPorts, result);
+function scheduleGroup(group: Task__Output[], infos: NodeInfo[], result: ScheduleResult): void {
+  const placement = placementOf(group, result);
   if (!placement) return;
   const { pipeline, labels } = placement;
   const failures = new Map<Filter, number>();

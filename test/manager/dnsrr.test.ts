@@ -38,11 +38,11 @@ describe('a dnsrr service', () => {
   const heldVip = { id: 'cache', version: 4, virtual_ips: [{ network_id: 'netA', address: '10.1.0.2/24' }] };
 
   it('gets no VIP, and gives back the one it held as a vip service; its tasks keep their addresses', () => {
-    const fresh = planAddresses({ networks: [netA], services: [rr], tasks: [t1, t2], taskNetworks: [], serviceVips: [] });
+    const fresh = planAddresses({ networks: [netA], services: [rr], tasks: [t1, t2], taskNetworks: [], serviceVips: [], nodes: [], nodeIngress: [] });
     expect(fresh.serviceVips).toEqual({ create: [], update: [], remove: [] });
     expect(fresh.taskNetworks.create).toHaveLength(2);
 
-    const switched = planAddresses({ networks: [netA], services: [rr], tasks: [t1, t2], taskNetworks: records, serviceVips: [heldVip] });
+    const switched = planAddresses({ networks: [netA], services: [rr], tasks: [t1, t2], taskNetworks: records, serviceVips: [heldVip], nodes: [], nodeIngress: [] });
     expect(switched.serviceVips).toEqual({ create: [], update: [], remove: [{ id: 'cache', version: 4, virtual_ips: [] }] });
     expect(switched.taskNetworks).toEqual({ create: [], update: [], remove: [] });
   });

@@ -53,7 +53,7 @@ describe('one service cannot stall the scheduler for the others', () => {
     n.spec!.labels = { zone: 1 as unknown as string };
     const constrained = pendingTask('c-1', { service: 'constrained', constraints: ['node.labels.zone==a'] });
     const plain = [pendingTask('p-1', { service: 'plain', slot: 1 }), pendingTask('p-2', { service: 'plain', slot: 2 })];
-    const { plans, failures } = planPlacements([n], [constrained, ...plain], []);
+    const { plans, failures } = planPlacements([n], [constrained, ...plain]);
     expect(failures.get('constrained')).toMatch(/^scheduling its tasks failed: /);
     expect(plans.get('plain')!.map((op) => written(op).node_id)).toEqual(['n1', 'n1']);
   });
@@ -62,7 +62,7 @@ describe('one service cannot stall the scheduler for the others', () => {
     const n = node('n1', { memory: 100 });
     const first = pendingTask('a-1', { service: 'a', memory: 80 });
     const second = { ...pendingTask('b-1', { service: 'b', memory: 80 }), created_at: '2024-01-02T00:00:00.000Z' };
-    const { plans } = planPlacements([n], [second, first], []);
+    const { plans } = planPlacements([n], [second, first]);
     const tasksOf = (serviceId: string) => plans.get(serviceId)!.map(written);
     expect(tasksOf('a').map((t) => t.node_id)).toEqual(['n1']);
     expect(tasksOf('b').map((t) => [t.node_id, t.schedule_error])).toEqual([['', 'no suitable node (insufficient memory on 1 node)']]);

@@ -62,13 +62,31 @@ describe('planPortClaims', () => {
 });
 
 describe('a rollback', () => {
+  const s = service(1);
+  const template = (image: string) => ({ ...s.spec!.task_template!, container: { ...s.spec!.task_template!.container!, image } });
+  const rollingBack = (before: PortConfig__Output[], now: PortConfig__Output[]) =>
+    rolledBack(
+      {
+        ...s,
+        spec: { ...s.spec!, task_template: template('new:2'), endpoint_spec: { mode: 'vip', ports: now } },
+        previous_spec: { ...s.spec!, task_template: template('old:1'), endpoint_spec: { mode: 'vip', ports: before } },
+        spec_version: 3,
+        previous_spec_version: 2,
+      },
+      '2026-01-01T00:00:00.000Z',
+      'manual',
+    );
+
   it('restores the previous task template but keeps the endpoint spec, whose ports only the control API claims', () => {
-    const s = service(1);
-    const now = { ...s.spec!, endpoint_spec: { mode: 'vip', ports: [ingress(8080)] } };
-    const before = { ...s.spec!, task_template: { ...s.spec!.task_template!, container: { ...s.spec!.task_template!.container!, image: 'old:1' } }, endpoint_spec: { mode: 'dnsrr', ports: [] } };
-    const back = rolledBack({ ...s, spec: now, previous_spec: before, spec_version: 2, previous_spec_version: 1 }, '2026-01-01T00:00:00.000Z', 'manual');
+    const back = rollingBack([], [ingress(8080)]);
     expect(back.spec!.task_template!.container!.image).toBe('old:1');
-    expect(back.spec!.endpoint_spec).toEqual(now.endpoint_spec);
+    expect(back.spec!.endpoint_spec!.ports).toEqual([ingress(8080)]);
+  });
+
+  it('makes the previous version’s tasks current again only when they were made with the same ports', () => {
+    expect(rollingBack([ingress(8080)], [ingress(8080)]).spec_version).toBe(2);
+    // Tasks are made with their ports: those of version 2 publish none, so new ones are made.
+    expect(rollingBack([], [ingress(8080)]).spec_version).toBe(4);
   });
 });
 
