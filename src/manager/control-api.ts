@@ -21,13 +21,17 @@ import { parseReference } from '../images/reference';
 import type { Network__Output } from '../gen/shoal/v1/Network';
 import type { Node__Output } from '../gen/shoal/v1/Node';
 import type { ServiceVips__Output } from '../gen/shoal/v1/ServiceVips';
+import type { PortConfig__Output } from '../gen/shoal/v1/PortConfig';
+import type { TaskNetworks__Output } from '../gen/shoal/v1/TaskNetworks';
 import { resolveServiceNetworks } from './networks';
+import { claimPorts, releasePorts, samePorts } from './published-ports';
 
 // How long a create keeps finding out whether it was applied while etcd is unavailable: a
 // restarted member answers within seconds, and etcd's client then waits out its circuit breaker (5 s).
 const SETTLE_CREATE_MS = 20_000;
 const SETTLE_RETRY_MS = 500;
-// A create whose networks were written meanwhile (another service joining them) plans again.
+// A create whose networks or port claims were written meanwhile (another service joining them,
+// or taking a port) plans again.
 const JOIN_ATTEMPTS = 5;
 
 interface ServiceName extends Versioned {
@@ -68,11 +72,13 @@ export class ControlApi {
   private async createService(input: ServiceSpec | null, authIn?: RegistryAuthMsg | null): Promise<ServiceResponse__Output> {
     const spec = this.validate(input);
     const auth = checkAuth(authIn);
-    let joins = await this.joinNetworks(spec);
+    const id = newId();
+    const requested = spec.endpoint_spec!.ports;
+    let shared = await this.shared(id, spec, requested);
     const warnings = await this.pin(spec, auth);
     const ts = now();
     const service: Service__Output = {
-      id: newId(),
+      id,
       version: 0,
       spec,
       spec_version: 1,
@@ -93,16 +99,29 @@ export class ControlApi {
     if (auth) ops.push({ type: 'create', kind: 'registry-auth', obj: { id: service.id, version: 0, ...auth } as StoredRegistryAuth });
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.store.commit([...ops, ...joins]);
+        await this.store.commit([...ops, ...shared]);
         return { service, warnings };
       } catch (err) {
-        if (joins.length && hasCode(err, status.ABORTED) && attempt < JOIN_ATTEMPTS && !(await this.store.get('service-names', spec.name))) {
-          joins = await this.joinNetworks(spec);
+        if (shared.length && hasCode(err, status.ABORTED) && attempt < JOIN_ATTEMPTS && !(await this.store.get('service-names', spec.name))) {
+          // A port taken meanwhile is now refused by name, rather than as a conflict to retry.
+          shared = await this.shared(id, spec, requested);
           continue;
         }
-        return { service: await this.settleCreate(err, [...ops, ...joins], service), warnings };
+        return { service: await this.settleCreate(err, [...ops, ...shared], service), warnings };
       }
     }
+  }
+
+  /**
+   * The writes of what a service shares with others, committed with it: the networks it joins
+   * and the ingress ports it claims (the spec's ports set, in place, from `requested` with any
+   * port of 0 filled in).
+   */
+  private async shared(serviceId: string, spec: ServiceSpec__Output, requested: PortConfig__Output[]): Promise<Op[]> {
+    const joins = await this.joinNetworks(spec);
+    const claims = await claimPorts(this.store, serviceId, requested);
+    spec.endpoint_spec!.ports = claims.ports;
+    return [...joins, ...claims.ops];
   }
 
   /**
@@ -159,15 +178,15 @@ export class ControlApi {
       throw invalidArgument(`invalid service spec: mode: service ${current.spec!.name} is ${current.spec!.mode?.global ? 'global' : 'replicated'}; the mode cannot change (remove and create the service again)`);
     }
     const newAuth = checkAuth(authIn);
-    const joins = await this.joinNetworks(spec);
+    const requested = spec.endpoint_spec!.ports;
+    const shared = await this.shared(current.id, spec, requested);
     const stored = await this.store.get<StoredRegistryAuth>('registry-auth', current.id);
     // Only a changed image is resolved again; an unchanged one keeps the digest it was pinned to.
     const imageChanged = spec.task_template?.container?.image !== current.spec!.task_template?.container?.image;
     const warnings = imageChanged ? await this.pin(spec, newAuth ?? stored ?? undefined) : [];
     // Tasks are made with the ports they publish (they join the ingress network, or take host
     // ports on their node), so new ports are a new template too, as in Swarm.
-    const ports = (x: ServiceSpec__Output) => JSON.stringify(x.endpoint_spec?.ports ?? []);
-    const templateChanged = JSON.stringify(spec.task_template) !== JSON.stringify(current.spec!.task_template) || ports(spec) !== ports(current.spec!);
+    const templateChanged = JSON.stringify(spec.task_template) !== JSON.stringify(current.spec!.task_template) || !samePorts(spec, current.spec!);
     // Any update resumes a paused rollout; a new template starts a new one (the leader begins it).
     const paused = current.update_status?.state === 'paused' || current.update_status?.state === 'rollback_paused';
     const updated: Service__Output = {
@@ -181,7 +200,7 @@ export class ControlApi {
       update_status: templateChanged || paused ? null : current.update_status,
       updated_at: now(),
     };
-    const ops: Parameters<Store['commit']>[0] = [{ type: 'update', kind: 'services', obj: updated }, ...joins];
+    const ops: Parameters<Store['commit']>[0] = [{ type: 'update', kind: 'services', obj: updated }, ...shared];
     if (newAuth) {
       const obj = { ...stored, ...newAuth, id: current.id, version: stored?.version ?? 0 } as StoredRegistryAuth;
       ops.push({ type: stored ? 'update' : 'create', kind: 'registry-auth', obj });
@@ -197,6 +216,8 @@ export class ControlApi {
       if (spec.name !== current.spec!.name && (await this.store.get('service-names', spec.name))) {
         throw alreadyExists(`a service named "${spec.name}" already exists`);
       }
+      // A port another service took meanwhile is named; any other conflict is for the caller to retry.
+      if (hasCode(err, status.ABORTED)) await claimPorts(this.store, current.id, requested);
       throw err;
     }
     return { service: updated, warnings };
@@ -220,6 +241,7 @@ export class ControlApi {
     if (name?.service_id === service.id) ops.push({ type: 'delete', kind: 'service-names', id: name.id, version: name.version });
     const auth = await this.store.get<StoredRegistryAuth>('registry-auth', service.id);
     if (auth) ops.push({ type: 'delete', kind: 'registry-auth', id: auth.id, version: auth.version });
+    ops.push(...(await releasePorts(this.store, service.id)));
     await this.store.commit(ops);
     return { id: service.id };
   }
@@ -252,7 +274,9 @@ export class ControlApi {
       (a, b) =>
         a.service_name.localeCompare(b.service_name) || a.slot - b.slot || b.created_at.localeCompare(a.created_at) || a.id.localeCompare(b.id),
     );
-    return { tasks };
+    const listed = new Set(tasks.map((t) => t.id));
+    const task_networks = (await this.store.list<TaskNetworks__Output>('task-networks')).filter((a) => listed.has(a.id));
+    return { tasks, task_networks };
   }
 
   /** Relays each node's task logs to the client, prefixed with the task; ends when every node has. */

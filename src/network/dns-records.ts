@@ -1,9 +1,10 @@
 /**
  * What the node's resolver answers its containers, built from the overlay state the dispatcher
  * sends (NodeNetworks) whenever it changes, so that a query is a map lookup. Per network, as
- * Swarm's embedded DNS has it: a service's name → its VIP, `tasks.<service>` → the addresses of
- * its running tasks, a task's name ("api.1.<task id>") → its address, and the reverse (PTR) of
- * each VIP and task address. A container sees the names of its own networks only, first network
+ * Swarm's embedded DNS has it: a service's name → its VIP (a dnsrr service, which has none: the
+ * addresses of its running tasks), `tasks.<service>` → the addresses of its running tasks, a
+ * task's name ("api.1.<task id>") → its address, and the reverse (PTR) of each VIP and task
+ * address. A container sees the names of its own networks only, first network
  * first; whatever they do not hold is for the host's resolvers. Pure.
  */
 import type { Answer, Question } from 'dns-packet';
@@ -53,6 +54,10 @@ export function dnsTable(state: Pick<NodeNetworks__Output, 'attachments' | 'serv
   const named = state.services.filter((s) => s.service_name);
   for (const s of named) {
     const r = records(s.network_id);
+    if (!s.vip) {
+      name(r, s.service_name, { ips: s.endpoints, ttl: TASK_TTL });
+      continue;
+    }
     name(r, s.service_name, { ips: [s.vip], ttl: VIP_TTL });
     reverse(r, s.vip, s.service_name, VIP_TTL);
   }

@@ -4,6 +4,7 @@ import { NodeState } from '../gen/shoal/v1/NodeState';
 import { constraintMatches, parseConstraint, type Constraint } from './constraints';
 import type { NodeInfo } from './node-info';
 import { platformMatches } from './platform';
+import { hostPortsOf } from './host-ports';
 
 /** One feasibility rule. `explain` is what the user reads when no node is left. */
 export interface Filter {
@@ -68,6 +69,16 @@ export const maxReplicasFilter: Filter = {
   explain: (n) => `max replicas per node reached on ${nodes(n)}`,
 };
 
+// One filter per host port, so the explanation can name the port that is taken.
+export function hostPortFilter(port: string): Filter {
+  return {
+    name: `host port ${port}`,
+    dynamic: true,
+    check: (_task, info) => !info.hostPortInUse(port),
+    explain: (n) => `host port ${port} in use on ${nodes(n)}`,
+  };
+}
+
 // One filter per constraint, so the explanation can name the constraint that failed.
 export function constraintFilter(c: Constraint): Filter {
   return {
@@ -95,5 +106,6 @@ export function pipelineFor(task: Task__Output): Filter[] {
     cpuFilter,
     memoryFilter,
     maxReplicasFilter,
+    ...hostPortsOf(task.endpoint).map(hostPortFilter),
   ];
 }

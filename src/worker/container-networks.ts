@@ -207,7 +207,8 @@ export class ContainerNetworks implements NetworkAttacher {
           await attachContainer(this.host, { vni: vnis.get(n.network_id)!, netns: c.netns, address: n.address, mac: macForIp(n.address), ifname: `eth${i}`, gateway });
         }
         const services = state.services
-          .filter((s) => c.networks.some((n) => n.network_id === s.network_id))
+          // A dnsrr service (no VIP) is resolved to its tasks by DNS, with nothing to balance here.
+          .filter((s) => s.vip && c.networks.some((n) => n.network_id === s.network_id))
           .flatMap((s): VipService[] =>
             (['tcp', 'udp'] as const).map((protocol) => ({ vip: s.vip, protocol, port: 0, endpoints: s.endpoints.map((ip) => ({ ip, port: 0 })) })),
           );

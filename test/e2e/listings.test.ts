@@ -32,7 +32,7 @@ describe('listings', () => {
       [ids[1], 'beta', 0, 0],
     ]);
     expect(lines(node.ok('service', 'ls'))).toEqual([
-      expect.stringMatching(/^ID\s+NAME\s+MODE\s+REPLICAS\s+IMAGE$/),
+      expect.stringMatching(/^ID\s+NAME\s+MODE\s+REPLICAS\s+IMAGE\s+PORTS$/),
       expect.stringMatching(new RegExp(`^${ids[0].slice(0, 12)}\\s+alpha\\s+replicated\\s+2/2\\s+shoal-test:latest$`)),
       expect.stringMatching(new RegExp(`^${ids[1].slice(0, 12)}\\s+beta\\s+replicated\\s+0/0\\s+shoal-test:latest$`)),
     ]);

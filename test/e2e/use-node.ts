@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import { TestNode } from '../helpers/test-node';
 import { testImage } from './images';
@@ -54,7 +55,17 @@ export async function removeServices(node: TestNode): Promise<void> {
   const listed = await api.listServices().catch(() => undefined);
   if (!listed) return;
   for (const { service } of listed.services) await api.removeService(service!.id);
-  await waitFor('every container of the removed services to be gone', () => node.containerIds().length === 0, 60_000);
+  // A task's network namespace is released after its container, and a stopping shoald leaves it for the next.
+  await waitFor('every container and network namespace of the removed services to be gone', () => node.containerIds().length === 0 && namespacesOf(node).length === 0, 60_000);
+}
+
+/** The network namespaces shoald keeps for its tasks' containers. */
+function namespacesOf(node: TestNode): string[] {
+  try {
+    return fs.readdirSync(path.join(node.dataDir, 'netns'));
+  } catch {
+    return [];
+  }
 }
 
 /**

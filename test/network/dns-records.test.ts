@@ -93,6 +93,21 @@ describe('the names a container resolves', () => {
     expect(ask('c1', reverseName('10.1.0.2'), 'A')).toEqual([]);
   });
 
+  it('answers a dnsrr service’s name (no VIP) with its running tasks’ addresses, as tasks.<service>, and never a VIP', () => {
+    const cache = { service_id: 's-cache', network_id: 'front', vip: '', endpoints: ['10.1.0.8', '10.1.0.9'], service_name: 'cache' };
+    const rr = dnsTable({ ...state, services: [...state.services, cache] });
+    const answer = (name: string, type: Question['type'] = 'A') => resolve(rr, 'c1', { name, type, class: 'IN' });
+    expect(answer('cache')).toEqual([
+      { name: 'cache', type: 'A', class: 'IN', ttl: 5, data: '10.1.0.8' },
+      { name: 'cache', type: 'A', class: 'IN', ttl: 5, data: '10.1.0.9' },
+    ]);
+    expect(answer('tasks.cache')?.map(data)).toEqual(['10.1.0.8', '10.1.0.9']);
+    expect(resolve(rr, 'c1', { name: reverseName(''), type: 'PTR', class: 'IN' })).toBeUndefined();
+    // No task running: the name is there with no address, not forwarded.
+    const idle = dnsTable({ ...state, services: [{ ...cache, endpoints: [] }] });
+    expect(resolve(idle, 'c1', { name: 'cache', type: 'A', class: 'IN' })).toEqual([]);
+  });
+
   it('knows nothing before the first state', () => {
     expect(resolve(dnsTable({ attachments: [], services: [], task_names: [] }), 'c1', { name: 'api', type: 'A' })).toBeUndefined();
   });

@@ -69,8 +69,7 @@ export function nodeCommand(connect: Connect): Command {
     .action(async (ref: string | undefined, opts) => {
       const client = connect();
       const id = ref ? (await client.getNode(ref)).id : (await client.info()).node_id;
-      const { tasks } = await client.listTasks({ service: '', node_id: id });
-      await printTasks(client, tasks, opts);
+      await printTasks(client, await client.listTasks({ service: '', node_id: id }), opts);
     });
 
   node

@@ -1,7 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { Command } from 'commander';
 import type { Service__Output } from '../../gen/shoal/v1/Service';
-import type { Task__Output } from '../../gen/shoal/v1/Task';
 import { invalidArgument, ShoalError } from '../../common/errors';
 import { taskName } from '../../common/tasks';
 import type { Client } from '../client';
@@ -11,7 +10,9 @@ import { applyRolloutFlags, rolloutOptions } from './rollout-flags';
 import { waitForRollout } from '../rollout';
 import { applyTemplateFlags, blankSpec, collect, integer, labelMap, placementPrefs, serviceMode, sinceTime, templateOptions } from './service-flags';
 import { credentialsForImage } from '../credentials';
-import { printTasks } from '../task-table';
+import { printTasks, withAddresses } from '../task-table';
+import { applyPublishFlags, portsText, publishOptions, publishUpdateOptions } from './publish-flags';
+import type { ListTasksResponse__Output } from '../../gen/shoal/v1/ListTasksResponse';
 import type { RegistryAuth } from '../../gen/shoal/v1/RegistryAuth';
 
 /** --with-registry-auth: the stored credentials for the image's registry, or an error saying to log in. */
@@ -30,7 +31,7 @@ type Connect = () => Client;
 export function serviceCommand(connect: Connect): Command {
   const service = new Command('service').description('manage services').enablePositionalOptions();
 
-  rolloutOptions(templateOptions(
+  publishOptions(rolloutOptions(templateOptions(
     service
       .command('create')
       .description('create a service and wait for it to converge')
@@ -49,7 +50,7 @@ export function serviceCommand(connect: Connect): Command {
       .option('--with-registry-auth', 'send the credentials of `shoal login` for the image’s registry to the nodes that pull it')
       .option('-d, --detach', 'return at once instead of waiting for convergence')
       .option('-q, --quiet', 'print only the service ID'),
-  ))
+  )))
     .passThroughOptions()
     .action(async (image: string, command: string[], opts) => {
       const client = connect();
@@ -74,6 +75,7 @@ export function serviceCommand(connect: Connect): Command {
       spec.task_template!.networks = opts.network.map((target: string) => ({ target }));
       applyTemplateFlags(spec, opts, true);
       applyRolloutFlags(spec, opts);
+      applyPublishFlags(spec, opts);
       const { service: created, warnings } = await client.createService({ spec, registry_auth: registryAuth(image, !!opts.withRegistryAuth) });
       printWarnings(warnings);
       process.stdout.write(`${created.id}\n`);
@@ -85,13 +87,14 @@ export function serviceCommand(connect: Connect): Command {
       const { services } = await connect().listServices();
       if (printIdsOrJson(opts, services, (s) => s.service!.id, (s) => ({ ...s.service, running: s.running, desired: s.desired }))) return;
       printTable(
-        ['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE'],
+        ['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS'],
         services.map(({ service: s, running, desired }) => [
           shortId(s!.id),
           s!.spec!.name,
           s!.spec!.mode!.global ? 'global' : 'replicated',
           `${running}/${desired}`,
           s!.spec!.task_template!.container!.image,
+          portsText(s!.spec!.endpoint_spec?.ports ?? []),
         ]),
       );
     });
@@ -100,14 +103,18 @@ export function serviceCommand(connect: Connect): Command {
     .option('--no-trunc', 'do not truncate IDs and errors')
     .action(async (refs: string[], opts) => {
       const client = connect();
-      const tasks: Task__Output[] = [];
-      for (const ref of refs) tasks.push(...(await client.listTasks({ service: ref })).tasks);
+      const listed: ListTasksResponse__Output = { tasks: [], task_networks: [] };
+      for (const ref of refs) {
+        const { tasks, task_networks } = await client.listTasks({ service: ref });
+        listed.tasks.push(...tasks);
+        listed.task_networks.push(...task_networks);
+      }
       // What keeps a service from converging is on the service, not on a task (it may have none).
       for (const ref of refs) {
         const s = await client.getService(ref);
         for (const e of s.errors ?? []) process.stderr.write(`service ${s.spec!.name} is not converging: ${e.loop}: ${e.message} (first seen ${ago(e.since).toLowerCase()})\n`);
       }
-      await printTasks(client, tasks, opts);
+      await printTasks(client, listed, opts);
     });
 
   service
@@ -119,8 +126,11 @@ export function serviceCommand(connect: Connect): Command {
       const out: unknown[] = [];
       for (const ref of refs) {
         const s = await client.getService(ref);
-        const { tasks } = await client.listTasks({ service: s.id });
-        out.push({ ...s, tasks: tasks.map((t) => ({ id: t.id, slot: t.slot, node_id: t.node_id, desired_state: t.desired_state, status: t.status })) });
+        const tasks = withAddresses(await client.listTasks({ service: s.id }));
+        out.push({
+          ...s,
+          tasks: tasks.map((t) => ({ id: t.id, slot: t.slot, node_id: t.node_id, desired_state: t.desired_state, status: t.status, addresses: t.addresses })),
+        });
       }
       printJson(out);
     });
@@ -148,7 +158,7 @@ export function serviceCommand(connect: Connect): Command {
       }
     });
 
-  rolloutOptions(templateOptions(
+  publishUpdateOptions(rolloutOptions(templateOptions(
     service
       .command('update')
       .description('change a service and wait for it to converge')
@@ -167,7 +177,7 @@ export function serviceCommand(connect: Connect): Command {
       .option('--with-registry-auth', 'send the credentials of `shoal login` for the image’s registry to the nodes that pull it')
       .option('-d, --detach', 'return at once instead of waiting for convergence')
       .option('-q, --quiet', 'print only the service ID'),
-  )).action(async (ref: string, opts) => {
+  ))).action(async (ref: string, opts) => {
     const client = connect();
     let auth: RegistryAuth | null = null;
     // The spec holds network ids; a name given to --network-rm is looked up once.
@@ -203,6 +213,7 @@ export function serviceCommand(connect: Connect): Command {
       t.networks = [...t.networks.filter((n) => !leaving.some((l) => l.id === n.target)), ...opts.networkAdd.map((target: string) => ({ target }))];
       applyTemplateFlags(spec, opts, false);
       applyRolloutFlags(spec, opts);
+      applyPublishFlags(spec, opts);
     }, () => auth);
     process.stdout.write(`${s.id}\n`);
     if (opts.detach) return;

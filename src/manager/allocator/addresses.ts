@@ -79,7 +79,11 @@ export function planAddresses(state: AddressState): AddressPlan {
     const wanted = existing([...(t.spec?.networks ?? []).map((n) => n.target), ...(ingress && publishesPorts(t.endpoint) ? [ingress.id] : [])]);
     taskHolders.set(t.id, { id: t.id, serviceId: t.service_id, wanted, grows: wantsRunning(t.desired_state), held: [] });
   }
-  for (const s of state.services) vipHolders.set(s.id, { id: s.id, serviceId: s.id, wanted: existing(serviceNetworkIds(s)), grows: true, held: [] });
+  // A dnsrr service is reached at its tasks' own addresses: it holds no VIP, and gives back one it had.
+  for (const s of state.services) {
+    const wanted = s.spec?.endpoint_spec?.mode === 'dnsrr' ? [] : existing(serviceNetworkIds(s));
+    vipHolders.set(s.id, { id: s.id, serviceId: s.id, wanted, grows: true, held: [] });
+  }
   for (const n of state.nodes) nodeHolders.set(n.id, { id: n.id, serviceId: '', wanted: ingress ? [ingress.id] : [], grows: true, held: [] });
 
   const plan: AddressPlan = { taskNetworks: changes(), serviceVips: changes(), nodeIngress: changes(), failures: new Map() };

@@ -7,7 +7,7 @@ import type { TaskNetworks__Output } from '../../gen/shoal/v1/TaskNetworks';
 import type { Service__Output } from '../../gen/shoal/v1/Service';
 import type { Task__Output } from '../../gen/shoal/v1/Task';
 import { isTerminal, publishesPorts, taskName } from '../../common/tasks';
-import { ingressNetwork } from '../networks';
+import { ingressNetwork, serviceNetworkIds } from '../networks';
 
 interface Member {
   taskId: string;
@@ -25,6 +25,7 @@ export interface NetworkIndex {
   networks: Map<string, Network__Output>;
   attachments: Map<string, TaskNetworks__Output>;
   members: Map<string, Member[]>;
+  /** Per network, its services, each with its VIP there ("" for a dnsrr service). */
   vips: Map<string, { serviceId: string; serviceName: string; vip: string }[]>;
   nodeAddrs: Map<string, string>;
   /** The routing mesh, once the ingress network exists. */
@@ -81,10 +82,18 @@ export function indexNetworks(
     };
   }
   const names = new Map(services.map((s) => [s.id, s.spec?.name ?? '']));
+  // A dnsrr service's name resolves to its tasks: it gets an entry with no VIP on each of its
+  // networks, and a VIP it still holds from before a switch to dnsrr is no longer resolved.
+  const dnsrr = services.filter((s) => s.spec?.endpoint_spec?.mode === 'dnsrr');
+  const noVip = new Set(dnsrr.map((s) => s.id));
   for (const v of vips) {
+    if (noVip.has(v.id)) continue;
     // "" for a service removed whose VIPs are not released yet: still balanced, no longer named.
     const serviceName = names.get(v.id) ?? '';
     for (const n of v.virtual_ips) push(index.vips, n.network_id, { serviceId: v.id, serviceName, vip: bare(n.address) });
+  }
+  for (const s of dnsrr) {
+    for (const id of serviceNetworkIds(s)) if (index.networks.has(id)) push(index.vips, id, { serviceId: s.id, serviceName: s.spec!.name, vip: '' });
   }
   return index;
 }

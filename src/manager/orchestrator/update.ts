@@ -4,6 +4,7 @@ import type { UpdateConfig__Output } from '../../gen/shoal/v1/UpdateConfig';
 import type { UpdateStatus__Output } from '../../gen/shoal/v1/UpdateStatus';
 import { endedByItself, taskName, wantsRunning } from '../../common/tasks';
 import { FAILURE_ACTIONS, validateUpdateConfig } from '../validate';
+import { samePorts } from '../published-ports';
 
 export type UpdateState = 'updating' | 'paused' | 'completed' | 'rollback_started' | 'rollback_paused' | 'rollback_completed';
 export type UpdateOrder = 'stop-first' | 'start-first';
@@ -34,15 +35,18 @@ export function rolloutConfig(service: Service__Output): UpdateConfig__Output {
 }
 
 /**
- * The service with its previous spec restored (keeping its name, which has its own key) and
+ * The service with its previous spec restored (keeping its name and endpoint spec: the name and
+ * the published ports have keys of their own, which only the control API claims) and
  * the spec it had kept as the previous one, so a second rollback undoes the first. The restored
- * spec keeps its old spec_version: the tasks still made from it are current again.
+ * spec keeps its old spec_version, so the tasks still made from it are current again, unless
+ * they were made with other ports than those kept: then it is a version past both.
  */
 export function rolledBack(service: Service__Output, at: string, message: string): Service__Output {
+  const spec = { ...service.previous_spec!, name: service.spec!.name, endpoint_spec: service.spec!.endpoint_spec };
   return {
     ...service,
-    spec: { ...service.previous_spec!, name: service.spec!.name },
-    spec_version: service.previous_spec_version,
+    spec,
+    spec_version: samePorts(spec, service.previous_spec!) ? service.previous_spec_version : Math.max(service.spec_version, service.previous_spec_version) + 1,
     previous_spec: service.spec,
     previous_spec_version: service.spec_version,
     update_status: { state: 'rollback_started', started_at: at, completed_at: '', message },

@@ -4,7 +4,7 @@ import { aborted, failedPrecondition, notFound, resourceExhausted, type ShoalErr
 import { ETCD_MAX_REQUEST_BYTES, isTooLarge, storeError } from './etcd-errors';
 
 /** The kinds of object shoal keeps in etcd, one key prefix each. */
-export const KINDS = ['cluster', 'nodes', 'services', 'service-names', 'tasks', 'registry-auth', 'secrets', 'networks', 'network-ipam', 'task-networks', 'service-vips', 'node-ingress'] as const;
+export const KINDS = ['cluster', 'nodes', 'services', 'service-names', 'tasks', 'registry-auth', 'secrets', 'networks', 'network-ipam', 'task-networks', 'service-vips', 'node-ingress', 'published-ports'] as const;
 export type Kind = (typeof KINDS)[number];
 
 /** Whether a kind is one of the Store's objects (others under ROOT, such as leased sessions, are not JSON objects). */
