@@ -61,15 +61,6 @@ function fromOutside(hostPort: string, page = ''): string {
   return r.status === 0 ? r.stdout.trim() : 'failed';
 }
 
-/** Creates a WHOAMI service publishing one port. */
-async function publish(name: string, flags: string[], port: { target_port: number; published_port: number; publish_mode: string }): Promise<void> {
-  manager().ok('service', 'create', '--name', name, ...flags, '--replicas', '0', IMAGE, ...WHOAMI);
-  const s = await manager().api((c) => c.getService(name));
-  const spec = { ...s.spec!, mode: { replicated: { replicas: 1 } }, endpoint_spec: { mode: 'vip', ports: [{ protocol: 'tcp', ...port }] } };
-  await manager().api((c) => c.updateService({ service: s.id, version: s.version, spec }));
-  await cluster.waitFor(async () => (await running(name)).length === 1, { what: `${name} running` });
-}
-
 const eth0 = (t: Task__Output) => inContainer(t, 'ip -o -4 addr show eth0').match(/inet (\d+\.\d+\.\d+\.\d+)\//)![1];
 
 const tally = (answers: string[]) => answers.reduce<Record<string, number>>((acc, a) => ({ ...acc, [a]: (acc[a] ?? 0) + 1 }), {});
@@ -221,8 +212,8 @@ describe('services on overlay networks across 3 hosts', { timeout: 300_000 }, ()
 
   it('answers a port published through the mesh on every host, one in host mode only where its task runs, and lets containers reach the outside', async () => {
     // web's one replica runs on h2; h1 and h3 run none of it and answer all the same.
-    await publish('web', ['--network', 'backend', '--constraint', 'node.hostname==h2'], { target_port: 80, published_port: 8080, publish_mode: 'ingress' });
-    await publish('edge', ['--constraint', 'node.hostname==h3'], { target_port: 80, published_port: 9090, publish_mode: 'host' });
+    manager().ok('service', 'create', '--name', 'web', '--network', 'backend', '--constraint', 'node.hostname==h2', '--publish', '8080:80', IMAGE, ...WHOAMI);
+    manager().ok('service', 'create', '--name', 'edge', '--constraint', 'node.hostname==h3', '--publish', 'mode=host,published=9090,target=80', IMAGE, ...WHOAMI);
     try {
       await servePublished();
     } finally {
