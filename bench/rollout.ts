@@ -24,6 +24,8 @@ const runs = Number(values.runs);
 const replicas = Number(values.replicas);
 const CONCURRENCY = 4;
 const WHOAMI = thenIdle('hostname > /www/index.html && httpd -p 80 -h /www');
+/** A replica joins the balancer once it answers (each check is a `runc exec`: every 2 s for 50 is what 2 cores bear). */
+const HEALTH = ['--health-cmd', 'wget -q -O /dev/null http://127.0.0.1/', '--health-interval', '2s', '--stop-grace-period', '2s'];
 
 /**
  * Requests to http://argv[1]/ with CONCURRENCY connections at a time until SIGTERM; then prints
@@ -66,25 +68,30 @@ function startLoad(target: string): Load {
   };
 }
 
-const timed = (what: () => void): number => {
+/** Seconds until `done` holds, polled through the API (a CLI that waits has a time limit of its own). */
+async function secondsUntil(cluster: TestCluster, what: string, done: () => Promise<boolean>): Promise<number> {
   const t0 = performance.now();
-  what();
+  await cluster.waitFor(done, { what, timeoutMs: 900_000 });
   return (performance.now() - t0) / 1000;
-};
+}
 
 async function once(cluster: TestCluster, run: number): Promise<Record<string, number>> {
   const m = cluster.hosts[0];
   const target = `${m.addr}:8080`;
   const result: Record<string, number> = {};
+  const web = () => m.api((c) => c.getService('web'));
+  const allRunning = async () => (await m.api((c) => c.listTasks({ service: 'web' }))).tasks.filter((t) => t.desired_state === 'RUNNING' && t.status!.state === 'RUNNING').length === replicas;
   try {
-    result['create (s)'] = timed(() =>
-      m.ok('service', 'create', '--name', 'web', '--replicas', String(replicas), '--publish', '8080:80', '--health-cmd', 'wget -q -O /dev/null http://127.0.0.1/', '--health-interval', '1s', '--stop-grace-period', '2s', 'shoal-test:v1', ...WHOAMI),
-    );
+    const started = secondsUntil(cluster, `${replicas} replicas running`, allRunning);
+    m.ok('service', 'create', '-d', '--name', 'web', '--replicas', String(replicas), '--publish', '8080:80', ...HEALTH, 'shoal-test:v1', ...WHOAMI);
+    result['create (s)'] = await started;
     for (const [order, image] of [['stop-first', 'shoal-test:v2'], ['start-first', 'shoal-test:v1']] as const) {
       const load = startLoad(target);
       // The load runs a moment before and after, so that the rollout's edges are inside it.
       await new Promise((r) => setTimeout(r, 1000));
-      result[`${order} rollout (s)`] = timed(() => m.ok('service', 'update', '--image', image, '--update-parallelism', '10', '--update-order', order, '--update-monitor', '1s', 'web'));
+      const rolled = secondsUntil(cluster, `the ${order} rollout`, async () => (await web()).update_status?.state === 'completed' && (await allRunning()));
+      m.ok('service', 'update', '-d', '--image', image, '--update-parallelism', '10', '--update-order', order, '--update-monitor', '1s', 'web');
+      result[`${order} rollout (s)`] = await rolled;
       await new Promise((r) => setTimeout(r, 1000));
       const { ok, failed, errors } = await load.stop();
       result[`${order} requests`] = ok + failed;
