@@ -1,7 +1,8 @@
 /**
  * Cluster-wide ownership of ingress published ports. The routing mesh answers an ingress port on
- * every node, so a protocol+port belongs to one service in the whole cluster; host-mode ports are
- * per node (the scheduler keeps those apart). Each claimed port is a record of its own, written
+ * every node, so a protocol+port belongs to one service in the whole cluster, and no other service
+ * may publish it in host mode either; host-mode ports are otherwise per node (the scheduler keeps
+ * those apart). Each claimed port is a record of its own, written
  * in the same transaction as the service: two services racing for a port cannot both commit its
  * creation, as two cannot both take a name.
  */
@@ -37,7 +38,7 @@ export interface PortPlan {
   ports: PortConfig__Output[];
   /** Claims to create (ports newly taken) and delete (ports the service no longer publishes). */
   ops: Op[];
-  /** Ingress ports another service holds; nothing may be written while there are any. */
+  /** Ports another service holds (an ingress port it claims, or one it publishes in host mode, where an ingress port is asked); nothing may be written while there are any. */
   conflicts: PortConflict[];
 }
 
@@ -47,20 +48,24 @@ export interface PortPlan {
  * publishes is released, and may be handed out again to one of its own ports of 0. Throws
  * resourceExhausted when no port of the dynamic range is left. Pure.
  */
-export function planPortClaims(serviceId: string, ports: PortConfig__Output[], claims: PortClaim[]): PortPlan {
+export function planPortClaims(serviceId: string, ports: PortConfig__Output[], claims: PortClaim[], hostPorts: Map<string, string> = new Map()): PortPlan {
   const byId = new Map(claims.map((c) => [c.id, c]));
   const wanted = new Set<string>();
   const conflicts: PortConflict[] = [];
-  const takenByOthers = (id: string) => {
+  const holder = (id: string, ingress: boolean): string | undefined => {
     const c = byId.get(id);
-    return !!c && c.service_id !== serviceId;
+    if (c && c.service_id !== serviceId) return c.service_id;
+    const host = ingress ? hostPorts.get(id) : undefined;
+    return host && host !== serviceId ? host : undefined;
   };
+  const takenByOthers = (id: string) => holder(id, true) !== undefined;
   // Ports given explicitly first, so that one of 0 never takes a port the spec names later.
   for (const [index, p] of ports.entries()) {
-    if (p.publish_mode !== 'ingress' || !p.published_port) continue;
+    if (!p.published_port) continue;
     const id = claimId(p.protocol, p.published_port);
-    if (takenByOthers(id)) conflicts.push({ index, port: `${p.published_port}/${p.protocol}`, serviceId: byId.get(id)!.service_id });
-    else wanted.add(id);
+    const other = holder(id, p.publish_mode === 'ingress');
+    if (other) conflicts.push({ index, port: `${p.published_port}/${p.protocol}`, serviceId: other });
+    else if (p.publish_mode === 'ingress') wanted.add(id);
   }
   const filled = ports.map((p, index): PortConfig__Output => {
     if (p.publish_mode !== 'ingress' || p.published_port) return p;
@@ -86,7 +91,8 @@ export function planPortClaims(serviceId: string, ports: PortConfig__Output[], c
  * alreadyExists naming the field, the port and its holder when another service holds one.
  */
 export async function claimPorts(store: Store, serviceId: string, ports: PortConfig__Output[]): Promise<{ ports: PortConfig__Output[]; ops: Op[] }> {
-  const plan = planPortClaims(serviceId, ports, await store.list<PortClaim>('published-ports'));
+  const services = await store.list<Service__Output>('services');
+  const plan = planPortClaims(serviceId, ports, await store.list<PortClaim>('published-ports'), hostPortUsers(services));
   const conflict = plan.conflicts[0];
   if (conflict) {
     const holder = await store.get<Service__Output>('services', conflict.serviceId);
@@ -94,6 +100,18 @@ export async function claimPorts(store: Store, serviceId: string, ports: PortCon
     throw alreadyExists(`invalid service spec: endpoint_spec.ports[${conflict.index}].published_port: published port ${conflict.port} is already in use by ${name}`);
   }
   return { ports: plan.ports, ops: plan.ops };
+}
+
+/**
+ * Who publishes each protocol+port in host mode ("tcp-9090" → a service id). Read, not claimed: a
+ * host-mode port asked at the very moment another service claims it for the mesh can slip by.
+ */
+export function hostPortUsers(services: Pick<Service__Output, 'id' | 'spec'>[]): Map<string, string> {
+  const users = new Map<string, string>();
+  for (const s of services) {
+    for (const p of s.spec?.endpoint_spec?.ports ?? []) if (p.publish_mode === 'host') users.set(claimId(p.protocol, p.published_port), s.id);
+  }
+  return users;
 }
 
 /** Deletes of every claim the service holds, to commit with its removal. */

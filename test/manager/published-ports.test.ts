@@ -6,7 +6,7 @@ import type { Service__Output } from '../../src/gen/shoal/v1/Service';
 import type { ServiceSpec } from '../../src/gen/shoal/v1/ServiceSpec';
 import { ControlApi } from '../../src/manager/control-api';
 import type { NodeLogs } from '../../src/manager/dispatcher/node-logs';
-import { DYNAMIC_PORTS, planPortClaims, type PortClaim } from '../../src/manager/published-ports';
+import { DYNAMIC_PORTS, hostPortUsers, planPortClaims, type PortClaim } from '../../src/manager/published-ports';
 import { rolledBack } from '../../src/manager/orchestrator/update';
 import { service } from '../fixtures';
 import { useEtcdStore } from '../helpers/etcd';
@@ -30,6 +30,18 @@ describe('planPortClaims', () => {
     const plan = planPortClaims('web', [ingress(8081), ingress(8080), ingress(8080, 'udp')], claims);
     expect(plan.conflicts).toEqual([{ index: 1, port: '8080/tcp', serviceId: 'api' }]);
     expect(plan.ops).toEqual([{ type: 'create', kind: 'published-ports', obj: { id: 'udp-8080', version: 0, service_id: 'web' } }]);
+  });
+
+  it('refuses a port another service publishes in the other mode: the mesh takes an ingress port on every node', () => {
+    const hostUsers = hostPortUsers([{ id: 'edge', spec: { ...service(1).spec!, endpoint_spec: { mode: 'vip', ports: [host(9090)] } } }]);
+    expect(planPortClaims('web', [ingress(9090)], [], hostUsers).conflicts).toEqual([{ index: 0, port: '9090/tcp', serviceId: 'edge' }]);
+    expect(planPortClaims('edge', [ingress(9090)], [], hostUsers).conflicts).toEqual([]);
+    expect(planPortClaims('edge', [host(8080)], [claim('tcp-8080', 'web')]).conflicts).toEqual([{ index: 0, port: '8080/tcp', serviceId: 'web' }]);
+    // two services may publish the same host-mode port: the scheduler keeps them on different nodes
+    expect(planPortClaims('other', [host(9090)], [], hostUsers).conflicts).toEqual([]);
+    // and a port of 0 never lands on a host-mode port in use
+    const dynamic = hostPortUsers([{ id: 'edge', spec: { ...service(1).spec!, endpoint_spec: { mode: 'vip', ports: [host(DYNAMIC_PORTS.first)] } } }]);
+    expect(planPortClaims('web', [ingress(0)], [], dynamic).ports[0].published_port).toBe(DYNAMIC_PORTS.first + 1);
   });
 
   it('releases the ports the service no longer publishes, at the version read', () => {
