@@ -14,6 +14,9 @@ import type { NodeNetworks__Output } from '../gen/shoal/v1/NodeNetworks';
 import { logFileTask } from './runtime/log-rotation';
 import { Semaphore } from './semaphore';
 
+/** Enough for every node to rewrite its tables on a loaded machine (a VIP change rewrites one per container). */
+const DRAIN_MS = 2000;
+
 export type Report = (taskId: string, status: TaskStatus) => void;
 
 export interface ExecutorOptions {
@@ -30,6 +33,11 @@ export interface ExecutorOptions {
   concurrency: number;
   /** Puts containers on overlay networks; absent, they get loopback only. */
   networks?: ContainerNetworks;
+  /**
+   * How long a task reached through a VIP or a published port runs on after it is told to stop
+   * (default 2 s): the time every node has to take it out of its balancers.
+   */
+  drainMs?: number;
   report: Report;
   log: Logger;
 }
@@ -64,6 +72,7 @@ export class Executor {
       registry: opts.registry,
       starts: new Semaphore(opts.concurrency),
       networks: opts.networks,
+      drainMs: opts.drainMs ?? DRAIN_MS,
       registryAuth: (serviceId) => this.registryAuth.get(serviceId),
       logPath: (taskId) => this.logPath(taskId),
       container: (taskId) => this.containers.get(taskId),

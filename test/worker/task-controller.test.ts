@@ -110,7 +110,7 @@ const IMAGE = resolvedImage(`sha256:${'a'.repeat(64)}`, 'shoal-test:latest', { e
  * One controller on a FakeRuntime, stepped by hand as the executor would: each step is taken with
  * the furthest state reported so far, and the container as the controller left it.
  */
-function harness(t: Task__Output, images = new FakeImages([IMAGE]), registry?: () => RegistryClient, networks?: NetworkAttacher) {
+function harness(t: Task__Output, images = new FakeImages([IMAGE]), registry?: () => RegistryClient, networks?: NetworkAttacher, drainMs = 0) {
   const runtime = new FakeRuntime();
   const containers = new Map<string, Observed>();
   const reports: StatusReport[] = [];
@@ -122,6 +122,7 @@ function harness(t: Task__Output, images = new FakeImages([IMAGE]), registry?: (
     registry,
     starts: new Semaphore(1),
     networks,
+    drainMs,
     registryAuth: () => undefined,
     logPath: (id) => `/logs/${id}.log`,
     container: (id) => containers.get(id),
@@ -321,6 +322,36 @@ describe('TaskController', () => {
     const failed = failing.controller.task.id;
     expect(calls).toEqual([`attach ${failed}`, `create ${failed}`, `remove ${failed}`, `release ${failed}`]);
     expect(failing.reports.at(-1)).toMatchObject({ state: 'FAILED', err: 'runc create failed' });
+  });
+});
+
+describe('TaskController stopping a load-balanced task', () => {
+  const attacher: NetworkAttacher = { attach: async () => ({ netns: '/run/netns/x', ip: '10.0.0.3' }), release: async () => undefined };
+  afterEach(() => vi.useRealTimers());
+
+  it('leaves a serving task on a network running for the drain before its signal, and stops one on no network at once', async () => {
+    const onNet = service(1);
+    onNet.spec!.task_template!.networks = [{ target: 'net1' }];
+    const serving = harness(task(onNet, 1, 'ASSIGNED'), undefined, undefined, attacher, 5000);
+    await serving.step();
+    await serving.step();
+    expect(serving.observed()).toBe('RUNNING');
+    vi.useFakeTimers({ toFake: ['setTimeout'] });
+    serving.controller.update({ ...serving.controller.task, desired_state: 'SHUTDOWN' });
+    const stopping = serving.controller.next(serving.observed())!();
+    await vi.advanceTimersByTimeAsync(4900);
+    expect(serving.runtime.calls.some((c) => c.startsWith('stop'))).toBe(false);
+    await vi.advanceTimersByTimeAsync(200);
+    vi.useRealTimers();
+    await stopping;
+    expect(serving.runtime.calls.filter((c) => c.startsWith('stop') || c.startsWith('remove'))).toEqual([`stop ${serving.controller.task.id} SIGQUIT 10000`, `remove ${serving.controller.task.id}`]);
+
+    const alone = harness(task(service(1), 1, 'ASSIGNED'), undefined, undefined, attacher, 60_000);
+    await alone.step();
+    await alone.step();
+    alone.controller.update({ ...alone.controller.task, desired_state: 'SHUTDOWN' });
+    await alone.controller.next(alone.observed())!();
+    expect(alone.runtime.calls.some((c) => c.startsWith('stop'))).toBe(true);
   });
 });
 

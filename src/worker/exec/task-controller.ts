@@ -1,5 +1,5 @@
 import type { Task__Output } from '../../gen/shoal/v1/Task';
-import { isTerminal, rank, type State } from '../../common/tasks';
+import { isTerminal, publishesPorts, rank, type State } from '../../common/tasks';
 import type { ResolvedImage } from '../../images/store';
 import { parseReference } from '../../images/reference';
 import type { RegistryClient } from '../../images/registry/client';
@@ -35,6 +35,8 @@ export interface ControllerContext {
   readonly starts: Semaphore;
   /** Absent: containers get loopback only. */
   readonly networks?: NetworkAttacher;
+  /** How long a load-balanced task keeps running after it is told to stop, before its signal (see shutdown). */
+  readonly drainMs: number;
   registryAuth(serviceId: string): RegistryAuth | undefined;
   logPath(taskId: string): string;
   container(taskId: string): Observed | undefined;
@@ -249,12 +251,21 @@ export class TaskController {
     const container = this.ctx.container(task.id);
     // Only a running command gets its grace period: remove() kills anything else there is.
     if (container?.status === 'running') {
+      // The push that tells this node to stop a serving task takes it out of every node's VIPs and
+      // published ports too: a moment's wait lets them all apply it before its process goes, so
+      // that no new connection is sent to a process on its way out.
+      if (observed === 'RUNNING' && this.balanced()) await new Promise((r) => setTimeout(r, this.ctx.drainMs));
       const image = await this.ctx.images.resolve(task.spec!.container!.image).catch(() => null);
       const { signal, graceMs } = stopPolicy(task, image);
       await this.ctx.runtime.stop(task.id, signal, graceMs);
     }
     if (!isTerminal(observed)) this.report({ state: 'SHUTDOWN', message: 'shutdown' });
     if (container) await this.remove();
+  }
+
+  /** Reached through a VIP or a published port: on a network, or publishing. */
+  private balanced(): boolean {
+    return !!this.ctx.networks && ((this.current.spec?.networks.length ?? 0) > 0 || publishesPorts(this.current.endpoint));
   }
 
   private async remove(): Promise<void> {
