@@ -250,6 +250,15 @@ export class TestNode {
         runtime.close();
       }
     });
+    // A stopping shoald keeps its containers' namespaces for the next one (their veths go with them).
+    await step('removing network namespaces', 10_000, () => {
+      const dir = path.join(this.dataDir, 'netns');
+      for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+        const r = spawnSync('umount', [path.join(dir, f)], { encoding: 'utf8' });
+        if (r.status !== 0 && !/not mounted/.test(r.stderr)) throw new Error(`umount ${f}: ${r.stderr.trim()}`);
+        fs.rmSync(path.join(dir, f), { force: true });
+      }
+    });
     await step('stopping etcd', ETCD_TIMEOUT_MS + 1_000, () => stopEtcdOf(path.join(this.dataDir, 'etcd')));
     let left: string[] = [];
     await step('looking for leftovers', 10_000, () => (left = this.leftovers()));
