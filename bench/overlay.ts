@@ -18,7 +18,7 @@ import type { Task__Output } from '../src/gen/shoal/v1/Task';
 import { TestCluster, type TestHost } from '../test/helpers/cluster';
 import { buildTestImage } from '../test/helpers/test-node';
 import { IDLE, thenIdle } from '../test/helpers/workloads';
-import { median } from './stats';
+import { printRuns } from './stats';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '5' } } });
 const runs = Number(values.runs);
@@ -141,13 +141,7 @@ async function main(): Promise<void> {
       h.ok('image', 'load', image);
       byNode.set((await h.api((c) => c.info())).node_id, h);
     }
-    const results: Record<string, number>[] = [];
-    for (let i = 1; i <= runs; i++) {
-      const r = await once(cluster, (t) => byNode.get(t.node_id)!);
-      results.push(r);
-      console.log(`run ${i}: ${Object.entries(r).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
-    }
-    console.log(`median of ${runs}: ${Object.keys(results[0]).map((k) => `${k} ${median(results.map((r) => r[k])).toFixed(2)}`).join(', ')}`);
+    await printRuns(runs, '', () => once(cluster, (t) => byNode.get(t.node_id)!));
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
     await cluster.destroy();

@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { TestCluster, type TestHost } from '../test/helpers/cluster';
 import { buildTestImage } from '../test/helpers/test-node';
 import { thenIdle } from '../test/helpers/workloads';
-import { median } from './stats';
+import { printRuns } from './stats';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, replicas: { type: 'string', default: '50' }, health: { type: 'boolean', default: false } } });
 const runs = Number(values.runs);
@@ -118,13 +118,7 @@ async function main(): Promise<void> {
       const image = buildTestImage(work, 'oci', tag);
       for (const h of cluster.hosts) h.ok('image', 'load', image);
     }
-    const results: Record<string, number>[] = [];
-    for (let i = 1; i <= runs; i++) {
-      const r = await once(cluster, i);
-      results.push(r);
-      console.log(`run ${i}: ${Object.entries(r).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(2)}`).join(', ')}`);
-    }
-    console.log(`median of ${runs} (${replicas} replicas, parallelism 10): ${Object.keys(results[0]).map((k) => `${k} ${median(results.map((r) => r[k])).toFixed(2)}`).join(', ')}`);
+    await printRuns(runs, ` (${replicas} replicas, parallelism 10)`, (run) => once(cluster, run));
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
     await cluster.destroy();
