@@ -26,8 +26,8 @@ import type { TaskNetworks__Output } from '../gen/shoal/v1/TaskNetworks';
 import { resolveServiceNetworks } from './networks';
 import { claimPorts, releasePorts, samePorts } from './published-ports';
 
-// How long a create keeps finding out whether it was applied while etcd is unavailable: a
-// restarted member answers within seconds, and etcd's client then waits out its circuit breaker (5 s).
+// How long a create keeps reading, and finding out whether it was applied, while etcd is
+// unavailable: a restarted member answers within seconds, and etcd's client then waits out its circuit breaker (5 s).
 const SETTLE_CREATE_MS = 20_000;
 const SETTLE_RETRY_MS = 500;
 // A create whose networks or port claims were written meanwhile (another service joining them,
@@ -74,7 +74,9 @@ export class ControlApi {
     const auth = checkAuth(authIn);
     const id = newId();
     const requested = spec.endpoint_spec!.ports;
-    let shared = await this.shared(id, spec, requested);
+    const deadline = Date.now() + SETTLE_CREATE_MS;
+    // Nothing is written before the commit, so reads that find etcd unavailable are simply tried again.
+    let shared = await this.untilAvailable(deadline, spec.name, () => this.shared(id, spec, requested));
     const warnings = await this.pin(spec, auth);
     const ts = now();
     const service: Service__Output = {
@@ -107,7 +109,7 @@ export class ControlApi {
           shared = await this.shared(id, spec, requested);
           continue;
         }
-        return { service: await this.settleCreate(err, [...ops, ...shared], service), warnings };
+        return { service: await this.settleCreate(err, [...ops, ...shared], service, deadline), warnings };
       }
     }
   }
@@ -138,14 +140,29 @@ export class ControlApi {
   }
 
   /**
+   * Runs `read`, again every SETTLE_RETRY_MS while etcd is unavailable, up to `deadline`; past it,
+   * the error says that service `name` was not created (nothing had been written yet).
+   */
+  private async untilAvailable<T>(deadline: number, name: string, read: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        return await read();
+      } catch (err) {
+        if (!hasCode(err, status.UNAVAILABLE)) throw err;
+        if (Date.now() > deadline) throw unavailable(`${(err as Error).message}; service "${name}" was not created`);
+      }
+      await new Promise((r) => setTimeout(r, SETTLE_RETRY_MS));
+    }
+  }
+
+  /**
    * After a create's commit failed, finds out whether it was applied anyway (etcd can fail after
    * taking a write, and its client retries): the name key says whose the name is. While etcd is
    * unavailable and the name is free, the create (a compare-and-swap, so never applied twice) is
    * tried again for up to SETTLE_CREATE_MS; then the error says what is known.
    */
-  private async settleCreate(err: unknown, ops: Op[], service: Service__Output): Promise<Service__Output> {
+  private async settleCreate(err: unknown, ops: Op[], service: Service__Output, deadline: number): Promise<Service__Output> {
     const name = service.spec!.name;
-    const deadline = Date.now() + SETTLE_CREATE_MS;
     let failure = err;
     while (hasCode(failure, status.UNAVAILABLE) || hasCode(failure, status.ABORTED)) {
       const retry = hasCode(failure, status.UNAVAILABLE);

@@ -97,7 +97,7 @@ describe('manager hardening (real node)', () => {
     const r = node.shoal('service', 'create', '-d', '--name', 'afterkill', ...SLEEPER);
     expect(r.stderr).not.toMatch(/internal error/);
     if (r.code === 0) expect(serviceNames().filter((n) => n === 'afterkill')).toHaveLength(1);
-    else expect(r.stderr).toMatch(/^Error: the cluster store \(etcd\) is unavailable: .*whether service "afterkill" was created is unknown: check with `shoal service ls`\n$/);
+    else expect(r.stderr).toMatch(/^Error: the cluster store \(etcd\) is unavailable: .*(whether service "afterkill" was created is unknown: check with `shoal service ls`|service "afterkill" was not created)\n$/);
     await expect.poll(() => node.shoal('service', 'ls').code, { timeout: 30_000 }).toBe(0);
     node.shoal('service', 'rm', 'afterkill');
   });

@@ -15,7 +15,8 @@ export const isTooLarge = (err: unknown): boolean => err instanceof Error && TOO
  */
 export function storeError(err: unknown): ShoalError {
   if (err instanceof ShoalError) return err;
-  const message = err instanceof Error ? err.message : String(err);
+  // grpc-js ends an unreachable-server message with an empty "Resolution note: ".
+  const message = (err instanceof Error ? err.message : String(err)).replace(/\s*Resolution note:\s*$/, '');
   if (isTooLarge(err)) {
     return resourceExhausted(`the write is too large for the cluster store (etcd takes at most 1.5 MiB per request): ${message}`);
   }
