@@ -14,6 +14,7 @@ import { applyVips, vipRuleset, type VipService } from '../network/vip';
 import type { NetworkAttacher } from './exec/task-controller';
 import type { ContainerConfig } from './runtime/types';
 import { ContainerDns } from './container-dns';
+import { Coalesced } from '../common/coalesced';
 
 /** The nftables table in each container's namespace that balances the VIPs of its networks. */
 const VIP_TABLE = 'shoal';
@@ -31,6 +32,12 @@ export interface ContainerNetworksOptions {
 
 const bare = (address: string) => address.split('/')[0];
 
+interface LocalContainer {
+  id: string;
+  netns: string;
+  networks: NodeNetworks__Output['attachments'][number]['networks'];
+}
+
 /**
  * Puts containers on overlay networks: a network namespace per container, bound to a file so
  * that it outlives shoald and is found again after a restart; a veth from it into the network's
@@ -45,8 +52,10 @@ export class ContainerNetworks implements NetworkAttacher {
   private state: NodeNetworks__Output | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   /** The VIP ruleset last written into each namespace, so an unchanged one is not written again. */
-  private readonly written = new Map<string, string>();
+  private readonly written = new Map<string, { ns: number; ruleset: string }>();
+  private readonly balancers = new Coalesced(() => this.balance());
   private retry: NodeJS.Timeout | undefined;
+  private balanceRetry: NodeJS.Timeout | undefined;
   /** Set by close(): nothing more is removed, whatever a task action cut short by the stop asks. */
   private closed = false;
   /** A converge is queued and not yet begun: a newer state needs no other, it reads the latest. */
@@ -64,6 +73,7 @@ export class ContainerNetworks implements NetworkAttacher {
   setState(state: NodeNetworks__Output): void {
     this.state = state;
     this.dns.setState(state);
+    this.rebalance();
     this.resync();
   }
 
@@ -71,6 +81,7 @@ export class ContainerNetworks implements NetworkAttacher {
   close(): void {
     this.closed = true;
     clearTimeout(this.retry);
+    clearTimeout(this.balanceRetry);
     void this.dns.stopAll();
   }
 
@@ -124,7 +135,10 @@ export class ContainerNetworks implements NetworkAttacher {
 
   /** Every namespace and overlay device of this node (node teardown). */
   removeAll(): Promise<void> {
+    // With no state, a balancer pass writes nothing: none under way can make the node's table again.
+    this.state = undefined;
     return this.serial(async () => {
+      await this.balancers.run();
       for (const id of this.local()) await this.removeNetns(id);
       await removeOverlay(this.host);
       await removeMesh(this.meshTable);
@@ -156,6 +170,22 @@ export class ContainerNetworks implements NetworkAttacher {
     return next;
   }
 
+  /** Programs the balancers now, beside whatever plumbing is under way; a failure is retried. */
+  private rebalance(): void {
+    clearTimeout(this.balanceRetry);
+    this.balancers
+      .run()
+      .then((failures) => {
+        if (failures.size) throw new Error(`the VIP tables of ${failures.size} containers are not written yet: ${[...failures.values()][0].message}`);
+      })
+      .catch((err) => {
+        if (this.closed) return;
+        this.opts.log.warn({ err }, 'programming the balancers failed; retrying');
+        this.balanceRetry = setTimeout(() => this.rebalance(), RETRY_MS);
+        this.balanceRetry.unref();
+      });
+  }
+
   private resync(): void {
     clearTimeout(this.retry);
     if (this.resyncQueued || this.closed) return;
@@ -172,32 +202,33 @@ export class ContainerNetworks implements NetworkAttacher {
     });
   }
 
+  /** The local namespaces with the networks the state gives them, those on none left out. */
+  private plugged(state: NodeNetworks__Output): LocalContainer[] {
+    const vnis = new Set(state.networks.map((n) => n.id));
+    return this.local()
+      .map((id) => ({ id, netns: this.netnsPath(id), networks: state.attachments.find((a) => a.id === id)?.networks.filter((n) => vnis.has(n.network_id)) ?? [] }))
+      .filter((c) => c.networks.length);
+  }
+
   /**
    * The node's overlay as the state and the local namespaces want it: the networks of the
    * containers here with every remote task on them, each container plugged into its bridges,
-   * each container's VIP table, and the resolver in each container's namespace. Before the first
-   * state nothing is known, and nothing is touched. A container that cannot be plugged in holds
-   * back no other: its error is returned by task id.
+   * and the resolver in each container's namespace; then the balancers. Before the first state
+   * nothing is known, and nothing is touched. A container that cannot be plugged in holds back no
+   * other: its error is returned by task id.
    */
   private async converge(): Promise<Map<string, Error>> {
     const failures = new Map<string, Error>();
     const state = this.state;
     if (!state) return failures;
     const vnis = new Map(state.networks.map((n) => [n.id, n.vni]));
-    const local = this.local()
-      .map((id) => ({ id, netns: this.netnsPath(id), networks: state.attachments.find((a) => a.id === id)?.networks.filter((n) => vnis.has(n.network_id)) ?? [] }))
-      .filter((c) => c.networks.length);
+    const local = this.plugged(state);
     const wanted = wantedNetworks(state, new Set(local.flatMap((c) => c.networks.map((n) => n.network_id))));
     // Each namespace's resolver costs a process the first time: begun now, awaited last.
     const served = Promise.all(local.map((c) => this.dns.serve(c.id, c.netns).then(() => undefined, (err: Error) => err)));
     await applyOverlay(this.host, wanted);
     await allowBridged(this.host.prefix, wanted.length > 0);
-    if (wanted.length) {
-      await enableForwarding();
-      await applyMesh(this.meshTable, meshState(state, wanted, this.host.prefix));
-    } else {
-      await removeMesh(this.meshTable);
-    }
+    if (wanted.length) await enableForwarding();
     const links = new Set((await runJson<ObservedLink>('ip', ['link', 'show'])).map((l) => l.ifname));
     for (const c of local) {
       try {
@@ -206,21 +237,52 @@ export class ContainerNetworks implements NetworkAttacher {
           const gateway = i === 0 ? gatewayOf(state, n.network_id) : undefined;
           await attachContainer(this.host, { vni: vnis.get(n.network_id)!, netns: c.netns, address: n.address, mac: macForIp(n.address), ifname: `eth${i}`, gateway });
         }
-        const services = state.services
-          // A dnsrr service (no VIP) is resolved to its tasks by DNS, with nothing to balance here.
-          .filter((s) => s.vip && c.networks.some((n) => n.network_id === s.network_id))
-          .flatMap((s): VipService[] =>
-            (['tcp', 'udp'] as const).map((protocol) => ({ vip: s.vip, protocol, port: 0, endpoints: s.endpoints.map((ip) => ({ ip, port: 0 })) })),
-          );
-        const ruleset = vipRuleset(VIP_TABLE, services);
-        if (this.written.get(c.id) === ruleset) continue;
-        await applyVips({ name: VIP_TABLE, netns: c.netns }, services);
-        this.written.set(c.id, ruleset);
       } catch (err) {
         failures.set(c.id, err as Error);
       }
     }
     for (const [i, err] of (await served).entries()) if (err && !failures.has(local[i].id)) failures.set(local[i].id, err);
+    for (const [id, err] of await this.balancers.run()) if (!failures.has(id)) failures.set(id, err);
+    return failures;
+  }
+
+  /**
+   * Programs the balancers from the latest state: the node's table (published ports, NAT out,
+   * isolation) and each container's VIP table that changed. Apart from the plumbing's queue, so
+   * that endpoints change within moments of the dispatcher's word even while containers are being
+   * plugged in: a task told to stop is taken out of every node's balancers during its drain, and
+   * that drain is short. Errors of the node's table throw; a container's is returned by task id.
+   */
+  private async balance(): Promise<Map<string, Error>> {
+    const failures = new Map<string, Error>();
+    const state = this.state;
+    if (!state || this.closed) return failures;
+    const began = performance.now();
+    const local = this.plugged(state);
+    const wanted = wantedNetworks(state, new Set(local.flatMap((c) => c.networks.map((n) => n.network_id))));
+    if (wanted.length) await applyMesh(this.meshTable, meshState(state, wanted, this.host.prefix));
+    else await removeMesh(this.meshTable);
+    for (const c of local) {
+      const services = state.services
+        // A dnsrr service (no VIP) is resolved to its tasks by DNS, with nothing to balance here.
+        .filter((s) => s.vip && c.networks.some((n) => n.network_id === s.network_id))
+        .flatMap((s): VipService[] =>
+          (['tcp', 'udp'] as const).map((protocol) => ({ vip: s.vip, protocol, port: 0, endpoints: s.endpoints.map((ip) => ({ ip, port: 0 })) })),
+        );
+      const ruleset = vipRuleset(VIP_TABLE, services);
+      try {
+        // By the namespace's inode: a task's namespace made again (after a restart) has none of it.
+        const ns = fs.statSync(c.netns).ino;
+        const last = this.written.get(c.id);
+        if (last?.ns === ns && last.ruleset === ruleset) continue;
+        await applyVips({ name: VIP_TABLE, netns: c.netns }, services);
+        this.written.set(c.id, { ns, ruleset });
+      } catch (err) {
+        // A namespace released meanwhile has nothing left to balance.
+        if (fs.existsSync(c.netns)) failures.set(c.id, err as Error);
+      }
+    }
+    this.opts.log.debug({ ms: Math.round(performance.now() - began), published: state.published.length, containers: local.length }, 'balancers programmed');
     return failures;
   }
 
