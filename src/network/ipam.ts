@@ -57,7 +57,7 @@ export function formatIp(n: number): string {
 
 const formatRange = (r: Range) => `${formatIp(r.base)}/${r.prefix}`;
 
-function parseIp(text: string): number | undefined {
+export function parseIp(text: string): number | undefined {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
   if (!m) return undefined;
   const octets = m.slice(1).map(Number);
@@ -165,6 +165,17 @@ export class Ipam {
     const offset = this.offset(networkId, n, address);
     if (n.used.has(offset)) throw alreadyExists(`address ${address} on network ${networkId} is already in use`);
     n.used.add(offset);
+  }
+
+  /**
+   * Goes on handing out addresses after this one (the newest holder's, read from the store), so
+   * that an address given back is taken again last even by an IPAM made afresh from the store:
+   * a task's address taken at once by another would meet what still points at the first one
+   * (a neighbour or forwarding entry not yet replaced, a namespace not yet removed).
+   */
+  resumeAfter(networkId: string, address: string): void {
+    const n = this.network(networkId);
+    n.cursor = this.offset(networkId, n, address);
   }
 
   /** Returns an address to the network; releasing one that is free (or whose network is gone) is a no-op. */

@@ -32,6 +32,21 @@ export interface ContainerNetworksOptions {
 
 const bare = (address: string) => address.split('/')[0];
 
+/**
+ * The state with only the endpoints in `reachable`: the balancers are programmed apart from the
+ * plumbing and may run ahead of it, and a connection sent to a task whose neighbour entry is not
+ * there yet would go unanswered (EHOSTUNREACH after ARP gives up). A task leaves the balancers
+ * at once; it joins them once the plumbing has reached it.
+ */
+function routableOnly(state: NodeNetworks__Output, reachable: ReadonlySet<string>): NodeNetworks__Output {
+  const only = (ips: string[]) => ips.filter((ip) => reachable.has(ip));
+  return {
+    ...state,
+    published: state.published.map((p) => ({ ...p, endpoints: only(p.endpoints) })),
+    services: state.services.map((s) => ({ ...s, endpoints: only(s.endpoints) })),
+  };
+}
+
 interface LocalContainer {
   id: string;
   netns: string;
@@ -54,6 +69,15 @@ export class ContainerNetworks implements NetworkAttacher {
   /** The VIP ruleset last written into each namespace, so an unchanged one is not written again. */
   private readonly written = new Map<string, { ns: number; ruleset: string }>();
   private readonly balancers = new Coalesced(() => this.balance());
+  /**
+   * Task addresses this node can route to, as the plumbing last left it: remote tasks with their
+   * neighbour and forwarding entries, local ones plugged in. The balancers send nothing elsewhere.
+   */
+  private reachable = new Set<string>();
+  /** The state the balancers were last programmed from. */
+  private programmed: NodeNetworks__Output | undefined;
+  /** Checks of outOfRotation(), run after each balancer pass. */
+  private readonly rotationWaiters = new Set<() => void>();
   private retry: NodeJS.Timeout | undefined;
   private balanceRetry: NodeJS.Timeout | undefined;
   /** Set by close(): nothing more is removed, whatever a task action cut short by the stop asks. */
@@ -170,6 +194,33 @@ export class ContainerNetworks implements NetworkAttacher {
     return next;
   }
 
+  /**
+   * Resolves once this node's balancers were programmed from a state in which the task is no
+   * endpoint, and the latest state keeps it out; or after `capMs`. The dispatcher takes a task it
+   * stops out of every node's balancers in the same push, and the nodes program them at about the
+   * same pace: a drain counted from here, rather than from the stop order, outlasts their
+   * programming however loaded the nodes are.
+   */
+  outOfRotation(taskId: string, capMs: number): Promise<void> {
+    const ips = new Set((this.state?.attachments.find((a) => a.id === taskId)?.networks ?? []).map((n) => bare(n.address)));
+    const inRotation = (state: NodeNetworks__Output | undefined) =>
+      !!state && (state.published.some((p) => p.endpoints.some((ip) => ips.has(ip))) || state.services.some((s) => s.endpoints.some((ip) => ips.has(ip))));
+    const out = () => !ips.size || (!inRotation(this.state) && !!this.programmed && !inRotation(this.programmed));
+    if (out()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.rotationWaiters.delete(check);
+        resolve();
+      };
+      const check = () => {
+        if (out() || this.closed) done();
+      };
+      const timer = setTimeout(done, capMs);
+      this.rotationWaiters.add(check);
+    });
+  }
+
   /** Programs the balancers now, beside whatever plumbing is under way; a failure is retried. */
   private rebalance(): void {
     clearTimeout(this.balanceRetry);
@@ -229,6 +280,7 @@ export class ContainerNetworks implements NetworkAttacher {
     await applyOverlay(this.host, wanted);
     await allowBridged(this.host.prefix, wanted.length > 0);
     if (wanted.length) await enableForwarding();
+    const reachable = new Set(wanted.flatMap((n) => n.peers.map((p) => p.ip)));
     const links = new Set((await runJson<ObservedLink>('ip', ['link', 'show'])).map((l) => l.ifname));
     for (const c of local) {
       try {
@@ -237,10 +289,12 @@ export class ContainerNetworks implements NetworkAttacher {
           const gateway = i === 0 ? gatewayOf(state, n.network_id) : undefined;
           await attachContainer(this.host, { vni: vnis.get(n.network_id)!, netns: c.netns, address: n.address, mac: macForIp(n.address), ifname: `eth${i}`, gateway });
         }
+        for (const n of c.networks) reachable.add(bare(n.address));
       } catch (err) {
         failures.set(c.id, err as Error);
       }
     }
+    this.reachable = reachable;
     for (const [i, err] of (await served).entries()) if (err && !failures.has(local[i].id)) failures.set(local[i].id, err);
     for (const [id, err] of await this.balancers.run()) if (!failures.has(id)) failures.set(id, err);
     return failures;
@@ -260,10 +314,12 @@ export class ContainerNetworks implements NetworkAttacher {
     const began = performance.now();
     const local = this.plugged(state);
     const wanted = wantedNetworks(state, new Set(local.flatMap((c) => c.networks.map((n) => n.network_id))));
-    if (wanted.length) await applyMesh(this.meshTable, meshState(state, wanted, this.host.prefix));
+    const routable = routableOnly(state, this.reachable);
+    if (wanted.length) await applyMesh(this.meshTable, meshState(routable, wanted, this.host.prefix));
     else await removeMesh(this.meshTable);
+    const meshMs = Math.round(performance.now() - began);
     for (const c of local) {
-      const services = state.services
+      const services = routable.services
         // A dnsrr service (no VIP) is resolved to its tasks by DNS, with nothing to balance here.
         .filter((s) => s.vip && c.networks.some((n) => n.network_id === s.network_id))
         .flatMap((s): VipService[] =>
@@ -282,7 +338,9 @@ export class ContainerNetworks implements NetworkAttacher {
         if (fs.existsSync(c.netns)) failures.set(c.id, err as Error);
       }
     }
-    this.opts.log.debug({ ms: Math.round(performance.now() - began), published: state.published.length, containers: local.length }, 'balancers programmed');
+    this.opts.log.debug({ ms: Math.round(performance.now() - began), meshMs, published: state.published.length, containers: local.length }, 'balancers programmed');
+    this.programmed = state;
+    for (const w of this.rotationWaiters) w();
     return failures;
   }
 

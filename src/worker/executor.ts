@@ -73,6 +73,7 @@ export class Executor {
       starts: new Semaphore(opts.concurrency),
       networks: opts.networks,
       drainMs: opts.drainMs ?? DRAIN_MS,
+      log: opts.log,
       registryAuth: (serviceId) => this.registryAuth.get(serviceId),
       logPath: (taskId) => this.logPath(taskId),
       container: (taskId) => this.containers.get(taskId),

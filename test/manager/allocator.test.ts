@@ -120,6 +120,26 @@ describe('planAddresses', () => {
     expect(p.taskNetworks.create).toEqual([]);
   });
 
+  it('hands out the addresses after the newest task\'s, so that one given back is taken again last, even by a pass made afresh from the store', () => {
+    const onlyB = onNetworks({ ...service(3), id: 'b' }, 'netB');
+    const at = (slot: number, createdAt: string, state: 'RUNNING' | 'SHUTDOWN' = 'RUNNING') =>
+      task(onlyB, slot, state, { created_at: createdAt, status: { state, timestamp: '', message: '', err: '', container: null, health: '' } });
+    // Slot 1's first task (the lowest address) has ended; slot 2's is the newest.
+    const ended = at(1, '2026-01-01T00:00:00.000Z', 'SHUTDOWN');
+    const older = at(3, '2026-01-01T00:00:01.000Z');
+    const newest = at(2, '2026-01-01T00:00:02.000Z');
+    const records: TaskNetworks__Output[] = [
+      { id: ended.id, version: 1, networks: [{ network_id: 'netB', address: '10.2.0.3/24' }] },
+      { id: older.id, version: 1, networks: [{ network_id: 'netB', address: '10.2.0.5/24' }] },
+      { id: newest.id, version: 1, networks: [{ network_id: 'netB', address: '10.2.0.4/24' }] },
+    ];
+    const vips: ServiceVips__Output[] = [{ id: 'b', version: 1, virtual_ips: [{ network_id: 'netB', address: '10.2.0.2/24' }] }];
+    const replacement = at(1, '2026-01-01T00:00:03.000Z');
+    const p = planAddresses(state({ services: [onlyB], tasks: [ended, older, newest, replacement], taskNetworks: records, serviceVips: vips }));
+    // Not 10.2.0.3, which the ended task gave back: after 10.2.0.4, the newest task's, 10.2.0.5 is held.
+    expect(p.taskNetworks.create).toEqual([{ id: replacement.id, version: 0, networks: [{ network_id: 'netB', address: '10.2.0.6/24' }] }]);
+  });
+
   it('gives a task that is being stopped no new address but lets it keep its own until it has ended', () => {
     const stopping = t(1, { desired_state: 'SHUTDOWN' });
     const keeps: TaskNetworks__Output = { id: stopping.id, version: 2, networks: [{ network_id: 'netA', address: '10.1.0.2/29' }] };

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { quietLogger } from '../../src/common/logger';
 import type { ContainerSpec__Output } from '../../src/gen/shoal/v1/ContainerSpec';
 import type { Task__Output } from '../../src/gen/shoal/v1/Task';
 import type { RegistryClient } from '../../src/images/registry/client';
@@ -123,6 +124,7 @@ function harness(t: Task__Output, images = new FakeImages([IMAGE]), registry?: (
     starts: new Semaphore(1),
     networks,
     drainMs,
+    log: quietLogger(),
     registryAuth: () => undefined,
     logPath: (id) => `/logs/${id}.log`,
     container: (id) => containers.get(id),
@@ -304,6 +306,7 @@ describe('TaskController', () => {
     const networks: NetworkAttacher = {
       attach: async (x) => (calls.push(`attach ${x.id}`), { netns: `/run/netns/${x.id}`, ip: '10.0.0.3' }),
       release: async (id) => void calls.push(`release ${id}`),
+      outOfRotation: async () => undefined,
     };
     const h = harness(task(svc, 1, 'ASSIGNED'), undefined, undefined, networks);
     calls = h.runtime.calls;
@@ -326,10 +329,16 @@ describe('TaskController', () => {
 });
 
 describe('TaskController stopping a load-balanced task', () => {
-  const attacher: NetworkAttacher = { attach: async () => ({ netns: '/run/netns/x', ip: '10.0.0.3' }), release: async () => undefined };
+  /** Out of this node's rotation when the test says so. */
+  let leaveRotation: () => void = () => {};
+  const attacher: NetworkAttacher = {
+    attach: async () => ({ netns: '/run/netns/x', ip: '10.0.0.3' }),
+    release: async () => undefined,
+    outOfRotation: () => new Promise<void>((resolve) => (leaveRotation = resolve)),
+  };
   afterEach(() => vi.useRealTimers());
 
-  it('leaves a serving task on a network running for the drain before its signal, and stops one on no network at once', async () => {
+  it('leaves a serving task on a network running until this node has taken it out of rotation, then for the drain, before its signal; stops one on no network at once', async () => {
     const onNet = service(1);
     onNet.spec!.task_template!.networks = [{ target: 'net1' }];
     const serving = harness(task(onNet, 1, 'ASSIGNED'), undefined, undefined, attacher, 5000);
@@ -339,6 +348,10 @@ describe('TaskController stopping a load-balanced task', () => {
     vi.useFakeTimers({ toFake: ['setTimeout'] });
     serving.controller.update({ ...serving.controller.task, desired_state: 'SHUTDOWN' });
     const stopping = serving.controller.next(serving.observed())!();
+    // The balancers here are slow to drop it: the drain has not begun.
+    await vi.advanceTimersByTimeAsync(8000);
+    expect(serving.runtime.calls.some((c) => c.startsWith('stop'))).toBe(false);
+    leaveRotation();
     await vi.advanceTimersByTimeAsync(4900);
     expect(serving.runtime.calls.some((c) => c.startsWith('stop'))).toBe(false);
     await vi.advanceTimersByTimeAsync(200);

@@ -7,7 +7,7 @@ import type { ServiceVips__Output } from '../../gen/shoal/v1/ServiceVips';
 import type { TaskNetworks__Output } from '../../gen/shoal/v1/TaskNetworks';
 import type { Task__Output } from '../../gen/shoal/v1/Task';
 import { isTerminal, publishesPorts, wantsRunning } from '../../common/tasks';
-import { Ipam } from '../../network/ipam';
+import { Ipam, parseIp } from '../../network/ipam';
 import { ingressNetwork, serviceNetworkIds } from '../networks';
 
 export interface AddressState {
@@ -106,6 +106,7 @@ export function planAddresses(state: AddressState): AddressPlan {
   for (const r of state.taskNetworks) if (!restore(taskHolders, r.id, r.version, r.networks)) plan.taskNetworks.remove.push(r);
   for (const r of state.serviceVips) if (!restore(vipHolders, r.id, r.version, r.virtual_ips)) plan.serviceVips.remove.push(r);
   for (const r of state.nodeIngress) if (!restore(nodeHolders, r.id, r.version, r.address ? [r.address] : [])) plan.nodeIngress.remove.push(r);
+  for (const [networkId, address] of newestAddresses(state.tasks, taskHolders)) ipam.resumeAfter(networkId, address);
 
   const settle = (h: Holder): Held[] => {
     const out: Held[] = [];
@@ -139,6 +140,24 @@ export function planAddresses(state: AddressState): AddressPlan {
   }
   return plan;
 }
+
+/**
+ * Each network's address held by its newest task (by creation, then address): new addresses
+ * follow it, round the subnet, as if one IPAM had handed them all out.
+ */
+function newestAddresses(tasks: Task__Output[], holders: Map<string, Holder>): Map<string, string> {
+  const newest = new Map<string, { createdAt: string; address: string }>();
+  for (const t of tasks) {
+    for (const a of holders.get(t.id)?.held ?? []) {
+      const seen = newest.get(a.network_id);
+      const later = !seen || t.created_at > seen.createdAt || (t.created_at === seen.createdAt && ipOrder(a.address) > ipOrder(seen.address));
+      if (later) newest.set(a.network_id, { createdAt: t.created_at, address: a.address });
+    }
+  }
+  return new Map([...newest].map(([id, n]) => [id, n.address]));
+}
+
+const ipOrder = (address: string) => parseIp(address.split('/')[0]) ?? 0;
 
 const changes = <T>(): RecordChanges<T> => ({ create: [], update: [], remove: [] });
 

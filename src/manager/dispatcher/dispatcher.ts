@@ -229,6 +229,8 @@ export class Dispatcher {
   /** Sends every connected node its full task set if it changed since the last send. */
   private async pushAssignments(): Promise<void> {
     if (!this.sessions.size) return;
+    const began = performance.now();
+    let written = 0;
     const nodes = this.cache.nodes();
     const managers = managerAddrs(nodes);
     const index = indexNetworks(
@@ -266,6 +268,7 @@ export class Dispatcher {
       s.sentTasks = next;
       s.sentMeta = meta;
       s.sentNetworks = networksKey;
+      written++;
       const overlay = networksChanged ? { networks } : {};
       s.call.write({
         session_id: s.id,
@@ -278,6 +281,7 @@ export class Dispatcher {
         removed: !node,
       });
     }
+    if (written) this.log.debug({ nodes: written, ms: Math.round(performance.now() - began) }, 'assignments pushed');
   }
 
   /**

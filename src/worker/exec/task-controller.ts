@@ -1,4 +1,5 @@
 import type { Task__Output } from '../../gen/shoal/v1/Task';
+import type { Logger } from '../../common/logger';
 import { isTerminal, publishesPorts, rank, type State } from '../../common/tasks';
 import type { ResolvedImage } from '../../images/store';
 import { parseReference } from '../../images/reference';
@@ -17,6 +18,8 @@ export interface NetworkAttacher {
   attach(task: Task__Output): Promise<Pick<ContainerConfig, 'netns' | 'ip' | 'resolvConf'> | undefined>;
   /** Removes what attach made; a no-op when there is nothing. */
   release(taskId: string): Promise<void>;
+  /** Resolves once this node balances no connection to the task any more (or after capMs). */
+  outOfRotation(taskId: string, capMs: number): Promise<void>;
 }
 
 /** Where images come from: the node's ImageStore, or plain data in tests. */
@@ -37,6 +40,7 @@ export interface ControllerContext {
   readonly networks?: NetworkAttacher;
   /** How long a load-balanced task keeps running after it is told to stop, before its signal (see shutdown). */
   readonly drainMs: number;
+  readonly log: Logger;
   registryAuth(serviceId: string): RegistryAuth | undefined;
   logPath(taskId: string): string;
   container(taskId: string): Observed | undefined;
@@ -252,9 +256,13 @@ export class TaskController {
     // Only a running command gets its grace period: remove() kills anything else there is.
     if (container?.status === 'running') {
       // The push that tells this node to stop a serving task takes it out of every node's VIPs and
-      // published ports too: a moment's wait lets them all apply it before its process goes, so
-      // that no new connection is sent to a process on its way out.
-      if (observed === 'RUNNING' && this.balanced()) await new Promise((r) => setTimeout(r, this.ctx.drainMs));
+      // published ports too: once this node has applied it, a moment's wait lets the others apply
+      // it before the process goes, so that no new connection is sent to a process on its way out.
+      if (observed === 'RUNNING' && this.balanced()) {
+        await this.ctx.networks!.outOfRotation(task.id, ROTATION_WAIT_MS);
+        this.ctx.log.debug({ taskId: task.id, drainMs: this.ctx.drainMs }, 'task out of this node\'s balancers; draining before its stop signal');
+        await new Promise((r) => setTimeout(r, this.ctx.drainMs));
+      }
       const image = await this.ctx.images.resolve(task.spec!.container!.image).catch(() => null);
       const { signal, graceMs } = stopPolicy(task, image);
       await this.ctx.runtime.stop(task.id, signal, graceMs);
@@ -274,6 +282,9 @@ export class TaskController {
     this.ctx.observe(this.current.id, undefined);
   }
 }
+
+/** How long a stopping task waits for this node's balancers to drop it before its drain begins regardless. */
+const ROTATION_WAIT_MS = 10_000;
 
 /** Only references that name a registry host are pulled; others (`shoal-test:latest`) must be loaded. */
 function pullable(ref: string): boolean {
