@@ -66,15 +66,27 @@ class TaskWatch {
   }
 
   async start(): Promise<void> {
-    const res = await this.etcd.getAll().prefix(TASKS_PREFIX).exec();
-    for (const kv of res.kvs) this.put(kv);
+    const revision = await this.load();
     const watcher = await this.etcd
       .watch()
       .prefix(TASKS_PREFIX)
-      .startRevision(String(Number(res.header.revision) + 1))
+      .startRevision(String(revision + 1))
       .create();
     watcher.on('put', (kv) => this.put(kv));
     watcher.on('delete', (kv) => this.remove(kv.key.toString().slice(TASKS_PREFIX.length)));
+    watcher.on('disconnected', (err: Error) => console.log(`  the benchmark's task watch was cut (${err.message}); it resumes`));
+  }
+
+  /**
+   * Reads every task again and recounts, when the watch seems to have missed events (it was
+   * seen to, once, with both cores overloaded): returns the revision read at.
+   */
+  async load(): Promise<number> {
+    const res = await this.etcd.getAll().prefix(TASKS_PREFIX).exec();
+    this.tasks.clear();
+    this.running = this.placed = this.live = 0;
+    for (const kv of res.kvs) this.put(kv);
+    return Number(res.header.revision);
   }
 
   /** Resolves once `until` holds, checked after every event. */
@@ -217,9 +229,22 @@ class Simulator {
 }
 
 /** Prints progress every few seconds while `phase` runs. */
-async function withProgress<T>(what: string, line: () => Promise<string>, phase: Promise<T>): Promise<T> {
+async function withProgress<T>(what: string, watch: TaskWatch, line: () => Promise<string>, phase: Promise<T>): Promise<T> {
   const t0 = performance.now();
-  const timer = setInterval(() => void line().then((l) => console.log(`  ${what} ${((performance.now() - t0) / 1000).toFixed(0)} s: ${l}`), () => undefined), PROGRESS_MS);
+  let last = '';
+  let still = 0;
+  const timer = setInterval(
+    () =>
+      void line().then(async (l) => {
+        console.log(`  ${what} ${((performance.now() - t0) / 1000).toFixed(0)} s: ${l}`);
+        still = l === last ? still + 1 : 0;
+        last = l;
+        if (still < 3) return;
+        console.log('  no change for 15 s: reading every task again (the figure of this phase may be late by as much)');
+        await watch.load();
+      }, () => undefined),
+    PROGRESS_MS,
+  );
   const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not done within ${PHASE_TIMEOUT_MS / 60_000} min`)), PHASE_TIMEOUT_MS).unref());
   try {
     return await Promise.race([phase, timeout]);
@@ -249,7 +274,7 @@ async function once(cluster: TestCluster, procs: ManagerProcs[], watch: TaskWatc
     }
   });
   r['create (s)'] = (performance.now() - t0) / 1000;
-  await withProgress(`run ${run} up`, progress, running);
+  await withProgress(`run ${run} up`, watch, progress, running);
   r['all running (s)'] = (performance.now() - t0) / 1000;
   r['all placed (s)'] = ((await placed) - t0) / 1000;
   r['placements/s'] = TASKS / r['all placed (s)'];
@@ -261,7 +286,7 @@ async function once(cluster: TestCluster, procs: ManagerProcs[], watch: TaskWatc
   const stopped = watch.when(() => watch.live === 0).then(() => performance.now());
   const gone = watch.when(() => watch.size === 0);
   m.ok('service', 'scale', '-d', ...names.map((n) => `${n}=0`));
-  await withProgress(`run ${run} down`, async () => `${watch.size} tasks, ${watch.live} not ended`, gone);
+  await withProgress(`run ${run} down`, watch, async () => `${watch.size} tasks, ${watch.live} not ended`, gone);
   r['scale 0 → all shut down (s)'] = ((await stopped) - t1) / 1000;
   r['scale 0 → all deleted (s)'] = (performance.now() - t1) / 1000;
   const down = await etcdWrites(procs[0]);
@@ -278,15 +303,17 @@ async function once(cluster: TestCluster, procs: ManagerProcs[], watch: TaskWatc
   return r;
 }
 
+/** A script that runs node with --cpu-prof (not allowed in NODE_OPTIONS), for cluster.sh to start shoald with. */
+function profilingNode(dir: string): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const wrapper = path.join(path.resolve(dir), 'node-cpu-prof');
+  fs.writeFileSync(wrapper, `#!/bin/sh\nexec ${process.execPath} --cpu-prof --cpu-prof-dir=${path.resolve(dir)} "$@"\n`, { mode: 0o755 });
+  return wrapper;
+}
+
 async function main(): Promise<void> {
-  if (values.profile) {
-    fs.mkdirSync(values.profile, { recursive: true });
-    // cluster.sh starts every shoald with this environment.
-    process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(values.profile)}`.trim();
-  }
   console.log(`scale: ${NODES} simulated nodes, ${TASKS} tasks in ${SERVICES} services, 3 managers`);
-  const cluster = await TestCluster.create({ managers: 3, workers: 0 });
-  if (values.profile) delete process.env.NODE_OPTIONS;
+  const cluster = await TestCluster.create({ managers: 3, workers: 0, node: values.profile ? profilingNode(values.profile) : undefined });
   let sim: Simulator | undefined;
   let etcd: Etcd3 | undefined;
   const cleanup = async () => {

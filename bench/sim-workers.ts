@@ -12,8 +12,10 @@
  * when its parent goes away.
  */
 import * as os from 'node:os';
+import * as grpc from '@grpc/grpc-js';
 import { parseArgs } from 'node:util';
 import { clientCredentials } from '../src/ca/tls';
+import type { ShoalError } from '../src/common/errors';
 import { quietLogger } from '../src/common/logger';
 import { VERSION } from '../src/common/version';
 import { joinCluster } from '../src/daemon/join';
@@ -33,11 +35,25 @@ const { values } = parseArgs({
 const managers = values.managers!.split(',');
 const NODES = Number(values.nodes);
 const log = quietLogger();
+const JOIN_ATTEMPTS = 5;
 const agents: Agent[] = [];
 const executors: SimExecutor[] = [];
 let stopping = false;
 
 const send = (msg: object) => process.send?.(msg);
+
+/** A join that finds the manager too busy to answer in time is tried again, as an operator would. */
+async function joinWithRetries(opts: Parameters<typeof joinCluster>[0]): Promise<Awaited<ReturnType<typeof joinCluster>>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await joinCluster(opts);
+    } catch (err) {
+      if (attempt >= JOIN_ATTEMPTS || (err as ShoalError).code !== grpc.status.UNAVAILABLE) throw err;
+      log.warn({ err: (err as Error).message, attempt }, 'join failed; trying again');
+      await new Promise((r) => setTimeout(r, 1000 * attempt));
+    }
+  }
+}
 
 async function joinOne(i: number): Promise<void> {
   const hostname = `sim-${String(i).padStart(5, '0')}`;
@@ -48,7 +64,7 @@ async function joinOne(i: number): Promise<void> {
     engine_version: VERSION,
   };
   const prefer = managers[i % managers.length];
-  const joined = await joinCluster({ token: values.token!, remote: prefer, advertise: `${values.addr}:${10000 + i}`, description });
+  const joined = await joinWithRetries({ token: values.token!, remote: prefer, advertise: `${values.addr}:${10000 + i}`, description });
   const certs = joined.certs;
   // The join's list, rotated so that this node asks its preferred manager first.
   const list = joined.managers.includes(prefer) ? [prefer, ...joined.managers.filter((m) => m !== prefer)] : joined.managers;

@@ -2,6 +2,7 @@ import type { Campaign, Etcd3 } from 'etcd3';
 import type { Logger } from '../common/logger';
 import { settleWithin, STOP_COURTESY_MS } from '../common/settle';
 import { allocate } from './allocator/pass';
+import { Compactor } from './compactor';
 import { orchestrate } from './orchestrator/pass';
 import { ReconcileLoop } from './reconcile-loop';
 import { Reaper } from './reaper';
@@ -34,6 +35,8 @@ export class Leadership {
   private readonly allocator: ReconcileLoop;
   private readonly reaper: ReconcileLoop;
   private readonly reaperState: Reaper;
+  private readonly compactor: ReconcileLoop;
+  private readonly compactorState: Compactor;
 
   constructor(
     private readonly etcd: Etcd3,
@@ -52,6 +55,9 @@ export class Leadership {
     this.allocator = new ReconcileLoop('allocator', () => allocate(this.cache, allocatorLog), allocatorLog);
     this.reaperState = new Reaper(store, etcd, log.child({ component: 'reaper' }));
     this.reaper = new ReconcileLoop('reaper', () => this.reaperState.pass(), log.child({ component: 'reaper' }));
+    const compactorLog = log.child({ component: 'compactor' });
+    this.compactorState = new Compactor(etcd, compactorLog);
+    this.compactor = new ReconcileLoop('compactor', () => this.compactorState.pass(), compactorLog);
   }
 
   get isLeader(): boolean {
@@ -109,12 +115,14 @@ export class Leadership {
     if (this.campaign !== campaign || this.term !== term) return;
     this.cache.fence = fence;
     this.leader = true;
-    this.log.info('became leader; starting orchestrator, scheduler, allocator and node reaper');
+    this.log.info('became leader; starting orchestrator, scheduler, allocator, node reaper and store compactor');
     this.reaperState.reset();
+    this.compactorState.reset();
     this.orchestrator.start();
     this.scheduler.start();
     this.allocator.start();
     this.reaper.start();
+    this.compactor.start();
   }
 
   /** This term's election key as etcd holds it: what every leader write is conditional on. */
@@ -140,6 +148,7 @@ export class Leadership {
     this.scheduler.stop();
     this.allocator.stop();
     this.reaper.stop();
+    this.compactor.stop();
   }
 
   async stop(): Promise<void> {

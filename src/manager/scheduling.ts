@@ -35,6 +35,8 @@ function pendingByService(pending: Task__Output[]): Task__Output[][] {
 export function planPlacements(nodes: Node__Output[], tasks: Task__Output[]): PlacementPlans {
   const { pending, active } = partitionTasks(tasks);
   const failures = new Map<string, string>();
+  // Most passes are kicked by status reports, with nothing to place: no per-node view to build.
+  if (!pending.length) return { plans: new Map(), failures };
   let result: ScheduleResult;
   try {
     result = schedule(nodes, active, pending);

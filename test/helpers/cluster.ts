@@ -29,6 +29,8 @@ export interface ClusterOptions {
   join?: boolean;
   /** More shoald flags for every host. */
   daemonArgs?: string[];
+  /** What runs each shoald: node by default, or a wrapper that adds node flags (a profiler's). */
+  node?: string;
 }
 
 export interface WaitOptions {
@@ -50,12 +52,12 @@ class ScriptError extends Error {
 }
 
 /** Runs deploy/cluster.sh; rejects with its output when it fails. */
-function script(args: string[], timeoutMs = 120_000): Promise<string> {
+function script(args: string[], timeoutMs = 120_000, node = process.execPath): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       'bash',
       [SCRIPT, ...args],
-      { encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL', env: { ...process.env, NODE: process.execPath }, maxBuffer: 16 << 20 },
+      { encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL', env: { ...process.env, NODE: node }, maxBuffer: 16 << 20 },
       (err, stdout, stderr) => {
         if (err) reject(new ScriptError(`deploy/cluster.sh ${args.join(' ')} failed (${err.killed ? `killed after ${timeoutMs} ms` : `exit ${err.code}`}):\n${stdout}${stderr}`, err.code ?? undefined));
         else resolve(stdout);
@@ -185,6 +187,7 @@ export class TestCluster {
     /** The bridge's own address: how the hosts reach this machine (a registry a test serves). */
     readonly bridgeAddr: string,
     readonly hosts: TestHost[],
+    private readonly node = process.execPath,
   ) {}
 
   get managers(): TestHost[] {
@@ -197,14 +200,14 @@ export class TestCluster {
 
   /** `cluster.sh up`: the hosts, their daemons, and (unless join is false) init on h1 and joins. */
   static async create(opts: ClusterOptions = {}): Promise<TestCluster> {
-    const { managers = 1, workers = 0, join = true, daemonArgs = [] } = opts;
+    const { managers = 1, workers = 0, join = true, daemonArgs = [], node = process.execPath } = opts;
     const args = ['--managers', String(managers), '--workers', String(workers), ...(join ? [] : ['--no-join'])];
     // A random name and subnet; the script refuses one that is taken (under a lock), so retry.
     for (let attempt = 0; ; attempt++) {
       const name = `k${Math.random().toString(36).slice(2, 7).padEnd(5, '0')}`;
       const subnet = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 256)}.0/24`;
       try {
-        await script(['up', '--name', name, '--subnet', subnet, ...args, '--', ...daemonArgs], 300_000);
+        await script(['up', '--name', name, '--subnet', subnet, ...args, '--', ...daemonArgs], 300_000, node);
       } catch (err) {
         if (err instanceof ScriptError && err.code === TAKEN) {
           if (attempt < 5) continue;
@@ -217,15 +220,15 @@ export class TestCluster {
         );
         throw new Error(`${(err as Error).message}${left}`);
       }
-      return TestCluster.load(name);
+      return TestCluster.load(name, node);
     }
   }
 
   /** The cluster `name` as its hosts file describes it. */
-  private static load(name: string): TestCluster {
+  private static load(name: string, node: string): TestCluster {
     const lines = fs.readFileSync(path.join(RUN_BASE, name, 'hosts'), 'utf8').split('\n');
     const [, subnet, bridge] = /^# subnet:\t(\S+)\tbridge \S+ (\S+)/m.exec(lines.join('\n')) ?? [];
-    const cluster: TestCluster = new TestCluster(name, subnet, bridge, []);
+    const cluster: TestCluster = new TestCluster(name, subnet, bridge, [], node);
     for (const line of lines) {
       if (!line || line.startsWith('#')) continue;
       const [host, role, addr, netns, socket, dataDir, runcRoot, cgroupParent, hostname] = line.split('\t');
@@ -242,7 +245,7 @@ export class TestCluster {
 
   /** Runs a cluster.sh command on this cluster. */
   run(command: string, ...args: string[]): Promise<string> {
-    return script([command, '--name', this.name, ...args]);
+    return script([command, '--name', this.name, ...args], undefined, this.node);
   }
 
   /** What the first manager that answers says: the leader may be the one a test just killed. */

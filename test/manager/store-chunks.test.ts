@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { ShoalError } from '../../src/common/errors';
-import { chunkBySize, MAX_OPS_PER_TXN, MAX_TXN_BYTES, Store, type Op, type Versioned } from '../../src/manager/store/store';
+import { chunkBySize, commitWaves, MAX_OPS_PER_TXN, MAX_TXN_BYTES, Store, type Op, type Versioned } from '../../src/manager/store/store';
 import { useEtcdStore } from '../helpers/etcd';
 
 interface Blob extends Versioned {
@@ -11,6 +11,17 @@ interface Blob extends Versioned {
 const KiB = 1024;
 const blob = (id: string, bytes: number): Blob => ({ id, version: 0, data: 'x'.repeat(bytes) });
 const create = (obj: Blob): Op => ({ type: 'create', kind: 'tasks', obj });
+
+describe('commitWaves', () => {
+  const chunk = (...types: Op['type'][]) => types.map((type) => ({ op: { type } }));
+  const shape = (waves: { op: { type: string } }[][][]) => waves.map((w) => w.map((c) => c.map((x) => x.op.type[0]).join('')));
+
+  it('commits runs of single-type chunks together, and a mixed chunk alone, in order', () => {
+    const chunks = [chunk('update', 'create'), chunk('create'), chunk('create'), chunk('update'), chunk('update', 'delete'), chunk('delete'), chunk('delete')];
+    expect(shape(commitWaves(chunks))).toEqual([['uc'], ['c', 'c'], ['u'], ['ud'], ['d', 'd']]);
+    expect(commitWaves([])).toEqual([]);
+  });
+});
 
 describe('chunkBySize', () => {
   const items = (...bytes: number[]) => bytes.map((b, i) => ({ i, bytes: b }));

@@ -58,6 +58,11 @@ interface Holder {
  * taken back first, so a new one never repeats one in use. Pure.
  */
 export function planAddresses(state: AddressState): AddressPlan {
+  // No network and no address held: nothing to hand out or take back, however many tasks there are.
+  if (!state.networks.length && !state.taskNetworks.length && !state.serviceVips.length && !state.nodeIngress.length) {
+    const none = () => ({ create: [], update: [], remove: [] });
+    return { taskNetworks: none(), serviceVips: none(), nodeIngress: none(), failures: new Map() };
+  }
   const ipam = new Ipam();
   const networks = new Set<string>();
   for (const n of state.networks) {

@@ -10,9 +10,9 @@ import type { TaskStatusUpdate__Output } from '../../gen/shoal/v1/TaskStatusUpda
 import { failedPrecondition, failStream, invalidArgument, type ShoalError, toServiceError, unavailable } from '../../common/errors';
 import { requireRole } from '../../ca/authz';
 import type { SessionRegistry } from './sessions';
-import type { StoreCache } from '../store/cache';
+import type { Change, StoreCache } from '../store/cache';
 import type { Logger } from '../../common/logger';
-import { newId, now, rank } from '../../common/tasks';
+import { newId, now, publishesPorts, rank } from '../../common/tasks';
 import type { Op, Store } from '../store/store';
 import { diffAssignments } from './assignments';
 import type { StoredRegistryAuth } from '../registry-auth';
@@ -21,7 +21,7 @@ import type { Network__Output } from '../../gen/shoal/v1/Network';
 import type { NodeIngress__Output } from '../../gen/shoal/v1/NodeIngress';
 import type { ServiceVips__Output } from '../../gen/shoal/v1/ServiceVips';
 import type { TaskNetworks__Output } from '../../gen/shoal/v1/TaskNetworks';
-import { addressed, indexNetworks, nodeNetworks } from './node-networks';
+import { addressed, indexNetworks, nodeNetworks, type NetworkIndex } from './node-networks';
 
 export const HEARTBEAT_PERIOD_MS = 5000;
 // A node is down after missing this many heartbeats in a row.
@@ -58,6 +58,15 @@ export class Dispatcher {
   private unwatch: (() => void) | undefined;
   private pushTimer: NodeJS.Timeout | undefined;
   private reaper: NodeJS.Timeout | undefined;
+  /**
+   * Nodes whose task set changed since the last push, or every node: a change to anything but
+   * a task off every network may change what any node is told (its networks' peers, VIPs and
+   * names, the manager list, its role).
+   */
+  private dirty = new Set<string>();
+  private allDirty = true;
+  /** The overlay index of the last push to every node; tasks off every network do not change it. */
+  private index: NetworkIndex | undefined;
 
   constructor(
     private readonly store: Store,
@@ -69,8 +78,10 @@ export class Dispatcher {
   ) {}
 
   async start(): Promise<void> {
-    this.unwatch = this.cache.onChange((kind) => {
-      if (PUSH_KINDS.includes(kind)) this.schedulePush();
+    this.unwatch = this.cache.onChange((kind, _id, change) => {
+      if (!PUSH_KINDS.includes(kind)) return;
+      this.markDirty(kind, change);
+      this.schedulePush();
     });
     this.reaper = setInterval(() => void this.expireSessions(), HEARTBEAT_PERIOD_MS);
     this.reaper.unref();
@@ -203,6 +214,7 @@ export class Dispatcher {
     previous?.call.end();
     this.sessions.set(nodeId, session);
     this.log.info({ nodeId, sessionId: session.id }, 'worker session opened');
+    this.dirty.add(nodeId);
     const closed = () => {
       if (this.sessions.get(nodeId) !== session) return;
       this.sessions.delete(nodeId);
@@ -215,34 +227,53 @@ export class Dispatcher {
     await this.pushAssignments();
   }
 
+  private markDirty(kind: string, change: Change | undefined): void {
+    const tasks = [change?.before, change?.after].filter((t) => t !== undefined) as Task__Output[];
+    if (kind !== 'tasks' || !tasks.length || tasks.some(networked)) this.allDirty = true;
+    else for (const t of tasks) this.dirty.add(t.node_id);
+  }
+
   private schedulePush(): void {
     if (this.pushTimer) return;
     this.pushTimer = setTimeout(() => {
       this.pushTimer = undefined;
       this.pushAssignments().catch((err) => {
         this.log.warn({ err }, 'pushing assignments failed; retrying');
+        this.allDirty = true;
         setTimeout(() => this.schedulePush(), 500).unref();
       });
     }, PUSH_DEBOUNCE_MS);
   }
 
-  /** Sends every connected node its full task set if it changed since the last send. */
+  /**
+   * Sends every connected node whose task set may have changed what changed since the last send
+   * (the whole set to a new session). Only the nodes of the tasks that changed are looked at,
+   * unless something every node may hear of changed.
+   */
   private async pushAssignments(): Promise<void> {
     if (!this.sessions.size) return;
     const began = performance.now();
     let written = 0;
+    const all = this.allDirty || !this.index;
+    const dirty = this.dirty;
+    this.allDirty = false;
+    this.dirty = new Set();
     const nodes = this.cache.nodes();
     const managers = managerAddrs(nodes);
-    const index = indexNetworks(
-      this.cache.list<Network__Output>('networks'),
-      this.cache.list<TaskNetworks__Output>('task-networks'),
-      this.cache.list<ServiceVips__Output>('service-vips'),
-      this.cache.tasks(),
-      new Map(nodes.filter((n) => n.status?.addr).map((n) => [n.id, n.status!.addr])),
-      this.cache.services(),
-      this.cache.list<NodeIngress__Output>('node-ingress'),
-    );
-    for (const s of this.sessions.values()) {
+    if (all) {
+      this.index = indexNetworks(
+        this.cache.list<Network__Output>('networks'),
+        this.cache.list<TaskNetworks__Output>('task-networks'),
+        this.cache.list<ServiceVips__Output>('service-vips'),
+        this.cache.tasks(),
+        new Map(nodes.filter((n) => n.status?.addr).map((n) => [n.id, n.status!.addr])),
+        this.cache.services(),
+        this.cache.list<NodeIngress__Output>('node-ingress'),
+      );
+    }
+    const index = this.index!;
+    const sessions = all ? [...this.sessions.values()] : [...dirty].flatMap((id) => this.sessions.get(id) ?? []);
+    for (const s of sessions) {
       // A global task names its node from birth, but is the node's only once the scheduler has checked it fits.
       const set = this.cache.tasksOfNode(s.nodeId).filter((t) => rank(t.status!.state) >= rank('ASSIGNED') && addressed(t, index));
       const networks = nodeNetworks(s.nodeId, set, index);
@@ -360,6 +391,9 @@ export class Dispatcher {
     }
   }
 }
+
+/** A task on an overlay network (the ingress network too, when it publishes ports): its change may change other nodes' overlay state. */
+const networked = (t: Task__Output) => (t.spec?.networks?.length ?? 0) > 0 || publishesPorts(t.endpoint);
 
 /** host:port of every manager's cluster endpoint, in a stable order. */
 export function managerAddrs(nodes: Node__Output[]): string[] {

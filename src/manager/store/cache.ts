@@ -8,8 +8,14 @@ import { settleWithin, STOP_COURTESY_MS } from '../../common/settle';
 import { storeError } from './etcd-errors';
 import { decode, type Fence, isKind, parseKey, ROOT, type Kind, type Op, type Store, type Versioned } from './store';
 
-/** Called after the cache applied a change: one object, or everything ('reload'). */
-export type ChangeListener = (kind: Kind | 'reload', id: string) => void;
+/** One object as it was before a change and as it is after (absent when created, or deleted). */
+export interface Change {
+  before?: Versioned;
+  after?: Versioned;
+}
+
+/** Called after the cache applied a change: one object, or everything ('reload', with no change). */
+export type ChangeListener = (kind: Kind | 'reload', id: string, change?: Change) => void;
 
 const RELOAD_RETRY_MS = 1000;
 // A pass waits this long for the cache to show its own last writes before it gives up and retries.
@@ -21,10 +27,11 @@ class Snapshot {
   readonly tasksByService = new Map<string, Map<string, Task__Output>>();
   readonly tasksByNode = new Map<string, Map<string, Task__Output>>();
 
-  put(kv: IKeyValue): void {
+  /** Stores the object; returns the one it replaces. */
+  put(kv: IKeyValue): Versioned | undefined {
     const { kind, id } = parseKey(kv.key.toString());
-    if (!isKind(kind)) return;
-    this.remove(kind, id);
+    if (!isKind(kind)) return undefined;
+    const before = this.remove(kind, id);
     const obj = decode(kv);
     let ofKind = this.objects.get(kind);
     if (!ofKind) this.objects.set(kind, (ofKind = new Map()));
@@ -34,17 +41,20 @@ class Snapshot {
       index(this.tasksByService, t.service_id, t);
       index(this.tasksByNode, t.node_id, t);
     }
+    return before;
   }
 
-  remove(kind: Kind, id: string): void {
+  /** Forgets the object; returns it. */
+  remove(kind: Kind, id: string): Versioned | undefined {
     const old = this.objects.get(kind)?.get(id);
-    if (!old) return;
+    if (!old) return undefined;
     this.objects.get(kind)!.delete(id);
     if (kind === 'tasks') {
       const t = old as unknown as Task__Output;
       unindex(this.tasksByService, t.service_id, id);
       unindex(this.tasksByNode, t.node_id, id);
     }
+    return old;
   }
 }
 
@@ -234,17 +244,20 @@ export class StoreCache {
 
   private apply(watcher: Watcher, res: IWatchResponse): void {
     if (watcher !== this.watcher) return;
-    const changed: { kind: Kind; id: string }[] = [];
+    const changed: { kind: Kind; id: string; change: Change }[] = [];
     for (const ev of res.events) {
       const key = parseKey(ev.kv.key.toString());
       if (!isKind(key.kind)) continue;
-      if (ev.type === 'Put') this.snapshot.put(ev.kv);
-      else this.snapshot.remove(key.kind, key.id);
-      changed.push(key);
+      if (ev.type === 'Put') {
+        const before = this.snapshot.put(ev.kv);
+        changed.push({ ...key, change: { before, after: this.snapshot.objects.get(key.kind)!.get(key.id) } });
+      } else {
+        changed.push({ ...key, change: { before: this.snapshot.remove(key.kind, key.id) } });
+      }
     }
     this.revision = Math.max(this.revision, Number(res.header.revision));
     this.wake();
-    for (const { kind, id } of changed) this.notify(kind, id);
+    for (const { kind, id, change } of changed) this.notify(kind, id, change);
   }
 
   private wake(): void {
@@ -254,10 +267,10 @@ export class StoreCache {
     for (const w of ready) w.resolve();
   }
 
-  private notify(kind: Kind | 'reload', id: string): void {
+  private notify(kind: Kind | 'reload', id: string, change?: Change): void {
     for (const listener of this.listeners) {
       try {
-        listener(kind, id);
+        listener(kind, id, change);
       } catch (err) {
         this.log.error({ err, kind, id }, 'a cache change listener failed');
       }
