@@ -23,7 +23,7 @@ import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Etcd3, IKeyValue } from 'etcd3';
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import { isTerminal, rank, type State } from '../src/common/tasks';
 import { connectEtcd } from '../src/manager/etcd/client';
 import { etcdTlsFiles } from '../src/manager/manager-role';
@@ -58,6 +58,7 @@ class TaskWatch {
   placed = 0;
   live = 0;
   private waiters: { until: () => boolean; resolve: () => void }[] = [];
+  private watcher: Watcher | undefined;
 
   constructor(private readonly etcd: Etcd3) {}
 
@@ -74,7 +75,14 @@ class TaskWatch {
       .create();
     watcher.on('put', (kv) => this.put(kv));
     watcher.on('delete', (kv) => this.remove(kv.key.toString().slice(TASKS_PREFIX.length)));
-    watcher.on('disconnected', (err: Error) => console.log(`  the benchmark's task watch was cut (${err.message}); it resumes`));
+    watcher.on('disconnected', (err: Error) => this.watcher === watcher && console.log(`  the benchmark's task watch was cut (${err.message}); it resumes`));
+    this.watcher = watcher;
+  }
+
+  async stop(): Promise<void> {
+    const watcher = this.watcher;
+    this.watcher = undefined;
+    await watcher?.cancel().catch(() => undefined);
   }
 
   /**
@@ -316,8 +324,10 @@ async function main(): Promise<void> {
   const cluster = await TestCluster.create({ managers: 3, workers: 0, node: values.profile ? profilingNode(values.profile) : undefined });
   let sim: Simulator | undefined;
   let etcd: Etcd3 | undefined;
+  let watch: TaskWatch | undefined;
   const cleanup = async () => {
     await sim?.stop();
+    await watch?.stop();
     etcd?.close();
     await cluster.destroy();
   };
@@ -345,16 +355,20 @@ async function main(): Promise<void> {
     console.log(`${NODES} nodes joined and ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     const tls = etcdTlsFiles(path.join(m.dataDir, 'etcd'));
     etcd = connectEtcd(procs.map((p) => p.etcdUrl), tls, { callTimeoutMs: 60_000 });
-    const watch = new TaskWatch(etcd);
+    watch = new TaskWatch(etcd);
     await watch.start();
-    await printRuns(RUNS, ` (${NODES} nodes, ${TASKS} tasks, ${SERVICES} services)`, (run) => once(cluster, procs, watch, sim!, run));
+    await printRuns(RUNS, ` (${NODES} nodes, ${TASKS} tasks, ${SERVICES} services)`, (run) => once(cluster, procs, watch!, sim!, run));
     console.log(`load average at the end: ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   } finally {
     if (!interrupted) await cleanup();
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+// The etcd client and the agents' channels may keep the loop alive a while after they are closed.
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -65,14 +65,16 @@ async function joinOne(i: number): Promise<void> {
   };
   const prefer = managers[i % managers.length];
   const joined = await joinWithRetries({ token: values.token!, remote: prefer, advertise: `${values.addr}:${10000 + i}`, description });
-  const certs = joined.certs;
+  // One TLS context per node for all its reconnects: making one costs the simulator's only thread
+  // a few milliseconds, which a thousand nodes reconnecting at once turn into handshake timeouts.
+  const credentials = clientCredentials(joined.certs);
   // The join's list, rotated so that this node asks its preferred manager first.
   const list = joined.managers.includes(prefer) ? [prefer, ...joined.managers.filter((m) => m !== prefer)] : joined.managers;
   let agent: Agent | undefined;
   const executor = new SimExecutor((id, status) => agent?.report(id, status));
   agent = new Agent({
     managers: list,
-    credentials: () => clientCredentials(certs),
+    credentials: () => credentials,
     description,
     executor,
     onManagers: () => undefined,
