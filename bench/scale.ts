@@ -325,12 +325,15 @@ async function main(): Promise<void> {
   let sim: Simulator | undefined;
   let etcd: Etcd3 | undefined;
   let watch: TaskWatch | undefined;
-  const cleanup = async () => {
-    await sim?.stop();
-    await watch?.stop();
-    etcd?.close();
-    await cluster.destroy();
-  };
+  let cleaning: Promise<void> | undefined;
+  // Once, whether a signal or the end of main() asks first; both wait for it.
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      await sim?.stop();
+      await watch?.stop();
+      etcd?.close();
+      await cluster.destroy();
+    })());
   let interrupted = false;
   const onSignal = () => {
     if (interrupted) return;
@@ -360,7 +363,7 @@ async function main(): Promise<void> {
     await printRuns(RUNS, ` (${NODES} nodes, ${TASKS} tasks, ${SERVICES} services)`, (run) => once(cluster, procs, watch!, sim!, run));
     console.log(`load average at the end: ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   } finally {
-    if (!interrupted) await cleanup();
+    await cleanup();
   }
 }
 

@@ -28,14 +28,14 @@ const { values } = parseArgs({
     managers: { type: 'string' },
     nodes: { type: 'string', default: '50' },
     addr: { type: 'string', default: '127.0.0.1' },
-    'join-concurrency': { type: 'string', default: '8' },
+    'join-concurrency': { type: 'string', default: '4' },
     'cpus-per-node': { type: 'string', default: '4' },
   },
 });
 const managers = values.managers!.split(',');
 const NODES = Number(values.nodes);
 const log = quietLogger();
-const JOIN_ATTEMPTS = 5;
+const JOIN_ATTEMPTS = 10;
 const agents: Agent[] = [];
 const executors: SimExecutor[] = [];
 let stopping = false;
