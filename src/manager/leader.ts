@@ -1,13 +1,14 @@
 import type { Campaign, Etcd3 } from 'etcd3';
 import type { Logger } from '../common/logger';
+import type { Task__Output } from '../gen/shoal/v1/Task';
 import { settleWithin, STOP_COURTESY_MS } from '../common/settle';
 import { allocate } from './allocator/pass';
 import { Compactor } from './compactor';
-import { orchestrate } from './orchestrator/pass';
+import { orchestrate, ServiceScope } from './orchestrator/pass';
 import { ReconcileLoop } from './reconcile-loop';
 import { Reaper } from './reaper';
 import { schedulePending } from './scheduling';
-import { StoreCache } from './store/cache';
+import { type Change, StoreCache } from './store/cache';
 import type { Fence, Kind, Store } from './store/store';
 
 export const LEADER_ELECTION = 'shoal/leader';
@@ -31,6 +32,8 @@ export class Leadership {
   /** Bumped on every election and step-down, so a lead() outlived by a step-down does nothing. */
   private term = 0;
   private readonly orchestrator: ReconcileLoop;
+  /** The services the orchestrator's next pass must plan. */
+  private readonly orchestratorScope = new ServiceScope();
   private readonly scheduler: ReconcileLoop;
   private readonly allocator: ReconcileLoop;
   private readonly reaper: ReconcileLoop;
@@ -49,7 +52,7 @@ export class Leadership {
     this.cache = cache ?? new StoreCache(store, log.child({ component: 'cache' }));
     const orchestratorLog = log.child({ component: 'orchestrator' });
     const schedulerLog = log.child({ component: 'scheduler' });
-    this.orchestrator = new ReconcileLoop('orchestrator', () => orchestrate(this.cache, orchestratorLog), orchestratorLog);
+    this.orchestrator = new ReconcileLoop('orchestrator', () => orchestrate(this.cache, orchestratorLog, this.orchestratorScope), orchestratorLog);
     this.scheduler = new ReconcileLoop('scheduler', () => schedulePending(this.cache, schedulerLog), schedulerLog);
     const allocatorLog = log.child({ component: 'allocator' });
     this.allocator = new ReconcileLoop('allocator', () => allocate(this.cache, allocatorLog), allocatorLog);
@@ -66,7 +69,7 @@ export class Leadership {
 
   async start(): Promise<void> {
     if (this.ownsCache) await this.cache.start();
-    this.unwatch = this.cache.onChange((kind) => this.onChange(kind));
+    this.unwatch = this.cache.onChange((kind, id, change) => this.onChange(kind, id, change));
     await this.dropStaleCandidacy();
     this.campaignOnce();
   }
@@ -118,6 +121,7 @@ export class Leadership {
     this.log.info('became leader; starting orchestrator, scheduler, allocator, node reaper and store compactor');
     this.reaperState.reset();
     this.compactorState.reset();
+    this.orchestratorScope.markAll();
     this.orchestrator.start();
     this.scheduler.start();
     this.allocator.start();
@@ -133,11 +137,21 @@ export class Leadership {
   }
 
   /** Runs after the cache applied the change, so the pass it kicks sees it. */
-  private onChange(kind: Kind | 'reload'): void {
+  private onChange(kind: Kind | 'reload', id: string, change?: Change): void {
     if (!this.leader) return;
-    if (kind === 'services' || kind === 'tasks' || kind === 'nodes' || kind === 'reload') this.orchestrator.kick();
+    if (kind === 'services' || kind === 'tasks' || kind === 'nodes' || kind === 'reload') {
+      this.scopeOrchestrator(kind, id, change);
+      this.orchestrator.kick();
+    }
     if (kind === 'tasks' || kind === 'nodes' || kind === 'reload') this.scheduler.kick();
     if (ALLOCATOR_KINDS.includes(kind)) this.allocator.kick();
+  }
+
+  private scopeOrchestrator(kind: Kind | 'reload', id: string, change?: Change): void {
+    if (kind === 'services') return this.orchestratorScope.mark(id);
+    const tasks = [change?.before, change?.after].filter((t) => t !== undefined) as Task__Output[];
+    if (kind !== 'tasks' || !tasks.length) return this.orchestratorScope.markAll();
+    for (const t of tasks) this.orchestratorScope.mark(t.service_id);
   }
 
   private stepDown(): void {

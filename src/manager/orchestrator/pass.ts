@@ -57,21 +57,74 @@ function opsOf(plan: Plan): Op[] {
   ];
 }
 
+/** However few services change, every service is planned at least this often. */
+export const FULL_PASS_MS = 10_000;
+
 /**
- * One orchestrator pass over every service, read from the cache once it shows this loop's own
- * writes: returns when it next needs to run, if it has a deadline. Each service's writes are
- * committed on their own, so a service whose plan or writes fail holds back no other; its
- * failure is logged and recorded on it for `service ps`.
+ * Which services the next orchestrator pass plans: those whose spec or tasks changed, those
+ * whose plan asked to be woken and whose time has come, or (after a node changed, a reload, a
+ * failure, or FULL_PASS_MS) every one. A task's status report then costs a pass over its own
+ * service, not over every task of the cluster.
  */
-export async function orchestrate(cache: StoreCache, log: Logger): Promise<number | undefined> {
+export class ServiceScope {
+  private ids = new Set<string>();
+  private all = true;
+  private lastFull = -Infinity;
+  private readonly wakes = new Map<string, number>();
+
+  mark(serviceId: string): void {
+    this.ids.add(serviceId);
+  }
+
+  markAll(): void {
+    this.all = true;
+  }
+
+  /** Plan this service again at wakeAt (ms), even if nothing of it changes by then. */
+  wakeAt(serviceId: string, wakeAt: number): void {
+    this.wakes.set(serviceId, Math.min(wakeAt, this.wakes.get(serviceId) ?? Infinity));
+  }
+
+  /** The scope of the pass about to run; changes from now on go to the next one. */
+  take(nowMs: number): Set<string> | 'all' {
+    const ids = this.ids;
+    this.ids = new Set();
+    if (this.all || nowMs - this.lastFull >= FULL_PASS_MS) {
+      this.all = false;
+      this.lastFull = nowMs;
+      this.wakes.clear();
+      return 'all';
+    }
+    for (const [id, at] of this.wakes) {
+      if (at > nowMs) continue;
+      ids.add(id);
+      this.wakes.delete(id);
+    }
+    return ids;
+  }
+}
+
+/**
+ * One orchestrator pass over the services in scope (every one, or those that changed), read
+ * from the cache once it shows this loop's own writes: returns when it next needs to run, if it
+ * has a deadline. Each service's writes are committed on their own, so a service whose plan or
+ * writes fail holds back no other; its failure is logged and recorded on it for `service ps`.
+ */
+export async function orchestrate(cache: StoreCache, log: Logger, scope = new ServiceScope()): Promise<number | undefined> {
   await cache.settled();
-  const services = cache.services();
   const now = Date.now();
-  const { plans, failures } = planServices(services, cache.tasks(), cache.nodes(), now);
+  const scoped = scope.take(now);
+  const services = scoped === 'all' ? cache.services() : [...scoped].flatMap((id) => cache.get<Service__Output>('services', id) ?? []);
+  // A removed service's id is in scope too: its tasks are planned as orphans.
+  const tasks = scoped === 'all' ? cache.tasks() : [...scoped].flatMap((id) => cache.tasksOfService(id));
+  const { plans, failures } = planServices(services, tasks, cache.nodes(), now);
   let wakeAt: number | undefined;
   let retry = failures.size > 0;
   for (const [serviceId, plan] of plans) {
-    if (plan.wakeAt !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, plan.wakeAt);
+    if (plan.wakeAt !== undefined) {
+      wakeAt = Math.min(wakeAt ?? Infinity, plan.wakeAt);
+      scope.wakeAt(serviceId, plan.wakeAt);
+    }
     try {
       await cache.commit(opsOf(plan));
     } catch (err) {
@@ -81,6 +134,7 @@ export async function orchestrate(cache: StoreCache, log: Logger): Promise<numbe
       else log.warn({ err }, 'removing the tasks of removed services failed');
     }
   }
+  if (retry) scope.markAll();
   await reportConvergence(cache, 'orchestrator', services, failures, log);
   return retry ? Math.min(wakeAt ?? Infinity, now + FAILED_SERVICE_RETRY_MS) : wakeAt;
 }
