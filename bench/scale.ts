@@ -250,7 +250,7 @@ async function withProgress<T>(what: string, watch: TaskWatch, line: () => Promi
         if (still < 3) return;
         console.log('  no change for 15 s: reading every task again (the figure of this phase may be late by as much)');
         await watch.load();
-      }, () => undefined),
+      }).catch((err: Error) => console.log(`  reading the progress failed: ${err.message}`)),
     PROGRESS_MS,
   );
   const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not done within ${PHASE_TIMEOUT_MS / 60_000} min`)), PHASE_TIMEOUT_MS).unref());

@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { ShoalError } from '../../src/common/errors';
-import { chunkBySize, commitWaves, MAX_OPS_PER_TXN, MAX_TXN_BYTES, Store, type Op, type Versioned } from '../../src/manager/store/store';
+import { chunkBySize, commitWaves, LIST_PAGE_KEYS, MAX_OPS_PER_TXN, MAX_TXN_BYTES, Store, type Op, type Versioned } from '../../src/manager/store/store';
 import { useEtcdStore } from '../helpers/etcd';
 
 interface Blob extends Versioned {
@@ -69,6 +69,14 @@ describe('Store.commit against etcd’s request size limit (real etcd)', () => {
     const stale: Op = { type: 'update', kind: 'tasks', obj: { ...blob('small-1', 10), version: 1 } };
     const err = (await real.store.commit([stale, create(blob('huge-2', 1600 * KiB))]).catch((e: unknown) => e)) as ShoalError;
     expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+  });
+
+  it('lists more keys than fit in one page, in order, as of one revision', async () => {
+    const objs = Array.from({ length: 2 * LIST_PAGE_KEYS + 3 }, (_, i) => blob(`page-${String(i).padStart(5, '0')}`, 10));
+    await real.store.commit(objs.map(create));
+    const { kvs, revision } = await real.store.range('/shoal/v1/tasks/page-');
+    expect(kvs.map((kv) => kv.key.toString().slice('/shoal/v1/tasks/'.length))).toEqual(objs.map((o) => o.id));
+    expect(revision).toBeGreaterThanOrEqual(Math.max(...objs.map((o) => o.version)));
   });
 
   it('says the store is unavailable when etcd cannot be reached', async () => {

@@ -5,6 +5,7 @@ import type { EtcdTlsFiles } from './supervisor';
 
 /** Without quorum etcd never answers a write; a deadline turns that into an error people can read. */
 export const ETCD_CALL_TIMEOUT_MS = 5000;
+const MAX_RECEIVE_BYTES = 1024 * 1024 * 1024;
 
 // A deadline passed without an answer is no leader (or no quorum), which no other member has either.
 const retryable = (err: Error) => isRecoverableError(err) && !(err instanceof GRPCDeadlineExceededError);
@@ -22,6 +23,8 @@ export function connectEtcd(hosts: string | string[], tls: EtcdTlsFiles, opts: {
     hosts,
     credentials: etcdCredentials(tls),
     dialTimeout: opts.dialTimeoutMs ?? 2000,
+    // A page of Store.range holds up to LIST_PAGE_KEYS objects, each as large as etcd takes (1.5 MiB).
+    grpcOptions: { 'grpc.max_receive_message_length': MAX_RECEIVE_BYTES },
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
     faultHandling: {
       host: () => noop,

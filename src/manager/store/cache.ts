@@ -179,21 +179,15 @@ export class StoreCache {
 
   /** Loads a snapshot and watches from its next revision; any earlier watcher is already gone. */
   private async load(): Promise<void> {
-    const res = await this.store.etcd
-      .getAll()
-      .prefix(ROOT)
-      .exec()
-      .catch((err) => {
-        throw storeError(err);
-      });
+    const { kvs, revision } = await this.store.range(ROOT);
     if (this.stopped) return;
     const snapshot = new Snapshot();
-    for (const kv of res.kvs) snapshot.put(kv);
+    for (const kv of kvs) snapshot.put(kv);
     this.snapshot = snapshot;
-    this.revision = Math.max(this.revision, Number(res.header.revision));
+    this.revision = Math.max(this.revision, revision);
     // The watch resumes right after the snapshot's revision; its listeners are on before it
     // connects, so no response can come before them.
-    const watcher = this.store.etcd.watch().prefix(ROOT).startRevision(String(Number(res.header.revision) + 1)).watcher();
+    const watcher = this.store.etcd.watch().prefix(ROOT).startRevision(String(revision + 1)).watcher();
     this.watcher = watcher;
     let connected = false;
     const ready = new Promise<void>((resolve, reject) => {
