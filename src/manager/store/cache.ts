@@ -2,7 +2,8 @@ import type { IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import type { Node__Output } from '../../gen/shoal/v1/Node';
 import type { Service__Output } from '../../gen/shoal/v1/Service';
 import type { Task__Output } from '../../gen/shoal/v1/Task';
-import { unavailable } from '../../common/errors';
+import { status } from '@grpc/grpc-js';
+import { hasCode, unavailable } from '../../common/errors';
 import type { Logger } from '../../common/logger';
 import { settleWithin, STOP_COURTESY_MS } from '../../common/settle';
 import { storeError } from './etcd-errors';
@@ -86,6 +87,8 @@ export class StoreCache {
   private snapshot = new Snapshot();
   private revision = 0;
   private written = 0;
+  /** A write through commit() failed without saying it was not applied. */
+  private uncertain = false;
   /** The live watch; undefined while (re)loading, when reads may be behind. */
   private watcher: Watcher | undefined;
   private loading: Promise<void> | undefined;
@@ -157,6 +160,12 @@ export class StoreCache {
   async commit(ops: Op[]): Promise<void> {
     try {
       await this.store.commit(ops, this.fence);
+    } catch (err) {
+      // Only a conflict says for sure that nothing was written; a write that got no answer may
+      // have been applied, and a pass planned before the cache shows it would, for one, make a
+      // slot's task twice (seen at 100,000 tasks with etcd slow to answer).
+      if (!hasCode(err, status.ABORTED)) this.uncertain = true;
+      throw err;
     } finally {
       // Ops of chunks that were written carry their new version; the others their old one.
       for (const op of ops) if (op.type !== 'delete') this.written = Math.max(this.written, op.obj.version);
@@ -165,6 +174,7 @@ export class StoreCache {
 
   /** Resolves once the cache is loaded, watching, and shows every write made through commit(). */
   settled(): Promise<void> {
+    if (this.uncertain) return this.catchUp().then(() => this.settled());
     const target = this.written;
     if (this.watcher && this.revision >= target) return Promise.resolve();
     return new Promise((resolve, reject) => {
@@ -175,6 +185,18 @@ export class StoreCache {
       }, SETTLE_TIMEOUT_MS);
       this.waiters.push(waiter);
     });
+  }
+
+  /** After a write whose outcome is unknown: settled() waits for etcd's current revision, which holds it if it was applied. */
+  private async catchUp(): Promise<void> {
+    const res = await this.store.etcd
+      .get(ROOT)
+      .exec()
+      .catch((err) => {
+        throw storeError(err);
+      });
+    this.written = Math.max(this.written, Number(res.header.revision));
+    this.uncertain = false;
   }
 
   /** Loads a snapshot and watches from its next revision; any earlier watcher is already gone. */
