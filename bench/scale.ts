@@ -203,6 +203,8 @@ class Simulator {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.exited = new Promise((resolve) => this.child.once('exit', () => resolve()));
+    // A message sent as it exits fails; the exit is what is reported.
+    this.child.on('error', () => undefined);
     this.child.on('message', (msg: { type: string; rss: number; running: number }) => {
       if (msg.type === 'stats') this.statsWaiter?.(msg);
     });
@@ -221,6 +223,7 @@ class Simulator {
   }
 
   stats(): Promise<{ rss: number; running: number }> {
+    if (!this.child.connected) return Promise.resolve({ rss: NaN, running: NaN });
     return new Promise((resolve) => {
       this.statsWaiter = resolve;
       this.child.send({ type: 'stats' });
