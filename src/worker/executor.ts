@@ -64,6 +64,13 @@ export class Executor {
   private unsubscribe: (() => void) | undefined;
   /** Set by close(): actions in flight end, and no new one starts (the daemon is stopping). */
   private closed = false;
+  /**
+   * Whether a log or network namespace may have become stale since the last sweep: only at
+   * start, when a task leaves the assignments, or when an action on a task that left them (or
+   * ended) finishes. Sweeping on
+   * every converge read both directories, synchronously, after every step of every container.
+   */
+  private sweepDue = true;
 
   constructor(private readonly opts: ExecutorOptions) {
     this.context = {
@@ -135,7 +142,11 @@ export class Executor {
       c?.update(t);
       controllers.set(t.id, c ?? new TaskController(t, this.context));
     }
-    for (const [id, c] of this.controllers) if (!controllers.has(id)) c.close();
+    for (const [id, c] of this.controllers) {
+      if (controllers.has(id)) continue;
+      c.close();
+      this.sweepDue = true;
+    }
     this.controllers = controllers;
     this.registryAuth = new Map(Object.entries(registryAuth));
     this.haveAssignments = true;
@@ -161,8 +172,11 @@ export class Executor {
     for (const id of this.containers.keys()) {
       if (!this.controllers.has(id) && !this.busy.has(id)) this.run(id, () => this.removeUnassigned(id));
     }
-    this.removeStaleLogs();
-    this.releaseStaleNetworks();
+    if (this.sweepDue) {
+      this.sweepDue = false;
+      this.removeStaleLogs();
+      this.releaseStaleNetworks();
+    }
   }
 
   /**
@@ -189,6 +203,7 @@ export class Executor {
       .catch((err) => this.opts.log.error({ err, taskId }, 'task action failed'))
       .finally(() => {
         this.busy.delete(taskId);
+        if (!this.controllers.has(taskId) || isTerminal(this.observed(taskId))) this.sweepDue = true;
         this.converge();
       });
   }
