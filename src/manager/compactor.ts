@@ -1,5 +1,6 @@
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from '../common/logger';
+import { currentRevision } from './store/store';
 
 /**
  * How often the leader compacts etcd's history, keeping one interval of it (as kube-apiserver
@@ -42,7 +43,7 @@ export class Compactor {
   async pass(): Promise<number> {
     const nowMs = Date.now();
     if (this.mark && nowMs - this.mark.at < this.intervalMs) return this.mark.at + this.intervalMs;
-    const revision = Number((await this.etcd.get('/shoal/compaction').exec()).header.revision);
+    const revision = await currentRevision(this.etcd);
     const target = compactionTarget(this.mark, this.compacted, nowMs, this.intervalMs);
     if (target !== undefined) {
       try {

@@ -8,7 +8,7 @@ import { orchestrate, ServiceScope } from './orchestrator/pass';
 import { ReconcileLoop } from './reconcile-loop';
 import { Reaper } from './reaper';
 import { schedulePending } from './scheduling';
-import { type Change, StoreCache } from './store/cache';
+import { type Change, changedTasks, StoreCache } from './store/cache';
 import type { Fence, Kind, Store } from './store/store';
 
 export const LEADER_ELECTION = 'shoal/leader';
@@ -149,7 +149,7 @@ export class Leadership {
 
   private scopeOrchestrator(kind: Kind | 'reload', id: string, change?: Change): void {
     if (kind === 'services') return this.orchestratorScope.mark(id);
-    const tasks = [change?.before, change?.after].filter((t) => t !== undefined) as Task__Output[];
+    const tasks = changedTasks(change);
     if (kind !== 'tasks' || !tasks.length) return this.orchestratorScope.markAll();
     for (const t of tasks) this.orchestratorScope.mark(t.service_id);
   }

@@ -253,12 +253,16 @@ export class ContainerNetworks implements NetworkAttacher {
     });
   }
 
-  /** The local namespaces with the networks the state gives them, those on none left out. */
-  private plugged(state: NodeNetworks__Output): LocalContainer[] {
+  /**
+   * The local namespaces with the networks the state gives them (those on none left out), and
+   * the networks this node wants for them.
+   */
+  private layout(state: NodeNetworks__Output): { local: LocalContainer[]; wanted: ReturnType<typeof wantedNetworks> } {
     const vnis = new Set(state.networks.map((n) => n.id));
-    return this.local()
+    const local = this.local()
       .map((id) => ({ id, netns: this.netnsPath(id), networks: state.attachments.find((a) => a.id === id)?.networks.filter((n) => vnis.has(n.network_id)) ?? [] }))
       .filter((c) => c.networks.length);
+    return { local, wanted: wantedNetworks(state, new Set(local.flatMap((c) => c.networks.map((n) => n.network_id)))) };
   }
 
   /**
@@ -273,8 +277,7 @@ export class ContainerNetworks implements NetworkAttacher {
     const state = this.state;
     if (!state) return failures;
     const vnis = new Map(state.networks.map((n) => [n.id, n.vni]));
-    const local = this.plugged(state);
-    const wanted = wantedNetworks(state, new Set(local.flatMap((c) => c.networks.map((n) => n.network_id))));
+    const { local, wanted } = this.layout(state);
     // Each namespace's resolver costs a process the first time: begun now, awaited last.
     const served = Promise.all(local.map((c) => this.dns.serve(c.id, c.netns).then(() => undefined, (err: Error) => err)));
     await applyOverlay(this.host, wanted);
@@ -312,8 +315,7 @@ export class ContainerNetworks implements NetworkAttacher {
     const state = this.state;
     if (!state || this.closed) return failures;
     const began = performance.now();
-    const local = this.plugged(state);
-    const wanted = wantedNetworks(state, new Set(local.flatMap((c) => c.networks.map((n) => n.network_id))));
+    const { local, wanted } = this.layout(state);
     const routable = routableOnly(state, this.reachable);
     if (wanted.length) await applyMesh(this.meshTable, meshState(routable, wanted, this.host.prefix));
     else await removeMesh(this.meshTable);

@@ -67,8 +67,8 @@ export class Executor {
   /**
    * Whether a log or network namespace may have become stale since the last sweep: only at
    * start, when a task leaves the assignments, or when an action on a task that left them (or
-   * ended) finishes. Sweeping on
-   * every converge read both directories, synchronously, after every step of every container.
+   * ended) finishes. Sweeping on every converge read both directories, synchronously, after
+   * every step of every container.
    */
   private sweepDue = true;
 

@@ -60,8 +60,7 @@ interface Holder {
 export function planAddresses(state: AddressState): AddressPlan {
   // No network and no address held: nothing to hand out or take back, however many tasks there are.
   if (!state.networks.length && !state.taskNetworks.length && !state.serviceVips.length && !state.nodeIngress.length) {
-    const none = () => ({ create: [], update: [], remove: [] });
-    return { taskNetworks: none(), serviceVips: none(), nodeIngress: none(), failures: new Map() };
+    return { taskNetworks: changes(), serviceVips: changes(), nodeIngress: changes(), failures: new Map() };
   }
   const ipam = new Ipam();
   const networks = new Set<string>();

@@ -10,7 +10,7 @@ import type { TaskStatusUpdate__Output } from '../../gen/shoal/v1/TaskStatusUpda
 import { failedPrecondition, failStream, invalidArgument, type ShoalError, toServiceError, unavailable } from '../../common/errors';
 import { requireRole } from '../../ca/authz';
 import type { SessionRegistry } from './sessions';
-import type { Change, StoreCache } from '../store/cache';
+import { type Change, changedTasks, type StoreCache } from '../store/cache';
 import type { Logger } from '../../common/logger';
 import { newId, now, publishesPorts, rank } from '../../common/tasks';
 import type { Op, Store } from '../store/store';
@@ -228,7 +228,7 @@ export class Dispatcher {
   }
 
   private markDirty(kind: string, change: Change | undefined): void {
-    const tasks = [change?.before, change?.after].filter((t) => t !== undefined) as Task__Output[];
+    const tasks = changedTasks(change);
     if (kind !== 'tasks' || !tasks.length || tasks.some(networked)) this.allDirty = true;
     else for (const t of tasks) this.dirty.add(t.node_id);
   }

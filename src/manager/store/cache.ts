@@ -7,12 +7,17 @@ import { hasCode, unavailable } from '../../common/errors';
 import type { Logger } from '../../common/logger';
 import { settleWithin, STOP_COURTESY_MS } from '../../common/settle';
 import { storeError } from './etcd-errors';
-import { decode, type Fence, isKind, parseKey, ROOT, type Kind, type Op, type Store, type Versioned } from './store';
+import { currentRevision, decode, type Fence, isKind, parseKey, ROOT, type Kind, type Op, type Store, type Versioned } from './store';
 
 /** One object as it was before a change and as it is after (absent when created, or deleted). */
 export interface Change {
   before?: Versioned;
   after?: Versioned;
+}
+
+/** The task a change of kind 'tasks' touched, as it was and as it is (one copy when created or deleted). */
+export function changedTasks(change: Change | undefined): Task__Output[] {
+  return [change?.before, change?.after].filter((t) => t !== undefined) as unknown as Task__Output[];
 }
 
 /** Called after the cache applied a change: one object, or everything ('reload', with no change). */
@@ -189,13 +194,7 @@ export class StoreCache {
 
   /** After a write whose outcome is unknown: settled() waits for etcd's current revision, which holds it if it was applied. */
   private async catchUp(): Promise<void> {
-    const res = await this.store.etcd
-      .get(ROOT)
-      .exec()
-      .catch((err) => {
-        throw storeError(err);
-      });
-    this.written = Math.max(this.written, Number(res.header.revision));
+    this.written = Math.max(this.written, await currentRevision(this.store.etcd));
     this.uncertain = false;
   }
 

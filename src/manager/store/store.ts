@@ -48,6 +48,17 @@ export const MAX_TXNS_IN_FLIGHT = 8;
 
 const keyOf = (kind: Kind, id: string) => `${ROOT}${kind}/${id}`;
 
+/** etcd's revision now: every write it has applied is at or below it. */
+export async function currentRevision(etcd: Etcd3): Promise<number> {
+  const res = await etcd
+    .get(ROOT)
+    .exec()
+    .catch((err) => {
+      throw storeError(err);
+    });
+  return Number(res.header.revision);
+}
+
 /** Keys read per request by Store.range. */
 export const LIST_PAGE_KEYS = 500;
 
