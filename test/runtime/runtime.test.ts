@@ -147,6 +147,27 @@ describe('Runtime (runc under conmon)', () => {
     await rt.stop(c.id, 'SIGTERM', 300); // already stopped: fine
   });
 
+  it('starts a created container once; refuses a second start and one whose process died before it', async () => {
+    const c = cfg({ args: ['sh', '-c', 'echo started; exit 4'] });
+    const exited = new Promise<number>((resolve) => rt.onExit((id, code) => id === c.id && resolve(code)));
+    await rt.create(c);
+    expect(await rt.state(c.id)).toMatchObject({ status: 'created' });
+    await rt.start(c.id);
+    expect(await exited).toBe(4);
+    expect(logLines(c.logPath).map((l) => l.text)).toEqual(['started']);
+    await expect(rt.start(c.id)).rejects.toThrow(`container ${c.id} cannot be started: it is stopped`);
+    await rt.remove(c.id);
+
+    const d = cfg();
+    await rt.create(d);
+    const { pid } = (await rt.state(d.id))!;
+    process.kill(pid, 'SIGKILL');
+    await waitFor(async () => (await rt.state(d.id))?.status !== 'created', { what: 'the killed container to stop' });
+    await expect(rt.start(d.id)).rejects.toThrow(`container ${d.id} cannot be started`);
+    await rt.remove(d.id);
+    expect(leftovers(d.id, opts.runcRoot)).toEqual([]);
+  });
+
   it('keeps containers running without the Runtime, and a new Runtime adopts them and sees exits', async () => {
     const old = new Runtime(opts);
     extra.push(old);

@@ -142,13 +142,13 @@ export class Runtime {
     this.creating.delete(cfg.id);
   }
 
-  /** `runc start`: lets the created container's process exec the command. */
+  /** Lets the created container's process exec the command (see Runc.start). */
   async start(id: string): Promise<{ pid: number }> {
     checkId(id);
     const st = await this.runc.state(id);
     if (!st) throw notFound(`container ${id} does not exist`);
     if (st.status !== 'created') throw failedPrecondition(`container ${id} cannot be started: it is ${st.status}`);
-    await this.runc.start(id);
+    await this.runc.start(id, st.pid);
     return { pid: st.pid };
   }
 
