@@ -225,7 +225,9 @@ describe('Runtime (runc under conmon)', () => {
     await rt.create(c);
     const { pid } = await rt.start(c.id);
     expect(pid).toBeGreaterThan(0);
-    expect(readFileSync('/proc/mounts', 'utf8')).toContain(c.id);
+    // its root is an overlay in its own mount namespace, none on the host
+    expect(readFileSync(`/proc/${pid}/mounts`, 'utf8')).toMatch(/^overlay \/ overlay /m);
+    expect(readFileSync('/proc/mounts', 'utf8')).not.toContain(c.id);
     await rt.remove(c.id);
     expect(existsSync(`/proc/${pid}`)).toBe(false);
     expect(leftovers(c.id, opts.runcRoot)).toEqual([]);

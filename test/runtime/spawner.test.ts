@@ -167,7 +167,7 @@ describe('Runtime with its process spawner', () => {
   function slowRuntime(which: 'conmon' | 'runc'): Runtime {
     const script = path.join(base, `slow-${which}`);
     const real = which === 'conmon' ? '/usr/bin/conmon' : '/usr/sbin/runc';
-    const when = which === 'conmon' ? 'true' : 'for a in "$@"; do [ "$a" = start ] && exit 0; done; exit 1';
+    const when = which === 'conmon' ? 'true' : 'for a in "$@"; do [ "$a" = delete ] && exit 0; done; exit 1';
     writeFileSync(script, `#!/bin/sh\nif (${when}) >/dev/null; then sleep 0.5; fi\nexec ${real} "$@"\n`, { mode: 0o755 });
     const r = new Runtime({ ...opts, [which === 'conmon' ? 'conmonPath' : 'runcPath']: script });
     extra.push(r);
@@ -196,15 +196,16 @@ describe('Runtime with its process spawner', () => {
     const slow = slowRuntime('runc');
     const c = cfg();
     await slow.create(c);
+    await slow.start(c.id);
     const spawnerPid = slow.spawnerPid!;
-    const started = slow.start(c.id);
-    const failed = expect(started).rejects.toThrow(new RegExp(`^the process spawner \\(pid ${spawnerPid}\\) was killed by SIGKILL while running slow-runc .* start ${c.id}$`));
+    const removed = slow.remove(c.id);
+    const failed = expect(removed).rejects.toThrow(new RegExp(`^the process spawner \\(pid ${spawnerPid}\\) was killed by SIGKILL while running slow-runc .* delete --force ${c.id}$`));
     await waitFor(() => childrenOf(spawnerPid).some((l) => l.includes('slow-runc')), { what: `the spawner ${spawnerPid} to run slow-runc` });
     process.kill(spawnerPid, 'SIGKILL');
     await failed;
-    // the orphaned `runc start` was let finish before the error came back
-    expect(await slow.state(c.id)).toMatchObject({ status: 'running' });
-    expect(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })).not.toContain(`start ${c.id}`);
+    // the orphaned `runc delete` was let finish before the error came back
+    expect(existsSync(path.join(opts.runcRoot, c.id))).toBe(false);
+    expect(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })).not.toContain(`delete --force ${c.id}`);
     await slow.remove(c.id);
     expect(leftovers(c.id, opts.runcRoot)).toEqual([]);
   });

@@ -15,7 +15,8 @@ export function isId(name: string): boolean {
 /**
  * Where things live under the runtime root:
  *   <root>/bundles/<id>/     OCI bundle: config.json, hosts, hostname, resolv.conf, pidfile, conmon.pid,
- *                            rootfs/ (overlay mount point), upper/, work/, l/<n> -> layer dirs (short lowerdir)
+ *                            rootfs/ (where runc mounts the overlay, in the container), upper/, work/,
+ *                            l/<n> -> layer dirs (short lowerdir)
  *   <root>/exits/<id>        exit code, written by conmon
  *   <root>/sock/<id>         conmon's attach socket symlink
  */

@@ -7,15 +7,26 @@ import { type Exec, lastLine } from './exec';
 const MAX_OPTIONS = 4095;
 const MAX_LAYERS = 500;
 
+/** The OCI spec's mount of the container's root: an overlay runc makes inside the container. */
+export interface RootMount {
+  destination: '/';
+  type: 'overlay';
+  source: 'overlay';
+  options: string[];
+}
+
 /**
- * Mounts the container's rootfs at <bundle>/rootfs: overlayfs over the image layers with a
- * per-container upper and work dir. Layers are reached through short symlinks <bundle>/l/<n> and
- * mount(8) runs with the bundle as its cwd, so the lowerdir option stays short (about 4 bytes a
- * layer) however deep the image store's paths are.
+ * Lays out the container's overlay in the bundle (upper and work dir, the layers reached through
+ * short symlinks <bundle>/l/<n>) and returns the mount that makes its root: runc mounts it inside
+ * the container's own mount namespace, so no mount process runs and nothing is left on the host
+ * to unmount. runc runs its init in <bundle>/rootfs, so the paths are relative to that: the
+ * lowerdir option stays short (about 7 bytes a layer) however deep the image store's paths are.
  */
-export async function mountRootfs(run: Exec, bundle: string, layers: string[]): Promise<void> {
+export async function prepareRootfs(bundle: string, layers: string[]): Promise<RootMount> {
   if (layers.length === 0) throw invalidArgument('the container has no image layers to mount');
   if (layers.length > MAX_LAYERS) throw invalidArgument(`the image has ${layers.length} layers; overlayfs stacks at most ${MAX_LAYERS}`);
+  const options = overlayOptions(layers.length, '../');
+  if (options.length > MAX_OPTIONS) throw invalidArgument(`the image has too many layers (${layers.length}) for one overlay mount`);
   await Promise.all(
     layers.map(async (l) => {
       if (!path.isAbsolute(l)) throw invalidArgument(`image layer path "${l}" is not absolute`);
@@ -25,12 +36,22 @@ export async function mountRootfs(run: Exec, bundle: string, layers: string[]): 
   );
   await Promise.all(['rootfs', 'upper', 'work', 'l'].map((d) => fs.mkdir(path.join(bundle, d))));
   await Promise.all(layers.map((l, i) => fs.symlink(l, path.join(bundle, 'l', String(i)))));
-  // overlay wants the topmost layer first
-  const lower = layers.map((_, i) => `l/${i}`).reverse().join(':');
-  const options = `lowerdir=${lower},upperdir=upper,workdir=work`;
-  if (options.length > MAX_OPTIONS) throw invalidArgument(`the image has too many layers (${layers.length}) for one overlay mount`);
-  const r = await run('mount', ['-t', 'overlay', '-o', options, 'shoal', 'rootfs'], { cwd: bundle });
+  return { destination: '/', type: 'overlay', source: 'overlay', options: [options] };
+}
+
+/**
+ * Mounts a prepared bundle's overlay at <bundle>/rootfs on the host, to read the image's files
+ * before the container exists (unmountRootfs undoes it). mount(8) runs in the bundle.
+ */
+export async function mountRootfs(run: Exec, bundle: string, layerCount: number): Promise<void> {
+  const r = await run('mount', ['-t', 'overlay', '-o', overlayOptions(layerCount, ''), 'shoal', 'rootfs'], { cwd: bundle });
   if (r.code !== 0) throw internal(`cannot mount the container rootfs: ${lastLine(r.stderr) || `mount exited with ${r.code}`}`);
+}
+
+/** The overlay's options for a bundle's layout, its paths prefixed by `from`; overlay wants the topmost layer first. */
+function overlayOptions(layerCount: number, from: string): string {
+  const lower = Array.from({ length: layerCount }, (_, i) => `${from}l/${layerCount - 1 - i}`).join(':');
+  return `lowerdir=${lower},upperdir=${from}upper,workdir=${from}work`;
 }
 
 /** Mount points from /proc/self/mountinfo (octal escapes decoded). */

@@ -11,11 +11,11 @@ import { Spawner } from './exec';
 import { ExitWatcher, readExitFile } from './exits';
 import { LogRotator } from './log-rotation';
 import { checkId, isId, Layout } from './paths';
-import { mountPoints, mountRootfs, unmountRootfs } from './rootfs';
+import { mountPoints, mountRootfs, prepareRootfs, unmountRootfs } from './rootfs';
 import { processStart, Runc } from './runc';
 import { buildSpec, hostsFile } from './spec';
 import type { ContainerConfig, ContainerState, ExecOutcome, RuntimeOptions } from './types';
-import { resolveUser } from './user';
+import { type ExecUser, resolveUser } from './user';
 
 export type { ContainerConfig, ContainerState, ContainerStatus, ExecOutcome, RuntimeOptions } from './types';
 
@@ -38,6 +38,8 @@ export class Runtime {
   /** Set by close(): a stopping daemon kills and removes nothing more (see create). */
   private closed = false;
   private readonly removing = new Map<string, Promise<void>>();
+  /** Resolved users by user and image layers (see userOf). */
+  private readonly users = new Map<string, Promise<ExecUser>>();
   /** Present when logs are capped (logSizeMax). */
   private readonly rotator: LogRotator | undefined;
 
@@ -72,7 +74,27 @@ export class Runtime {
   }
 
   /**
-   * Mounts the rootfs, writes the bundle and has conmon run `runc create`. The container is then
+   * The container's user, resolved against its image's /etc/passwd and /etc/group as they are
+   * before the container runs. The layers never change, so that is known per image and user: the
+   * first container of each mounts its rootfs on the host for a moment to read them.
+   */
+  private userOf(cfg: ContainerConfig): Promise<ExecUser> {
+    const key = [cfg.user, ...cfg.layers].join('\0');
+    let user = this.users.get(key);
+    if (!user) {
+      const bundle = this.layout.bundle(cfg.id);
+      user = mountRootfs(this.spawner.exec, bundle, cfg.layers.length).then(() =>
+        resolveUser(this.layout.rootfs(cfg.id), cfg.user).finally(() => unmountRootfs(this.spawner.exec, bundle)),
+      );
+      this.users.set(key, user);
+      if (this.users.size > USERS_KEPT) this.users.delete(this.users.keys().next().value!);
+      user.catch(() => this.users.delete(key));
+    }
+    return user;
+  }
+
+  /**
+   * Lays out the rootfs, writes the bundle and has conmon run `runc create`. The container is then
    * "created": its process waits for start(). On failure nothing is left behind and the error
    * carries runc's own message.
    */
@@ -100,9 +122,9 @@ export class Runtime {
     try {
       this.exits.forget(cfg.id);
       await fs.rm(this.layout.exitFile(cfg.id), { force: true });
-      await mountRootfs(this.spawner.exec, bundle, cfg.layers);
-      const user = await resolveUser(this.layout.rootfs(cfg.id), cfg.user);
-      const spec = buildSpec({ cfg, user, bundle, cgroupsPath: `/${this.opts.cgroupParent}/${cfg.id}` });
+      const root = await prepareRootfs(bundle, cfg.layers);
+      const user = await this.userOf(cfg);
+      const spec = buildSpec({ cfg, user, root, bundle, cgroupsPath: `/${this.opts.cgroupParent}/${cfg.id}` });
       await Promise.all([
         fs.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec)),
         fs.writeFile(path.join(bundle, 'hostname'), `${cfg.hostname}\n`),
@@ -418,6 +440,9 @@ export class Runtime {
     return dir;
   }
 }
+
+/** Users resolved and kept (see userOf): one for each image and user a node runs, in practice. */
+const USERS_KEPT = 256;
 
 /** How long after an exec's timeout runc itself is killed, if killing what it ran did not end it. */
 const EXEC_KILL_GRACE_MS = 1000;

@@ -1,3 +1,4 @@
+import type { RootMount } from './rootfs';
 import { seccompFor } from './seccomp';
 import type { ContainerConfig } from './types';
 import type { ExecUser } from './user';
@@ -47,6 +48,8 @@ export const ETC_FILES = ['hosts', 'hostname', 'resolv.conf'] as const;
 export interface SpecInput {
   cfg: ContainerConfig;
   user: ExecUser;
+  /** The overlay that makes the container's root (mounted first, over the empty <bundle>/rootfs). */
+  root: RootMount;
   /** Absolute path of the bundle dir (holds hosts, hostname, resolv.conf). */
   bundle: string;
   /** Absolute cgroups path, "/<parent>/<id>", so it does not depend on the cgroup conmon runs in. */
@@ -64,7 +67,7 @@ export function containerEnv(cfg: ContainerConfig, user: ExecUser): string[] {
 }
 
 /** Builds the OCI runtime spec (config.json) for one container, as Docker's defaults would. */
-export function buildSpec({ cfg, user, bundle, cgroupsPath }: SpecInput): Record<string, unknown> {
+export function buildSpec({ cfg, user, root, bundle, cgroupsPath }: SpecInput): Record<string, unknown> {
   const resources: Record<string, unknown> = {
     devices: [{ allow: false, access: 'rwm' }],
   };
@@ -96,6 +99,7 @@ export function buildSpec({ cfg, user, bundle, cgroupsPath }: SpecInput): Record
     root: { path: 'rootfs', readonly: false },
     hostname: cfg.hostname,
     mounts: [
+      root,
       { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
       {
