@@ -4,7 +4,7 @@
  * cluster, and prints placements per CPU-second (the wall time too: on a shared machine it
  * includes waiting for a core) and how even each service's spread came out.
  *
- *   npm run build && node dist/bench/scheduler.js                     # 100,000 tasks, 1,000 nodes, 3 runs
+ *   npm run bench:scheduler                                           # 100,000 tasks, 1,000 nodes, 3 runs
  *   node dist/bench/scheduler.js --tasks 100000 --nodes 1000 --services 500 --runs 3
  */
 import { parseArgs } from 'node:util';
