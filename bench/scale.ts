@@ -8,7 +8,9 @@
  *   - create → all RUNNING (s), and when every task was placed (placements per second);
  *   - scale to 0 (the CLI's `service scale -d`) → every task shut down, and → every task deleted (s);
  *   - etcd writes (keys put or deleted) and write transactions per task, each way;
- *   - etcd's database size and the part in use, each manager's peak RSS, the simulator's RSS.
+ *   - etcd's database size and the part in use, each manager's peak RSS, the simulator's RSS;
+ *   - how often, since the cluster started, a manager's etcd lease lapsed and the leader marked a
+ *     node down for want of a session (both should stay 0).
  *
  * Task states are read from an etcd watch on the tasks' keys (what the store holds, not what a
  * listing computes). Asserts nothing.
@@ -152,6 +154,12 @@ function managerProcs(h: TestHost): ManagerProcs {
   const url = fs.readFileSync(`/proc/${etcd}/cmdline`, 'utf8').split('\0').find((a) => a.startsWith('--advertise-client-urls='));
   if (!url) throw new Error(`cannot tell where ${h.name}'s etcd member listens`);
   return { host: h, shoald, etcd, etcdUrl: url.slice(url.indexOf('=') + 1) };
+}
+
+/** Lines of the managers' logs that carry `msg`, counted from the start of each log. */
+function logged(procs: ManagerProcs[], msg: string): number {
+  const needle = `"msg":"${msg}`;
+  return procs.reduce((n, p) => n + fs.readFileSync(path.join(p.host.dataDir, 'shoald.log'), 'utf8').split('\n').filter((l) => l.includes(needle)).length, 0);
 }
 
 /** A field of /proc/PID/status, in MiB (VmRSS now, VmHWM the peak). */
@@ -310,6 +318,9 @@ async function once(cluster: TestCluster, procs: ManagerProcs[], watch: TaskWatc
   r['max manager peak RSS (MiB)'] = Math.max(...procs.map((p) => procMiB(p.shoald, 'VmHWM')));
   r['max etcd peak RSS (MiB)'] = Math.max(...procs.map((p) => procMiB(p.etcd, 'VmHWM')));
   r['simulator RSS (MiB)'] = (await sim.stats()).rss / MiB;
+  // Since the cluster started: a lapsed lease drops a manager's sessions, and leadership may move.
+  r['manager leases lost'] = logged(procs, 'manager lease lost');
+  r['nodes marked down'] = logged(procs, 'node missed its heartbeats') + logged(procs, 'node has no session with any manager');
   m.ok('service', 'rm', ...names);
   return r;
 }

@@ -8,6 +8,9 @@ type AnyServerCall =
   | grpc.ServerReadableStream<unknown, unknown>
   | grpc.ServerDuplexStream<unknown, unknown>;
 
+/** The identity of each peer certificate object: one per TLS connection (see pinPeerCertificate in ./tls), so once per connection. */
+const identities = new WeakMap<object, Identity>();
+
 /**
  * Who is calling, from the certificate the TLS layer verified; never from the request. null for an
  * anonymous caller and for the unix socket (grpc-js gives an empty auth context to both, so a
@@ -17,9 +20,14 @@ export function peerIdentity(call: AnyServerCall): Identity | null {
   // grpc-js fills sslPeerCertificate only for a TLS peer whose certificate verified.
   const cert = call.getAuthContext()?.sslPeerCertificate;
   if (!cert?.raw) return null;
-  // Node has already parsed the subject; parsing the DER again would cost far more than the call.
-  const subject = cert.subject as unknown as Record<string, string | string[] | undefined>;
-  return identityFromSubject((name) => [subject[name] ?? []].flat());
+  let id = identities.get(cert);
+  if (!id) {
+    // Node has already parsed the subject; parsing the DER again would cost far more than the call.
+    const subject = cert.subject as unknown as Record<string, string | string[] | undefined>;
+    id = identityFromSubject((name) => [subject[name] ?? []].flat());
+    identities.set(cert, id);
+  }
+  return id;
 }
 
 const ROLE_NAMES: Record<Role, string> = {

@@ -34,7 +34,8 @@ export interface ListenOptions {
  * server credential, including `createCertificateProviderServerCredentials(…, false)`, is the
  * latter. So this module terminates TLS itself, decides on each finished handshake, and hands
  * the TLS socket to grpc-js through `server.createConnectionInjector`. grpc-js still reads the
- * peer certificate from that socket, so `call.getAuthContext()` works as with its own TLS.
+ * peer certificate from that socket, so `call.getAuthContext()` works as with its own TLS (and
+ * returns one object per connection: see pinPeerCertificate).
  */
 export async function listenTls(
   server: grpc.Server,
@@ -58,7 +59,8 @@ export async function listenTls(
     socket.once('close', () => sockets.delete(socket));
   });
   tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
-    if (socket.authorized || !presentedCertificate(socket)) {
+    const cert = pinPeerCertificate(socket);
+    if (socket.authorized || !presented(cert)) {
       injector.injectConnection(socket);
       return;
     }
@@ -98,9 +100,24 @@ function secureContextOptions(m: NodeCertificates): tls.SecureContextOptions {
   return { ca: m.caPem, cert: m.certPem, key: m.keyPem };
 }
 
+/**
+ * grpc-js reads the peer certificate for the auth context of every call (each heartbeat and
+ * status report), and Node builds that object anew from the TLS session each time: with a
+ * thousand nodes it was the largest item of shoal's own code in a manager's profile. A
+ * connection's peer certificate is settled by its handshake, renegotiation being refused, so it
+ * is read once here and every later read returns that object (which also lets peerIdentity
+ * remember the identity it carries).
+ */
+function pinPeerCertificate(socket: tls.TLSSocket): tls.PeerCertificate {
+  socket.disableRenegotiation();
+  const read = socket.getPeerCertificate.bind(socket);
+  const cert = read();
+  socket.getPeerCertificate = ((detailed?: boolean) => (detailed ? read(true) : cert)) as tls.TLSSocket['getPeerCertificate'];
+  return cert;
+}
+
 // Without a client certificate, getPeerCertificate() returns an empty object.
-function presentedCertificate(socket: tls.TLSSocket): boolean {
-  const cert = socket.getPeerCertificate();
+function presented(cert: tls.PeerCertificate): boolean {
   return !!cert && Object.keys(cert).length > 0;
 }
 
@@ -126,6 +143,8 @@ export function clientCredentials(m: { caPem: string; certPem?: string; keyPem?:
   return { credentials, options: { 'grpc.ssl_target_name_override': SHOAL_TLS_NAME } };
 }
 
+let unverified: ClientTls | undefined;
+
 /**
  * TLS that does not verify the server, for one purpose: a joiner fetching the cluster CA before it
  * trusts anything. grpc-js does not expose the certificate an unverified server presented (its auth
@@ -134,8 +153,11 @@ export function clientCredentials(m: { caPem: string; certPem?: string; keyPem?:
  * `clientCredentials({ caPem })`, which verifies the server against that CA.
  */
 export function unverifiedCredentials(): ClientTls {
-  return {
+  // One for the process: without roots, Node loads its whole public CA bundle into every new
+  // context (about 50 ms of CPU), which a thousand joins from one process turned into minutes.
+  unverified ??= {
     credentials: grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false }),
     options: { 'grpc.ssl_target_name_override': SHOAL_TLS_NAME },
   };
+  return unverified;
 }

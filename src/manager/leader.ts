@@ -7,7 +7,7 @@ import { Compactor } from './compactor';
 import { orchestrate, ServiceScope } from './orchestrator/pass';
 import { ReconcileLoop } from './reconcile-loop';
 import { Reaper } from './reaper';
-import { schedulePending } from './scheduling';
+import { changesPlacement, schedulePending } from './scheduling';
 import { type Change, changedTasks, StoreCache } from './store/cache';
 import type { Fence, Kind, Store } from './store/store';
 
@@ -56,7 +56,7 @@ export class Leadership {
     this.scheduler = new ReconcileLoop('scheduler', () => schedulePending(this.cache, schedulerLog), schedulerLog);
     const allocatorLog = log.child({ component: 'allocator' });
     this.allocator = new ReconcileLoop('allocator', () => allocate(this.cache, allocatorLog), allocatorLog);
-    this.reaperState = new Reaper(store, etcd, log.child({ component: 'reaper' }));
+    this.reaperState = new Reaper(store, this.cache, etcd, log.child({ component: 'reaper' }));
     this.reaper = new ReconcileLoop('reaper', () => this.reaperState.pass(), log.child({ component: 'reaper' }));
     const compactorLog = log.child({ component: 'compactor' });
     this.compactorState = new Compactor(etcd, compactorLog);
@@ -143,7 +143,7 @@ export class Leadership {
       this.scopeOrchestrator(kind, id, change);
       this.orchestrator.kick();
     }
-    if (kind === 'tasks' || kind === 'nodes' || kind === 'reload') this.scheduler.kick();
+    if ((kind === 'tasks' && changesPlacement(change)) || kind === 'nodes' || kind === 'reload') this.scheduler.kick();
     if (ALLOCATOR_KINDS.includes(kind)) this.allocator.kick();
   }
 

@@ -135,7 +135,7 @@ export class ManagerRole {
       new ControlApi(store, new NodeLogs(dispatcher, sessions, cache, opts.peerCredentials), opts.pinImage),
       new NodeApi(store, etcd, log.child({ component: 'nodes' })),
       new ClusterApi(store, opts.clusterId, opts.clusterAddr),
-      new NodeCaApi(store, etcd, opts.clusterId, log.child({ component: 'ca' })),
+      new NodeCaApi(store, cache, etcd, opts.clusterId, log.child({ component: 'ca' })),
       new NetworkApi(store),
       new BackupApi(etcd, opts.etcdDir),
     );

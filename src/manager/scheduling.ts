@@ -2,16 +2,34 @@ import type { Node__Output } from '../gen/shoal/v1/Node';
 import type { Task__Output } from '../gen/shoal/v1/Task';
 import type { Logger } from '../common/logger';
 import { now } from '../common/tasks';
-import { partitionTasks, schedule, type ScheduleResult } from '../scheduler/schedule';
+import { partitionTasks, schedule, schedulingRole, type ScheduleResult } from '../scheduler/schedule';
 import { FAILED_SERVICE_RETRY_MS, isConflict, messageOf, reportConvergence } from './convergence-errors';
-import type { StoreCache } from './store/cache';
-import type { Op } from './store/store';
+import type { Change, StoreCache } from './store/cache';
+import type { Op, Versioned } from './store/store';
 
 export interface PlacementPlans {
   /** Per service id, the writes that record its placements and why its other tasks could not be placed. */
   plans: Map<string, Op[]>;
   /** Per service id, why it could not be scheduled. */
   failures: Map<string, string>;
+  /** Pending tasks left for the next pass. */
+  deferred: number;
+}
+
+/**
+ * Tasks placed per pass: placing and writing 100,000 at once held the manager's only thread for
+ * seconds (its etcd leases lapsed); in batches, the first ones reach their nodes sooner too.
+ */
+export const PLACEMENTS_PER_PASS = 2000;
+
+/**
+ * Whether a task's change may change what the scheduler decides: it became or stopped being
+ * pending, or took or freed a node. Most changes of a scale-up (a task reported running) do
+ * not, and a pass over 100,000 tasks for each of them kept the leader busy for nothing.
+ */
+export function changesPlacement(change: Change | undefined): boolean {
+  const role = (t: Versioned | undefined) => (t ? schedulingRole(t as unknown as Task__Output) : '');
+  return !change || role(change.before) !== role(change.after);
 }
 
 /** Pending tasks per service: services with tasks bound to a node first, as schedule() does, then the longest waiting. */
@@ -28,15 +46,19 @@ function pendingByService(pending: Task__Output[]): Task__Output[][] {
 }
 
 /**
- * Schedules every pending task at once; if that throws, it schedules service by service, each
- * against the placements made before it, so that only the service that makes the scheduler
- * throw gets a failure and the others are placed as usual. Pure but for the timestamp.
+ * Schedules up to `limit` pending tasks at once (those first in `tasks`, the rest are deferred);
+ * if that throws, it schedules service by service, each against the placements made before it,
+ * so that only the service that makes the scheduler throw gets a failure and the others are
+ * placed as usual. Pure but for the timestamp.
  */
-export function planPlacements(nodes: Node__Output[], tasks: Task__Output[]): PlacementPlans {
-  const { pending, active } = partitionTasks(tasks);
+export function planPlacements(nodes: Node__Output[], tasks: Task__Output[], limit = Infinity): PlacementPlans {
+  const partition = partitionTasks(tasks);
+  const { active } = partition;
+  const pending = partition.pending.slice(0, limit);
+  const deferred = partition.pending.length - pending.length;
   const failures = new Map<string, string>();
   // Most passes are kicked by status reports, with nothing to place: no per-node view to build.
-  if (!pending.length) return { plans: new Map(), failures };
+  if (!pending.length) return { plans: new Map(), failures, deferred };
   let result: ScheduleResult;
   try {
     result = schedule(nodes, active, pending);
@@ -72,7 +94,7 @@ export function planPlacements(nodes: Node__Output[], tasks: Task__Output[]): Pl
     const t = byId.get(u.taskId)!;
     if (t.schedule_error !== u.reason) add({ ...t, schedule_error: u.reason, status: { ...t.status!, timestamp, err: u.reason } });
   }
-  return { plans, failures };
+  return { plans, failures, deferred };
 }
 
 /**
@@ -83,7 +105,7 @@ export function planPlacements(nodes: Node__Output[], tasks: Task__Output[]): Pl
  */
 export async function schedulePending(cache: StoreCache, log: Logger): Promise<number | undefined> {
   await cache.settled();
-  const { plans, failures } = planPlacements(cache.nodes(), cache.tasks());
+  const { plans, failures, deferred } = planPlacements(cache.nodes(), cache.tasks(), PLACEMENTS_PER_PASS);
   let retry = failures.size > 0;
   for (const [serviceId, ops] of plans) {
     try {
@@ -95,5 +117,6 @@ export async function schedulePending(cache: StoreCache, log: Logger): Promise<n
     }
   }
   await reportConvergence(cache, 'scheduler', cache.services(), failures, log);
+  if (deferred) return Date.now();
   return retry ? Date.now() + FAILED_SERVICE_RETRY_MS : undefined;
 }

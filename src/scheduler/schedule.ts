@@ -21,20 +21,27 @@ export interface ScheduleResult {
   unplaced: Unplaced[];
 }
 
+const PENDING = 'pending';
+
 /**
- * Splits a cluster's tasks into those waiting for the scheduler (wanted, not yet assigned — a
- * global task already names its node) and those holding a node (assigned and not ended).
+ * What a task is to the scheduler: PENDING when it waits for it (wanted, not yet assigned — a
+ * global task already names its node), `node <id>` while it holds that node (assigned and not
+ * ended), '' otherwise. A change that keeps it says nothing new to the scheduler.
  */
+export function schedulingRole(t: Task__Output): string {
+  const state = t.status!.state;
+  if (rank(state) < rank('ASSIGNED')) return wantsRunning(t.desired_state) ? PENDING : '';
+  return t.node_id && !isTerminal(state) ? `node ${t.node_id}` : '';
+}
+
+/** Splits a cluster's tasks into those waiting for the scheduler and those holding a node (schedulingRole). */
 export function partitionTasks(tasks: Task__Output[]): { pending: Task__Output[]; active: Task__Output[] } {
   const pending: Task__Output[] = [];
   const active: Task__Output[] = [];
   for (const t of tasks) {
-    const state = t.status!.state;
-    if (rank(state) < rank('ASSIGNED')) {
-      if (wantsRunning(t.desired_state)) pending.push(t);
-    } else if (t.node_id && !isTerminal(state)) {
-      active.push(t);
-    }
+    const role = schedulingRole(t);
+    if (role === PENDING) pending.push(t);
+    else if (role) active.push(t);
   }
   return { pending, active };
 }

@@ -35,6 +35,15 @@ describe('one service cannot stall the orchestrator for the others', () => {
     expect(plans.get('web')!.create.map((t) => t.slot).sort()).toEqual([1, 2]);
   });
 
+  it('shares the budget of new slots among the services, in order', () => {
+    const { plans } = planServices([named('a', 'a', 3), named('b', 'b', 3), named('c', 'c', 3)], [], [], NOW, 4);
+    expect(['a', 'b', 'c'].map((id) => [plans.get(id)!.create.length, plans.get(id)!.wakeAt])).toEqual([
+      [3, undefined],
+      [1, NOW],
+      [0, NOW],
+    ]);
+  });
+
   it('refuses to plan a stored service past the replica bound, without building its slots', () => {
     const stored = named('bomb', 'bomb', 1);
     const bomb = { ...stored, spec: { ...stored.spec!, mode: { mode: 'replicated' as const, replicated: { replicas: 1e9 } } } };
@@ -56,6 +65,13 @@ describe('one service cannot stall the scheduler for the others', () => {
     const { plans, failures } = planPlacements([n], [constrained, ...plain]);
     expect(failures.get('constrained')).toMatch(/^scheduling its tasks failed: /);
     expect(plans.get('plain')!.map((op) => written(op).node_id)).toEqual(['n1', 'n1']);
+  });
+
+  it('places at most the limit per pass, the first pending tasks, and counts the others as deferred', () => {
+    const pending = [1, 2, 3].map((i) => pendingTask(`p-${i}`, { service: 'plain', slot: i }));
+    const { plans, deferred } = planPlacements([node('n1')], pending, 2);
+    expect(plans.get('plain')!.map((op) => written(op).id)).toEqual(['p-1', 'p-2']);
+    expect(deferred).toBe(1);
   });
 
   it('schedules each service against the placements made before it', () => {

@@ -12,6 +12,14 @@ describe('replicated orchestrator', () => {
     expect(plan.update).toEqual([]);
   });
 
+  it('fills at most the budget of empty slots, lowest first, and asks to run again at once', () => {
+    const s = service(5);
+    const plan = reconcileReplicated(s, [task(s, 2, 'RUNNING')], NOW, 2);
+    expect(plan.create.map((t) => t.slot).sort()).toEqual([1, 3]);
+    expect(plan.wakeAt).toBe(NOW);
+    expect(reconcileReplicated(s, [task(s, 2, 'RUNNING')], NOW, 4).wakeAt).toBeUndefined();
+  });
+
   it('does nothing when every slot has a running task', () => {
     const s = service(2);
     const plan = reconcileReplicated(s, [task(s, 1, 'RUNNING'), task(s, 2, 'RUNNING')], NOW);

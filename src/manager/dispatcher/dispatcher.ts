@@ -6,15 +6,15 @@ import type { SessionMessage } from '../../gen/shoal/v1/SessionMessage';
 import type { SessionRequest__Output } from '../../gen/shoal/v1/SessionRequest';
 import type { LogSubscription } from '../../gen/shoal/v1/LogSubscription';
 import type { PublishLogsMessage__Output } from '../../gen/shoal/v1/PublishLogsMessage';
-import type { TaskStatusUpdate__Output } from '../../gen/shoal/v1/TaskStatusUpdate';
 import { failedPrecondition, failStream, invalidArgument, type ShoalError, toServiceError, unavailable } from '../../common/errors';
 import { requireRole } from '../../ca/authz';
 import type { SessionRegistry } from './sessions';
 import { type Change, changedTasks, type StoreCache } from '../store/cache';
 import type { Logger } from '../../common/logger';
 import { newId, now, publishesPorts, rank } from '../../common/tasks';
-import type { Op, Store } from '../store/store';
+import type { Store } from '../store/store';
 import { diffAssignments } from './assignments';
+import { type NodeReports, statusWrites } from './status-writes';
 import type { StoredRegistryAuth } from '../registry-auth';
 import type { RegistryAuth } from '../../gen/shoal/v1/RegistryAuth';
 import type { Network__Output } from '../../gen/shoal/v1/Network';
@@ -27,6 +27,12 @@ export const HEARTBEAT_PERIOD_MS = 5000;
 // A node is down after missing this many heartbeats in a row.
 export const HEARTBEAT_MISSES = 3;
 const PUSH_DEBOUNCE_MS = 2;
+/**
+ * A node is sent changes at most this often: a scale-up placed in batches of a few thousand tasks
+ * over a thousand nodes touches every node in every batch, and a message per node and batch (and a
+ * status report back for each) cost both sides far more than the few tasks each carried.
+ */
+const PUSH_INTERVAL_MS = 250;
 const STATUS_RETRIES = 5;
 
 interface Session {
@@ -38,6 +44,8 @@ interface Session {
   sentTasks: Map<string, string> | undefined;
   sentNetworks: string;
   sentMeta: string;
+  /** When this session was last written to (ms). */
+  pushedAt: number;
 }
 
 /** Kinds whose change may change what some worker must be told. */
@@ -57,6 +65,8 @@ export class Dispatcher {
   private readonly logListeners = new Map<string, LogListener>();
   private unwatch: (() => void) | undefined;
   private pushTimer: NodeJS.Timeout | undefined;
+  /** The push of nodes held back by PUSH_INTERVAL_MS. */
+  private heldTimer: NodeJS.Timeout | undefined;
   private reaper: NodeJS.Timeout | undefined;
   /**
    * Nodes whose task set changed since the last push, or every node: a change to anything but
@@ -67,6 +77,9 @@ export class Dispatcher {
   private allDirty = true;
   /** The overlay index of the last push to every node; tasks off every network do not change it. */
   private index: NetworkIndex | undefined;
+  /** Status reports waiting for the next write, with their calls to answer once it is made. */
+  private statusQueue: { reports: NodeReports; done: (err: ShoalError | null) => void }[] = [];
+  private writingStatus = false;
 
   constructor(
     private readonly store: Store,
@@ -78,9 +91,9 @@ export class Dispatcher {
   ) {}
 
   async start(): Promise<void> {
-    this.unwatch = this.cache.onChange((kind, _id, change) => {
+    this.unwatch = this.cache.onChange((kind, id, change) => {
       if (!PUSH_KINDS.includes(kind)) return;
-      this.markDirty(kind, change);
+      this.markDirty(kind, id, change);
       this.schedulePush();
     });
     this.reaper = setInterval(() => void this.expireSessions(), HEARTBEAT_PERIOD_MS);
@@ -90,6 +103,7 @@ export class Dispatcher {
   async stop(): Promise<void> {
     if (this.reaper) clearInterval(this.reaper);
     if (this.pushTimer) clearTimeout(this.pushTimer);
+    if (this.heldTimer) clearTimeout(this.heldTimer);
     this.unwatch?.();
     for (const s of this.sessions.values()) s.call.end();
     this.sessions.clear();
@@ -124,10 +138,11 @@ export class Dispatcher {
         } catch (err) {
           return cb(toServiceError(err));
         }
-        this.applyStatus(s.nodeId, call.request.updates).then(
-          () => cb(null, {}),
-          (err) => cb(toServiceError(err)),
-        );
+        this.statusQueue.push({ reports: { nodeId: s.nodeId, updates: call.request.updates }, done: (err) => (err ? cb(toServiceError(err)) : cb(null, {})) });
+        if (!this.writingStatus) {
+          this.writingStatus = true;
+          setImmediate(() => void this.writeStatus());
+        }
       },
       PublishLogs: (call, cb) => {
         try {
@@ -183,11 +198,14 @@ export class Dispatcher {
 
   private async openSession(nodeId: string, call: ServerWritableStream<SessionRequest__Output, SessionMessage>): Promise<void> {
     const { description } = call.request;
-    const session: Session = { id: newId(), nodeId, call, lastHeartbeat: Date.now(), sentTasks: undefined, sentNetworks: '', sentMeta: '' };
-    const known = await this.store.get<Node__Output>('nodes', nodeId).then(
-      (n) => n !== null,
-      () => true,
-    );
+    const session: Session = { id: newId(), nodeId, call, lastHeartbeat: Date.now(), sentTasks: undefined, sentNetworks: '', sentMeta: '', pushedAt: 0 };
+    // The cache knows every node but one that joined a moment ago; etcd is asked only then.
+    const known =
+      this.cache.get<Node__Output>('nodes', nodeId) !== undefined ||
+      (await this.store.get<Node__Output>('nodes', nodeId).then(
+        (n) => n !== null,
+        () => true,
+      ));
     if (!known) {
       // A certificate outlives `node rm`: tell the node it was removed, so it stops and forgets the cluster.
       call.write({ session_id: session.id, heartbeat_period_ms: HEARTBEAT_PERIOD_MS, removed: true, managers: [] });
@@ -227,7 +245,12 @@ export class Dispatcher {
     await this.pushAssignments();
   }
 
-  private markDirty(kind: string, change: Change | undefined): void {
+  private markDirty(kind: string, id: string, change: Change | undefined): void {
+    // Joins and session opens change one node each: with every node pushed on each, a thousand joins were quadratic.
+    if (kind === 'nodes' && change && !newsToOthers(change)) {
+      this.dirty.add(id);
+      return;
+    }
     const tasks = changedTasks(change);
     if (kind !== 'tasks' || !tasks.length || tasks.some(networked)) this.allDirty = true;
     else for (const t of tasks) this.dirty.add(t.node_id);
@@ -273,7 +296,15 @@ export class Dispatcher {
     }
     const index = this.index!;
     const sessions = all ? [...this.sessions.values()] : [...dirty].flatMap((id) => this.sessions.get(id) ?? []);
+    const nowMs = Date.now();
+    let holdMs = Infinity;
     for (const s of sessions) {
+      const wait = s.pushedAt + PUSH_INTERVAL_MS - nowMs;
+      if (wait > 0) {
+        this.dirty.add(s.nodeId);
+        holdMs = Math.min(holdMs, wait);
+        continue;
+      }
       // A global task names its node from birth, but is the node's only once the scheduler has checked it fits.
       const set = this.cache.tasksOfNode(s.nodeId).filter((t) => rank(t.status!.state) >= rank('ASSIGNED') && addressed(t, index));
       const networks = nodeNetworks(s.nodeId, set, index);
@@ -299,6 +330,7 @@ export class Dispatcher {
       s.sentTasks = next;
       s.sentMeta = meta;
       s.sentNetworks = networksKey;
+      s.pushedAt = nowMs;
       written++;
       const overlay = networksChanged ? { networks } : {};
       s.call.write({
@@ -312,29 +344,45 @@ export class Dispatcher {
         removed: !node,
       });
     }
+    if (holdMs < Infinity && !this.heldTimer) {
+      this.heldTimer = setTimeout(() => {
+        this.heldTimer = undefined;
+        this.schedulePush();
+      }, holdMs);
+    }
     if (written) this.log.debug({ nodes: written, ms: Math.round(performance.now() - began) }, 'assignments pushed');
   }
 
   /**
-   * Writes status reports that move tasks forward, in one transaction. Tasks are read from the
-   * cache; a conflict means it was behind, and the retry reads those tasks from etcd itself.
+   * Writes the reports of every node queued so far together, then those that came meanwhile, until
+   * none wait: under load one write carries many nodes' reports in a few transactions, where a
+   * write per call was a transaction per node and report.
    */
-  private async applyStatus(nodeId: string, updates: TaskStatusUpdate__Output[]): Promise<void> {
+  private async writeStatus(): Promise<void> {
+    while (this.statusQueue.length) {
+      const batch = this.statusQueue;
+      this.statusQueue = [];
+      const err = await this.commitStatus(batch.map((b) => b.reports)).then(
+        () => null,
+        (e: ShoalError) => e,
+      );
+      for (const b of batch) b.done(err);
+    }
+    this.writingStatus = false;
+  }
+
+  /**
+   * Tasks are read from the cache; a conflict means it was behind, and the retry reads it once it
+   * shows everything etcd had applied.
+   */
+  private async commitStatus(reports: NodeReports[]): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      const read = (id: string) => (attempt ? this.store.get<Task__Output>('tasks', id) : Promise.resolve(this.cache.get<Task__Output>('tasks', id) ?? null));
-      const ops: Op[] = [];
-      for (const u of updates) {
-        const t = await read(u.task_id);
-        if (!t || t.node_id !== nodeId || !u.status) continue;
-        if (rank(u.status.state) <= rank(t.status!.state)) continue;
-        const obj: Task__Output = { ...t, status: u.status };
-        ops.push({ type: 'update', kind: 'tasks', obj });
-      }
       try {
-        await this.store.commit(ops);
+        await this.store.commit(statusWrites(reports, (id) => this.cache.get<Task__Output>('tasks', id)));
         return;
       } catch (err) {
         if (attempt >= STATUS_RETRIES || (err as ShoalError).code !== status.ABORTED) throw err;
+        await this.cache.caughtUp();
       }
     }
   }
@@ -343,6 +391,7 @@ export class Dispatcher {
     const deadline = Date.now() - HEARTBEAT_PERIOD_MS * HEARTBEAT_MISSES;
     for (const s of [...this.sessions.values()]) {
       if (s.lastHeartbeat >= deadline) continue;
+      this.log.warn({ nodeId: s.nodeId, silentMs: Date.now() - s.lastHeartbeat }, 'node missed its heartbeats; marking it down');
       this.sessions.delete(s.nodeId);
       s.call.end();
       await this.closeSession(s, 'heartbeat failure');
@@ -378,12 +427,17 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * The first try changes the node as the cache holds it, the others as etcd does: under load each
+   * read from etcd was a round trip more in a session's opening, which nodes gave up waiting for.
+   */
   private async markNode(nodeId: string, change: (n: Node__Output) => Node__Output): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      const node = await this.store.get<Node__Output>('nodes', nodeId);
+      const node = (attempt === 0 && this.cache.get<Node__Output>('nodes', nodeId)) || (await this.store.get<Node__Output>('nodes', nodeId));
       if (!node) throw failedPrecondition(`node ${nodeId} is not part of this cluster`);
       try {
-        await this.store.commit([{ type: 'update', kind: 'nodes', obj: change(node) }]);
+        // A copy: commit sets the new version on what it writes, and the cache's objects are shared.
+        await this.store.commit([{ type: 'update', kind: 'nodes', obj: { ...change(node) } }]);
         return;
       } catch (err) {
         if (attempt >= STATUS_RETRIES) throw err;
@@ -394,6 +448,18 @@ export class Dispatcher {
 
 /** A task on an overlay network (the ingress network too, when it publishes ports): its change may change other nodes' overlay state. */
 const networked = (t: Task__Output) => (t.spec?.networks?.length ?? 0) > 0 || publishesPorts(t.endpoint);
+
+/**
+ * Whether a node's change may change what other nodes are told: the manager list (its role or
+ * cluster address), or the overlay peers (its address; its removal). A new worker is news only to itself.
+ */
+function newsToOthers(change: Change): boolean {
+  const before = change.before as Node__Output | undefined;
+  const after = change.after as Node__Output | undefined;
+  if (!after) return true;
+  if (!before) return after.spec?.role === 'manager';
+  return before.spec?.role !== after.spec?.role || before.manager_status?.addr !== after.manager_status?.addr || before.status?.addr !== after.status?.addr;
+}
 
 /** host:port of every manager's cluster endpoint, in a stable order. */
 export function managerAddrs(nodes: Node__Output[]): string[] {

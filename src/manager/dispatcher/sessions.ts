@@ -65,7 +65,9 @@ export class SessionRegistry {
   private async recordAll(): Promise<void> {
     const lease = this.lease!;
     await lease.put(`${MANAGERS_ALIVE}${this.managerId}`).value('1').exec();
-    for (const [nodeId, sessionId] of this.held) await lease.put(`${SESSIONS}${nodeId}`).value(this.marker(sessionId)).exec();
+    // All at once: one after the other, a thousand sessions took longer than the reaper's grace,
+    // and nodes whose sessions were alive were marked down and their tasks replaced.
+    await Promise.all([...this.held].map(([nodeId, sessionId]) => lease.put(`${SESSIONS}${nodeId}`).value(this.marker(sessionId)).exec()));
   }
 
   /** Records that this manager now holds the node's session. */

@@ -17,16 +17,25 @@ export interface ServicePlans {
 }
 
 /**
+ * Slots filled from nothing per pass, over every service: a scale-up of 100,000 replicas planned,
+ * encoded and written in one go held the manager's only thread for seconds (its etcd leases
+ * lapsed), and left the scheduler nothing to place until it was all written.
+ */
+export const NEW_SLOTS_PER_PASS = 2000;
+
+/**
  * Plans every service on its own, so that one whose plan throws, or whose stored replica count
  * is past the bound (stored before the bound, or written around the API), gets a failure and
- * the others are planned as usual. Pure.
+ * the others are planned as usual. At most `newSlots` empty slots are filled, the services in
+ * order; the plans of those left over wake at once. Pure.
  */
-export function planServices(services: Service__Output[], tasks: Task__Output[], nodes: Node__Output[], nowMs: number): ServicePlans {
+export function planServices(services: Service__Output[], tasks: Task__Output[], nodes: Node__Output[], nowMs: number, newSlots = Infinity): ServicePlans {
   const byService = new Map<string, Task__Output[]>(services.map((s) => [s.id, []]));
   const orphans: Task__Output[] = [];
   for (const t of tasks) (byService.get(t.service_id) ?? orphans).push(t);
 
   const result: ServicePlans = { plans: new Map(), failures: new Map() };
+  let budget = newSlots;
   for (const s of services) {
     const replicas = s.spec?.mode?.replicated?.replicas ?? 0;
     if (replicas > MAX_REPLICAS) {
@@ -35,7 +44,9 @@ export function planServices(services: Service__Output[], tasks: Task__Output[],
     }
     const own = byService.get(s.id)!;
     try {
-      result.plans.set(s.id, s.spec!.mode!.global ? reconcileGlobal(s, nodes, own, nowMs) : reconcileReplicatedOnNodes(s, own, nodes, nowMs));
+      const plan = s.spec!.mode!.global ? reconcileGlobal(s, nodes, own, nowMs) : reconcileReplicatedOnNodes(s, own, nodes, nowMs, budget);
+      budget = Math.max(0, budget - plan.create.length);
+      result.plans.set(s.id, plan);
     } catch (err) {
       result.failures.set(s.id, `planning its tasks failed: ${messageOf(err)}`);
     }
@@ -117,7 +128,7 @@ export async function orchestrate(cache: StoreCache, log: Logger, scope = new Se
   const services = scoped === 'all' ? cache.services() : [...scoped].flatMap((id) => cache.get<Service__Output>('services', id) ?? []);
   // A removed service's id is in scope too: its tasks are planned as orphans.
   const tasks = scoped === 'all' ? cache.tasks() : [...scoped].flatMap((id) => cache.tasksOfService(id));
-  const { plans, failures } = planServices(services, tasks, cache.nodes(), now);
+  const { plans, failures } = planServices(services, tasks, cache.nodes(), now, NEW_SLOTS_PER_PASS);
   let wakeAt: number | undefined;
   let retry = failures.size > 0;
   for (const [serviceId, plan] of plans) {

@@ -28,13 +28,21 @@ export interface Plan {
  * empty slot, so no replacement is made — that is how restart-condition none / on-failure /
  * max-attempts stay satisfied. Tasks made from another spec are replaced as the rolling update
  * decides (decideUpdate); a change of the replica count alone leaves running tasks alone.
+ * At most `newSlots` slots that hold no task yet get one in this plan.
  */
-export function reconcileReplicated(service: Service__Output, tasks: Task__Output[], nowMs: number): Plan {
+export function reconcileReplicated(service: Service__Output, tasks: Task__Output[], nowMs: number, newSlots = Infinity): Plan {
   const replicas = service.spec?.mode?.replicated?.replicas ?? 0;
   const slots = groupBySlot(tasks);
-  for (let slot = 1; slot <= replicas; slot++) if (!slots.has(slot)) slots.set(slot, []);
+  let deferred = false;
+  for (let slot = 1, fresh = 0; slot <= replicas; slot++) {
+    if (slots.has(slot)) continue;
+    if (fresh++ < newSlots) slots.set(slot, []);
+    else deferred = true;
+  }
   const kept = new Map([...slots].filter(([slot]) => slot <= replicas).map(([slot, list]) => [String(slot), list]));
   const { plan, update } = startPlan(service, kept, nowMs);
+  // Slots past the budget are as if the service had fewer replicas for now; the next pass fills them.
+  if (deferred) plan.wakeAt = Math.min(plan.wakeAt ?? Infinity, nowMs);
   if (!update) return plan;
 
   for (const [slot, slotTasks] of slots) {
@@ -219,7 +227,7 @@ function newTask(service: Service__Output, place: SlotPlace, restartTimes: strin
  * agent reports when it has. Neither counts as live again, so the service never settles with
  * more than its replicas.
  */
-export function reconcileReplicatedOnNodes(service: Service__Output, tasks: Task__Output[], nodes: Node__Output[], nowMs: number): Plan {
+export function reconcileReplicatedOnNodes(service: Service__Output, tasks: Task__Output[], nodes: Node__Output[], nowMs: number, newSlots = Infinity): Plan {
   const nodeById = new Map(nodes.map((n) => [n.id, n]));
   const released = new Map<string, Task__Output>();
   for (const t of tasks) {
@@ -228,7 +236,7 @@ export function reconcileReplicatedOnNodes(service: Service__Output, tasks: Task
     if (!node || node.status?.state === 'NODE_DOWN') released.set(t.id, orphaned(t, node ? 'its node is down' : 'its node was removed', nowMs));
     else if (node.spec?.availability === 'drain') released.set(t.id, withDesired(t, 'SHUTDOWN'));
   }
-  const plan = reconcileReplicated(service, released.size ? tasks.map((t) => released.get(t.id) ?? t) : tasks, nowMs);
+  const plan = reconcileReplicated(service, released.size ? tasks.map((t) => released.get(t.id) ?? t) : tasks, nowMs, newSlots);
   // One transaction may not both change and delete a key: a released task the history drops just goes.
   const removed = new Set(plan.remove.map((t) => t.id));
   plan.update.unshift(...[...released.values()].filter((t) => !removed.has(t.id)));

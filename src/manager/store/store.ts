@@ -169,8 +169,18 @@ export class Store {
    * one answer for a whole store of 100,000 tasks (45 MB) is past what a gRPC client takes.
    */
   async range(prefix: string): Promise<{ kvs: IKeyValue[]; revision: number }> {
-    const end = prefixEnd(prefix);
     const kvs: IKeyValue[] = [];
+    let revision = 0;
+    for await (const page of this.pages(prefix)) {
+      kvs.push(...page.kvs);
+      revision = page.revision;
+    }
+    return { kvs, revision };
+  }
+
+  /** range() a page at a time, for a reader that works through each before the next arrives. */
+  async *pages(prefix: string): AsyncGenerator<{ kvs: IKeyValue[]; revision: number }> {
+    const end = prefixEnd(prefix);
     let start: Buffer = Buffer.from(prefix);
     let revision: number | undefined;
     for (;;) {
@@ -179,8 +189,8 @@ export class Store {
         throw storeError(err);
       });
       revision ??= Number(res.header.revision);
-      kvs.push(...res.kvs);
-      if (!res.more || !res.kvs.length) return { kvs, revision };
+      yield { kvs: res.kvs, revision };
+      if (!res.more || !res.kvs.length) return;
       start = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]);
     }
   }
