@@ -21,7 +21,8 @@ describe('changesPlacement', () => {
 
   it('is not news when a placed task reports progress, or an unplaceable one gets its reason again', () => {
     expect(changesPlacement({ before: assigned, after: at(assigned, 'RUNNING') })).toBe(false);
-    expect(changesPlacement({ before: pending, after: { ...pending, schedule_error: 'no suitable node' } })).toBe(false);
+    const unplaceable: Task__Output = { ...pending, schedule_error: 'no suitable node' };
+    expect(changesPlacement({ before: pending, after: unplaceable })).toBe(false);
     expect(changesPlacement({ before: at(assigned, 'FAILED') })).toBe(false);
   });
 });
