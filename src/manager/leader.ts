@@ -1,6 +1,5 @@
 import type { Campaign, Etcd3 } from 'etcd3';
 import type { Logger } from '../common/logger';
-import type { Task__Output } from '../gen/shoal/v1/Task';
 import { settleWithin, STOP_COURTESY_MS } from '../common/settle';
 import { allocate } from './allocator/pass';
 import { Compactor } from './compactor';
