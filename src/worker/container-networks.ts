@@ -65,8 +65,6 @@ interface LocalContainer {
  */
 export class ContainerNetworks implements NetworkAttacher {
   private state: NodeNetworks__Output | undefined;
-  /** The state as last set, serialized: the dispatcher sends it with every push, mostly unchanged. */
-  private stateText: string | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   /** The VIP ruleset last written into each namespace, so an unchanged one is not written again. */
   private readonly written = new Map<string, { ns: number; ruleset: string }>();
@@ -97,11 +95,6 @@ export class ContainerNetworks implements NetworkAttacher {
 
   /** The overlay state from the dispatcher; the node is converged to it. */
   setState(state: NodeNetworks__Output): void {
-    // The same state again changes nothing to converge to (a converge reads iproute2, iptables and
-    // nft, a dozen processes); the node's own changes (attach, release) converge by themselves.
-    const text = JSON.stringify(state);
-    if (text === this.stateText) return;
-    this.stateText = text;
     this.state = state;
     this.dns.setState(state);
     this.rebalance();
@@ -168,7 +161,6 @@ export class ContainerNetworks implements NetworkAttacher {
   removeAll(): Promise<void> {
     // With no state, a balancer pass writes nothing: none under way can make the node's table again.
     this.state = undefined;
-    this.stateText = undefined;
     return this.serial(async () => {
       await this.balancers.run();
       for (const id of this.local()) await this.removeNetns(id);
