@@ -11,6 +11,7 @@ import { unary } from '../common/grpc-handlers';
 import { newId, now, taskName, wantsRunning } from '../common/tasks';
 import type { NodeLogs } from './dispatcher/node-logs';
 import type { Op, Store, Versioned } from './store/store';
+import type { StoreCache } from './store/cache';
 import type { StoredRegistryAuth } from './registry-auth';
 import { validateServiceSpec } from './validate';
 import { rolledBack } from './orchestrator/update';
@@ -19,7 +20,6 @@ import type { RegistryAuth as RegistryAuthMsg } from '../gen/shoal/v1/RegistryAu
 import type { RegistryAuth } from '../images/registry/registries';
 import { parseReference } from '../images/reference';
 import type { Network__Output } from '../gen/shoal/v1/Network';
-import type { Node__Output } from '../gen/shoal/v1/Node';
 import type { ServiceVips__Output } from '../gen/shoal/v1/ServiceVips';
 import type { PortConfig__Output } from '../gen/shoal/v1/PortConfig';
 import type { TaskNetworks__Output } from '../gen/shoal/v1/TaskNetworks';
@@ -51,6 +51,12 @@ export type ClusterHandlers = Pick<
 export class ControlApi {
   constructor(
     private readonly store: Store,
+    /**
+     * This manager's watch-fed copy of the store, which the listings read once it has caught up
+     * with etcd: a CLI waiting on a service polls them, and listing every task from etcd per poll
+     * cost more than the orchestration it was waiting for (45 MB a poll at 100,000 tasks).
+     */
+    private readonly cache: StoreCache,
     private readonly nodeLogs: NodeLogs,
     /** Resolves image tags to digests at create and update; absent, tags are stored as given. */
     private readonly pinImage?: ImagePinner,
@@ -263,8 +269,16 @@ export class ControlApi {
     return { id: service.id };
   }
 
+  /** The cache, once it shows every write etcd had applied when called: a read as fresh as one from etcd. */
+  private async fresh(): Promise<StoreCache> {
+    await this.cache.caughtUp();
+    return this.cache;
+  }
+
   private async listServices() {
-    const [services, tasks] = await Promise.all([this.store.list<Service__Output>('services'), this.store.list<Task__Output>('tasks')]);
+    const cache = await this.fresh();
+    const services = cache.services();
+    const tasks = cache.tasks();
     const running = new Map<string, number>();
     // A global service wants one task per eligible node: the orchestrator keeps exactly those live.
     const live = new Map<string, number>();
@@ -284,15 +298,15 @@ export class ControlApi {
 
   private async listTasks(serviceRef: string, nodeId: string) {
     const serviceId = serviceRef ? (await this.findService(serviceRef)).id : '';
-    const tasks = (await this.store.list<Task__Output>('tasks')).filter(
+    const cache = await this.fresh();
+    const tasks = (serviceId ? cache.tasksOfService(serviceId) : nodeId ? cache.tasksOfNode(nodeId) : cache.tasks()).filter(
       (t) => (!serviceId || t.service_id === serviceId) && (!nodeId || t.node_id === nodeId),
     );
     tasks.sort(
       (a, b) =>
         a.service_name.localeCompare(b.service_name) || a.slot - b.slot || b.created_at.localeCompare(a.created_at) || a.id.localeCompare(b.id),
     );
-    const listed = new Set(tasks.map((t) => t.id));
-    const task_networks = (await this.store.list<TaskNetworks__Output>('task-networks')).filter((a) => listed.has(a.id));
+    const task_networks = tasks.map((t) => cache.get<TaskNetworks__Output>('task-networks', t.id)).filter((a) => a !== undefined);
     return { tasks, task_networks };
   }
 
@@ -307,11 +321,12 @@ export class ControlApi {
     call.on('cancelled', stop);
     try {
       const service = await this.findService(call.request.service);
-      const tasks = (await this.store.list<Task__Output>('tasks')).filter((t) => t.service_id === service.id && t.node_id);
+      const cache = await this.fresh();
+      const tasks = cache.tasksOfService(service.id).filter((t) => t.node_id);
       const byNode = new Map<string, Task__Output[]>();
       for (const t of tasks) byNode.set(t.node_id, [...(byNode.get(t.node_id) ?? []), t]);
       // Docker's prefix, `web.2.<task id>@<node>`: which replica, and on which host it runs.
-      const hosts = new Map((await this.store.list<Node__Output>('nodes')).map((n) => [n.id, n.description?.hostname || n.id]));
+      const hosts = new Map(cache.nodes().map((n) => [n.id, n.description?.hostname || n.id]));
       const names = new Map(tasks.map((t) => [t.id, `${taskName(t)}.${t.id}@${hosts.get(t.node_id) ?? t.node_id}`]));
       let open = byNode.size;
       if (!open) return void call.end();

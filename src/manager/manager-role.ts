@@ -132,7 +132,7 @@ export class ManagerRole {
       sessions,
       dispatcher,
       leadership,
-      new ControlApi(store, new NodeLogs(dispatcher, sessions, cache, opts.peerCredentials), opts.pinImage),
+      new ControlApi(store, cache, new NodeLogs(dispatcher, sessions, cache, opts.peerCredentials), opts.pinImage),
       new NodeApi(store, etcd, log.child({ component: 'nodes' })),
       new ClusterApi(store, opts.clusterId, opts.clusterAddr),
       new NodeCaApi(store, cache, etcd, opts.clusterId, log.child({ component: 'ca' })),

@@ -8,6 +8,7 @@ import { ControlApi } from '../../src/manager/control-api';
 import type { NodeLogs } from '../../src/manager/dispatcher/node-logs';
 import { DYNAMIC_PORTS, hostPortUsers, planPortClaims, type PortClaim } from '../../src/manager/published-ports';
 import { rolledBack } from '../../src/manager/orchestrator/update';
+import type { StoreCache } from '../../src/manager/store/cache';
 import { service } from '../fixtures';
 import { useEtcdStore } from '../helpers/etcd';
 
@@ -118,7 +119,7 @@ const spec = (name: string, ports: PortConfig__Output[]): ServiceSpec => ({
 
 describe('the control API with published ports (real etcd)', () => {
   const ctx = useEtcdStore();
-  const api = () => new ControlApi(ctx.store, {} as NodeLogs).handlers();
+  const api = () => new ControlApi(ctx.store, {} as StoreCache, {} as NodeLogs).handlers();
   const create = (name: string, ...ports: PortConfig__Output[]) => call<ServiceResponse__Output>(api().CreateService, { spec: spec(name, ports) });
   const claims = async () => (await ctx.store.list<PortClaim>('published-ports')).map((c) => [c.id, c.service_id]);
   const names = async () => (await ctx.store.list<Service__Output>('services')).map((s) => s.spec!.name).sort();
