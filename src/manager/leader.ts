@@ -3,7 +3,7 @@ import type { Logger } from '../common/logger';
 import { settleWithin, STOP_COURTESY_MS } from '../common/settle';
 import { allocate } from './allocator/pass';
 import { Compactor } from './compactor';
-import { orchestrate, ServiceScope } from './orchestrator/pass';
+import { changesOrchestration, orchestrate, ServiceScope } from './orchestrator/pass';
 import { ReconcileLoop } from './reconcile-loop';
 import { Reaper } from './reaper';
 import { changesPlacement, schedulePending } from './scheduling';
@@ -138,7 +138,7 @@ export class Leadership {
   /** Runs after the cache applied the change, so the pass it kicks sees it. */
   private onChange(kind: Kind | 'reload', id: string, change?: Change): void {
     if (!this.leader) return;
-    if (kind === 'services' || kind === 'tasks' || kind === 'nodes' || kind === 'reload') {
+    if (kind === 'services' || kind === 'nodes' || kind === 'reload' || (kind === 'tasks' && changesOrchestration(change))) {
       this.scopeOrchestrator(kind, id, change);
       this.orchestrator.kick();
     }

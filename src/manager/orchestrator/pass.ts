@@ -3,9 +3,10 @@ import type { Service__Output } from '../../gen/shoal/v1/Service';
 import type { Task__Output } from '../../gen/shoal/v1/Task';
 import type { Logger } from '../../common/logger';
 import { FAILED_SERVICE_RETRY_MS, isConflict, messageOf, reportConvergence } from '../convergence-errors';
-import type { StoreCache } from '../store/cache';
+import type { Change, StoreCache } from '../store/cache';
 import type { Op } from '../store/store';
 import { MAX_REPLICAS } from '../validate';
+import { isTerminal, rank } from '../../common/tasks';
 import { reconcileGlobal } from './global';
 import { reconcileOrphanedTasks, reconcileReplicatedOnNodes, type Plan } from './replicated';
 
@@ -77,6 +78,24 @@ export const FULL_PASS_MS = 10_000;
  * failure, or FULL_PASS_MS) every one. A task's status report then costs a pass over its own
  * service, not over every task of the cluster.
  */
+/**
+ * What of a task the orchestrator's plans read: its slot, version and desired state, its node, and
+ * whether it is yet to be placed, on its node, running, or ended (and how). A change that leaves
+ * this as it was (a task reported preparing, a new message) cannot change a plan; a pass over the
+ * service's tasks for each of them was most of the orchestrator's work in a scale-up.
+ */
+function orchestrationRole(t: Task__Output): string {
+  const state = t.status!.state;
+  const phase = state === 'RUNNING' || isTerminal(state) ? state : rank(state) < rank('ASSIGNED') ? 'unplaced' : 'placed';
+  return `${t.desired_state} ${t.spec_version} ${t.slot} ${t.node_id} ${phase}`;
+}
+
+/** Whether a change of kind 'tasks' may change what the orchestrator plans for the task's service. */
+export function changesOrchestration(change: Change | undefined): boolean {
+  const [before, after] = [change?.before, change?.after] as (Task__Output | undefined)[];
+  return !before || !after || orchestrationRole(before) !== orchestrationRole(after);
+}
+
 export class ServiceScope {
   private ids = new Set<string>();
   private all = true;
