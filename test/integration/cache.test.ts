@@ -111,6 +111,15 @@ describe('store cache (real etcd)', () => {
     expect(cache.currentRevision).toBeGreaterThanOrEqual(t.version);
   });
 
+  it('catches up with writes outside its prefix (a manager campaigning) without waiting for a write under it', async () => {
+    await etcd.client.put('election/shoal/leader/campaigner').value('m2');
+    const { header } = await etcd.client.get('election/shoal/leader/campaigner').exec();
+    // A watch of the prefix alone never reached that revision: the wait gave up, "the cluster store cache is behind".
+    await expect(cache.caughtUp()).resolves.toBeUndefined();
+    expect(cache.currentRevision).toBeGreaterThanOrEqual(Number(header.revision));
+    expect(changes.filter((c) => c.includes('election') || c.includes('campaigner'))).toEqual([]);
+  });
+
   it('loads everything again on refresh, as fresh as a read', async () => {
     const reloads = changes.filter((c) => c === 'reload/').length;
     await new Store(etcd.client).commit([create('tasks', task(svc, 5, 'PENDING', { id: 'just-written' }))]);

@@ -217,8 +217,10 @@ export class StoreCache {
     this.snapshot = snapshot;
     this.revision = Math.max(this.revision, revision);
     // The watch resumes right after the snapshot's revision; its listeners are on before it
-    // connects, so no response can come before them.
-    const watcher = this.store.etcd.watch().prefix(ROOT).startRevision(String(revision + 1)).watcher();
+    // connects, so no response can come before them. It covers every key, not only ROOT: a write
+    // elsewhere (a manager's election key) moves etcd's revision too, and caughtUp() waits for
+    // that revision, which a watch of ROOT alone would not reach until the next write under it.
+    const watcher = this.store.etcd.watch().prefix('').startRevision(String(revision + 1)).watcher();
     this.watcher = watcher;
     let connected = false;
     const ready = new Promise<void>((resolve, reject) => {
@@ -271,7 +273,9 @@ export class StoreCache {
     if (watcher !== this.watcher) return;
     const changed: { kind: Kind; id: string; change: Change }[] = [];
     for (const ev of res.events) {
-      const key = parseKey(ev.kv.key.toString());
+      const name = ev.kv.key.toString();
+      if (!name.startsWith(ROOT)) continue;
+      const key = parseKey(name);
       if (!isKind(key.kind)) continue;
       if (ev.type === 'Put') {
         const before = this.snapshot.put(ev.kv);
