@@ -152,9 +152,25 @@ describe('a cluster of 3 managers and 2 workers', { timeout: 300_000 }, () => {
       expect(lines.every((l) => line.test(l)), lines.join('\n')).toBe(true);
       expect(new Set(lines.map((l) => line.exec(l)![1]))).toEqual(new Set([w4, w5]));
     }
+    // A follower hears from both workers, then from the manager when one of them goes away: it
+    // ends naming that node rather than waiting for ever for lines that will not come.
+    const m = await manager();
+    const heardFrom = new Set<string>();
+    const followed = m.api(
+      (client) =>
+        new Promise<grpc.ServiceError>((resolve, reject) => {
+          const call = client.control.ServiceLogs({ service: 'talk', follow: true, tail: -1, since_ms: 0 });
+          call.on('data', (l: { task_name: string }) => heardFrom.add(l.task_name.split('@')[1]));
+          call.on('error', resolve);
+          call.on('end', () => reject(new Error('the followed logs ended without saying why')));
+        }),
+    );
+    await cluster.waitFor(async () => heardFrom.size === 2, { what: 'the follower to print lines from both workers' });
     await h('h5').kill('SIGKILL');
     try {
-      const m = await manager();
+      const ended = await followed;
+      expect(ended.code).toBe(grpc.status.UNAVAILABLE);
+      expect(ended.details).toMatch(new RegExp(`^node ${w5} (disconnected|missed its heartbeats); its task logs stopped there$`));
       const r = await cluster.waitFor(async () => {
         const res = m.shoal('service', 'logs', 'talk');
         return res.stderr.startsWith(`warning: node ${w5} is down`) && res;

@@ -46,6 +46,8 @@ interface Session {
   sentMeta: string;
   /** When this session was last written to (ms). */
   pushedAt: number;
+  /** The log subscriptions its worker serves: they end with the session. */
+  logSubscriptions: Set<string>;
 }
 
 /** Kinds whose change may change what some worker must be told. */
@@ -182,11 +184,27 @@ export class Dispatcher {
     const s = this.sessions.get(nodeId);
     if (!s) throw unavailable(`node ${nodeId} is not connected, so its task logs cannot be read`);
     this.logListeners.set(sub.id!, listener);
+    s.logSubscriptions.add(sub.id!);
     s.call.write({ session_id: s.id, heartbeat_period_ms: HEARTBEAT_PERIOD_MS, log_subscription: sub });
     return () => {
+      s.logSubscriptions.delete(sub.id!);
       if (!this.logListeners.delete(sub.id!)) return;
       this.sessions.get(nodeId)?.call.write({ session_id: s.id, heartbeat_period_ms: HEARTBEAT_PERIOD_MS, cancel_log_subscription: sub.id });
     };
+  }
+
+  /**
+   * Ends the log subscriptions a session served, saying why: its worker sends no more lines for
+   * them, and a client following the logs would otherwise wait for ever.
+   */
+  private endLogSubscriptions(s: Session, what: string): void {
+    const node = this.cache.get<Node__Output>('nodes', s.nodeId)?.description?.hostname || s.nodeId;
+    for (const id of s.logSubscriptions) {
+      const listener = this.logListeners.get(id);
+      this.logListeners.delete(id);
+      listener?.({ subscription_id: id, lines: [], close: true, err: `node ${node} ${what}; its task logs stopped there` });
+    }
+    s.logSubscriptions.clear();
   }
 
   private currentSession(call: Parameters<typeof requireRole>[0], sessionId: string): Session {
@@ -198,7 +216,7 @@ export class Dispatcher {
 
   private async openSession(nodeId: string, call: ServerWritableStream<SessionRequest__Output, SessionMessage>): Promise<void> {
     const { description } = call.request;
-    const session: Session = { id: newId(), nodeId, call, lastHeartbeat: Date.now(), sentTasks: undefined, sentNetworks: '', sentMeta: '', pushedAt: 0 };
+    const session: Session = { id: newId(), nodeId, call, lastHeartbeat: Date.now(), sentTasks: undefined, sentNetworks: '', sentMeta: '', pushedAt: 0, logSubscriptions: new Set() };
     // The cache knows every node but one that joined a moment ago; etcd is asked only then.
     const known =
       this.cache.get<Node__Output>('nodes', nodeId) !== undefined ||
@@ -229,7 +247,10 @@ export class Dispatcher {
       return;
     }
     const previous = this.sessions.get(nodeId);
-    previous?.call.end();
+    if (previous) {
+      previous.call.end();
+      this.endLogSubscriptions(previous, 'opened a new session');
+    }
     this.sessions.set(nodeId, session);
     this.log.info({ nodeId, sessionId: session.id }, 'worker session opened');
     this.dirty.add(nodeId);
@@ -237,6 +258,7 @@ export class Dispatcher {
       if (this.sessions.get(nodeId) !== session) return;
       this.sessions.delete(nodeId);
       this.log.warn({ nodeId }, 'worker session closed');
+      this.endLogSubscriptions(session, 'disconnected');
       void this.closeSession(session);
     };
     call.on('cancelled', closed);
@@ -394,6 +416,7 @@ export class Dispatcher {
       this.log.warn({ nodeId: s.nodeId, silentMs: Date.now() - s.lastHeartbeat }, 'node missed its heartbeats; marking it down');
       this.sessions.delete(s.nodeId);
       s.call.end();
+      this.endLogSubscriptions(s, 'missed its heartbeats');
       await this.closeSession(s, 'heartbeat failure');
     }
   }
