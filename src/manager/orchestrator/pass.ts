@@ -73,12 +73,6 @@ function opsOf(plan: Plan): Op[] {
 export const FULL_PASS_MS = 10_000;
 
 /**
- * Which services the next orchestrator pass plans: those whose spec or tasks changed, those
- * whose plan asked to be woken and whose time has come, or (after a node changed, a reload, a
- * failure, or FULL_PASS_MS) every one. A task's status report then costs a pass over its own
- * service, not over every task of the cluster.
- */
-/**
  * What of a task the orchestrator's plans read: its slot, version and desired state, its node, and
  * whether it is yet to be placed, on its node, running, or ended (and how). A change that leaves
  * this as it was (a task reported preparing, a new message) cannot change a plan; a pass over the
@@ -96,6 +90,12 @@ export function changesOrchestration(change: Change | undefined): boolean {
   return !before || !after || orchestrationRole(before) !== orchestrationRole(after);
 }
 
+/**
+ * Which services the next orchestrator pass plans: those whose spec or tasks changed, those
+ * whose plan asked to be woken and whose time has come, or (after a node changed, a reload, a
+ * failure, or FULL_PASS_MS) every one. A task's status report then costs a pass over its own
+ * service, not over every task of the cluster.
+ */
 export class ServiceScope {
   private ids = new Set<string>();
   private all = true;
